@@ -1,0 +1,26 @@
+//! Database settings from AWS SSM Parameter Store, for PHP and for the
+//! failover monitor. No PHP in here.
+//!
+//! # Layout
+//! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
+//! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
+//! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
+//! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
+//!   classifying AWS failures.
+//! - [`cache`]: [`ConfigCache`], the process-local moka cache and its TTL policy.
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod error;
+pub mod fetch;
+pub mod parse;
+pub mod secret;
+
+pub use cache::{CachedConfig, ConfigCache, Lookup};
+pub use error::{Error, ErrorKind};
+pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
+pub use parse::{parse_value, DbConfig, Engine, ValueFormat};
+pub use secret::Secret;
+
+/// This crate's version, which the extension reports as its own.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
