@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Local AWS for tests: a moto server plus, in front of it, a small proxy that
+counts requests and can inject faults moto cannot produce.
+
+Used two ways:
+- as a library (``with AwsStack() as aws: aws.ssm.put_parameter(...)``);
+- as a command for shell and PHP test runners::
+
+      python3 tests/support/stack.py --env-file /tmp/aws.env
+
+  starts both on free loopback ports, writes ``AWS_*`` settings (and
+  ``MOTO_URL``, ``PROXY_URL``) to the file, and runs until SIGTERM/SIGINT.
+
+Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
+- ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n, ...}}
+- ``POST /__proxy/reset``   -> zero the counters and clear the fault
+- ``POST /__proxy/fault``   body JSON {"mode": ..., "delay_ms": n} where mode is one of
+  ``none``, ``refuse`` (close the connection at once), ``hang`` (accept, never answer),
+  ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException),
+  ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body).
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REGION = "us-east-1"
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class Moto:
+    """A moto server on a free loopback port, in a temporary folder."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="moto-")
+        env = dict(os.environ, **FAKE_ENV)
+        self.log = open(os.path.join(self.dir, "moto.log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=self.dir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_http(self.url + "/moto-api/")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+class FaultProxy:
+    """Forwards HTTP to moto; counts requests; injects one fault mode at a time."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.total = 0
+        self.fault = {"mode": "none"}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _control(self, body):
+                if self.path == "/__proxy/counts":
+                    with proxy.lock:
+                        data = {"total": proxy.total, "by_target": dict(proxy.counts)}
+                    return self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
+                if self.path == "/__proxy/reset":
+                    with proxy.lock:
+                        proxy.counts.clear()
+                        proxy.total = 0
+                        proxy.fault = {"mode": "none"}
+                    return self._send(200, b"{}")
+                if self.path == "/__proxy/fault":
+                    with proxy.lock:
+                        proxy.fault = json.loads(body or b"{}")
+                    return self._send(200, b"{}")
+                return self._send(404, b"unknown control path")
+
+            def _hard_close(self):
+                # SO_LINGER 0: the peer sees a reset, not an orderly close.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/__proxy/"):
+                    return self._control(body)
+                target = self.headers.get("X-Amz-Target", self.command + " " + self.path.split("?")[0])
+                with proxy.lock:
+                    proxy.total += 1
+                    proxy.counts[target] = proxy.counts.get(target, 0) + 1
+                    fault = dict(proxy.fault)
+                mode = fault.get("mode", "none")
+                if mode == "refuse":
+                    return self._hard_close()
+                if mode == "hang":
+                    time.sleep(fault.get("delay_ms", 30000) / 1000)
+                    return self._hard_close()
+                if mode == "500":
+                    return self._send(500, b'{"__type":"InternalServerError","message":"injected"}',
+                                      {"Content-Type": "application/x-amz-json-1.1"})
+                if mode == "throttle":
+                    return self._send(400, b'{"__type":"ThrottlingException","message":"Rate exceeded"}',
+                                      {"Content-Type": "application/x-amz-json-1.1"})
+                if mode == "garbage":
+                    return self._send(200, b'{"Parameter": {"Value": ', {"Content-Type": "application/x-amz-json-1.1"})
+                if mode == "slow":
+                    time.sleep(fault.get("delay_ms", 1000) / 1000)
+                req = urllib.request.Request(proxy.upstream + self.path, data=body if self.command != "GET" else None,
+                                             method=self.command)
+                for k, v in self.headers.items():
+                    if k.lower() not in ("host", "content-length", "connection"):
+                        req.add_header(k, v)
+                try:
+                    resp = urllib.request.urlopen(req, timeout=30)
+                    status, rbody, rheaders = resp.status, resp.read(), resp.headers
+                except urllib.error.HTTPError as e:
+                    status, rbody, rheaders = e.code, e.read(), e.headers
+                headers = {k: v for k, v in rheaders.items()
+                           if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date")}
+                if mode == "reset":
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(rbody)))
+                    self.end_headers()
+                    self.wfile.write(rbody[: len(rbody) // 2])
+                    self.wfile.flush()
+                    return self._hard_close()
+                return self._send(status, rbody, headers)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AwsStack:
+    """moto + proxy, with boto3 clients that talk to moto directly (uncounted)."""
+
+    def __enter__(self):
+        self.moto = Moto()
+        self.proxy = FaultProxy(self.moto.url)
+        return self
+
+    def __exit__(self, *exc):
+        self.proxy.stop()
+        self.moto.stop()
+
+    def client(self, service):
+        import boto3
+        return boto3.client(service, endpoint_url=self.moto.url, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def env(self):
+        """Settings for a process that should reach AWS through the proxy."""
+        return dict(FAKE_ENV, AWS_ENDPOINT_URL=self.proxy.url, MOTO_URL=self.moto.url, PROXY_URL=self.proxy.url)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env-file", required=True, help="where to write the AWS_* settings (shell syntax)")
+    args = ap.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    with AwsStack() as aws:
+        tmp = args.env_file + ".tmp"
+        with open(tmp, "w") as f:
+            for k, v in aws.env().items():
+                f.write(f"export {k}={v}\n")
+        os.replace(tmp, args.env_file)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()
