@@ -1,0 +1,163 @@
+//! The PHP functions: `ssm_db_config()`, `ssm_db_config_refresh()`, `ssm_db_config_status()`.
+//!
+//! The handlers are raw `extern "C"` functions rather than `#[php_function]`:
+//! the macro's argument parser allocates on every call, and the warm call of
+//! `ssm_db_config()` has a budget of about 100 ns. Argument checking is done
+//! by hand, with the messages PHP itself would give.
+
+use ext_php_rs::args::Arg;
+use ext_php_rs::builders::FunctionBuilder;
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::{ce, ExecuteData};
+use ext_php_rs::boxed::ZBox;
+use ssm_db_config_core::VERSION;
+
+use crate::{error, state};
+
+const IS_NULL: u8 = 1;
+const IS_STRING: u8 = 6;
+
+/// The functions, for the module builder.
+pub fn builders() -> Vec<FunctionBuilder<'static>> {
+    let with_parameter = |name: &'static str, handler| {
+        FunctionBuilder::new(name, handler)
+            .not_required()
+            .arg(Arg::new("parameter", DataType::String).allow_null().default("null"))
+            .returns(DataType::Array, false, false)
+    };
+    vec![
+        with_parameter("ssm_db_config", ssm_db_config as _),
+        with_parameter("ssm_db_config_refresh", ssm_db_config_refresh as _),
+        FunctionBuilder::new("ssm_db_config_status", ssm_db_config_status as _).returns(DataType::Array, false, false),
+    ]
+}
+
+/// Reads the optional `?string $parameter`. `Err` means an error was thrown.
+#[inline(always)]
+fn parameter_arg<'a>(ex: &'a ExecuteData, function: &str) -> Result<Option<&'a [u8]>, ()> {
+    let argc = unsafe { ex.This.u2.num_args };
+    if argc == 0 {
+        return Ok(None);
+    }
+    if argc > 1 {
+        PhpException::new(
+            format!("{function}() expects at most 1 argument, {argc} given"),
+            0,
+            ce::argument_count_error(),
+        )
+        .throw();
+        return Err(());
+    }
+    let zv = unsafe { ex.zend_call_arg(0) }.ok_or(())?;
+    let type_byte = unsafe { zv.u1.type_info } as u8;
+    match type_byte {
+        IS_NULL => Ok(None),
+        IS_STRING => unsafe {
+            let s = zv.value.str_;
+            let bytes = std::slice::from_raw_parts((*s).val.as_ptr().cast::<u8>(), (*s).len);
+            Ok(Some(bytes))
+        },
+        _ => {
+            PhpException::new(
+                format!("{function}(): Argument #1 ($parameter) must be of type ?string, {} given", zv.get_type()),
+                0,
+                ce::type_error(),
+            )
+            .throw();
+            Err(())
+        }
+    }
+}
+
+extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
+    let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
+    let state = state::get();
+    if let Some(array) = state.hot(requested) {
+        unsafe { array.return_into(rv) };
+        return;
+    }
+    match state.serve(requested, false) {
+        Ok(array) => unsafe { array.return_into(rv) },
+        Err(e) => error::throw(&e),
+    }
+}
+
+extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {
+    let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else { return };
+    match state::get().serve(requested, true) {
+        Ok(array) => unsafe { array.return_into(rv) },
+        Err(e) => error::throw(&e),
+    }
+}
+
+extern "C" fn ssm_db_config_status(ex: &mut ExecuteData, rv: &mut Zval) {
+    if unsafe { ex.This.u2.num_args } > 0 {
+        PhpException::new("ssm_db_config_status() expects exactly 0 arguments".into(), 0, ce::argument_count_error())
+            .throw();
+        return;
+    }
+    match status_array() {
+        Ok(ht) => rv.set_hashtable(ht),
+        Err(_) => rv.set_null(),
+    }
+}
+
+/// Everything an admin page needs, and no secret. The keys are documented in
+/// the stub file and README.md.
+pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
+    let state = state::get();
+    let settings = &state.settings;
+    let entry = state.status_entry();
+    let mut ht = ZendHashTable::new();
+    ht.insert("extension_version", VERSION)?;
+    ht.insert("pid", i64::from(std::process::id()))?;
+    ht.insert("parameter", settings.parameter.clone())?;
+    ht.insert("region", state.region.clone().or_else(|| settings.region.clone()).or_else(env_region))?;
+    ht.insert("endpoint_url", settings.endpoint_url.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()))?;
+    ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
+    ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
+    ht.insert("cached", entry.is_some())?;
+    ht.insert("fresh", entry.as_ref().is_some_and(|(_, fresh)| *fresh))?;
+    ht.insert("cached_parameter", entry.as_ref().map(|(e, _)| e.parameter.clone()))?;
+    ht.insert("age_seconds", entry.as_ref().map(|(e, _)| e.age(std::time::Instant::now()).as_secs_f64()))?;
+    ht.insert("version", entry.as_ref().map(|(e, _)| e.version))?;
+    let config = entry.as_ref().map(|(e, _)| &e.config);
+    ht.insert("engine", config.map(|c| c.engine.as_str()))?;
+    ht.insert("host", config.map(|c| c.host.clone()))?;
+    ht.insert("port", config.map(|c| i64::from(c.port)))?;
+    ht.insert("user", config.map(|c| c.user.clone()))?;
+    ht.insert("dbname", config.map(|c| c.dbname.clone()))?;
+    let mut options = ZendHashTable::new();
+    for (k, v) in config.map(|c| c.options.as_slice()).unwrap_or_default() {
+        options.insert(k.as_str(), v.as_str())?;
+    }
+    ht.insert("options", options)?;
+    let c = state.counters;
+    ht.insert("hits", c.hits as i64)?;
+    ht.insert("misses", c.misses as i64)?;
+    ht.insert("fetches", c.fetches as i64)?;
+    ht.insert("errors", c.errors as i64)?;
+    match &state.last_error {
+        None => ht.insert("last_error", Option::<i64>::None)?,
+        Some(e) => {
+            let mut err = ZendHashTable::new();
+            err.insert("kind", e.kind.name())?;
+            err.insert("code", i64::from(e.kind.code()))?;
+            err.insert("message", e.message.as_str())?;
+            ht.insert("last_error", err)?;
+        }
+    }
+    ht.insert("last_fetch_duration_ms", state.last_fetch.map(|(d, _)| d.as_secs_f64() * 1000.0))?;
+    ht.insert(
+        "last_fetch_time",
+        state.last_fetch.and_then(|(_, t)| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()),
+    )?;
+    Ok(ht)
+}
+
+fn env_region() -> Option<String> {
+    std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok()
+}
+

@@ -1,0 +1,143 @@
+//! The array `ssm_db_config()` returns, built once per value and shared.
+//!
+//! A warm call must cost less than a few `getenv()` calls, and building a
+//! fresh 6-entry PHP array takes longer than that on its own. So each value is
+//! turned into one *immutable* array in persistent (malloc) memory, the way
+//! opcache stores literal arrays: PHP never reference-counts it, copies it on
+//! write, and never frees it. Returning it is two stores into the return zval.
+//!
+//! The strings in it are flagged interned for the same reason: a copy of the
+//! array, or `$host = $cfg['DB_HOST']`, shares them without reference counting.
+//! Hence the one rule of this module: a [`FrozenArray`] that may have been
+//! handed to PHP is freed only when no request is running (see
+//! `state::retire` and the module's post-deactivate hook), because a script
+//! may hold pointers into it until its request ends.
+
+use std::ptr;
+
+use ext_php_rs::ffi::{self, zend_string, zval, HashTable};
+use ssm_db_config_core::DbConfig;
+use zeroize::Zeroize;
+
+extern "C" {
+    // Exported by PHP, not part of ext-php-rs's generated bindings.
+    fn _zend_hash_init(ht: *mut HashTable, n_size: u32, destructor: ffi::dtor_func_t, persistent: bool);
+    fn zend_hash_destroy(ht: *mut HashTable);
+}
+
+// Zend/zend_types.h and zend_hash.h (PHP 8.x).
+const IS_LONG: u32 = 4;
+const IS_STRING: u32 = 6;
+const IS_ARRAY: u32 = 7;
+const GC_NOT_COLLECTABLE: u32 = 1 << 4;
+const GC_IMMUTABLE: u32 = 1 << 6;
+const GC_PERSISTENT: u32 = 1 << 7;
+const HASH_FLAG_STATIC_KEYS: u32 = 1 << 4;
+const ZSTR_HEADER: usize = std::mem::offset_of!(zend_string, val);
+
+/// The six keys, interned permanently once (at module startup).
+pub struct Keys([*mut zend_string; 6]);
+
+/// The keys of the returned array, in order.
+pub const KEY_NAMES: [&str; 6] = ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"];
+
+impl Keys {
+    /// Interns the keys. Call during module startup, when interned strings are permanent.
+    pub fn intern() -> Keys {
+        let init = unsafe { ffi::zend_string_init_interned }.expect("zend_string_init_interned is set by the engine");
+        Keys(KEY_NAMES.map(|k| unsafe { init(k.as_ptr().cast(), k.len(), true) }))
+    }
+}
+
+/// An immutable persistent PHP array holding one [`DbConfig`].
+pub struct FrozenArray {
+    ht: *mut HashTable,
+    strings: Vec<*mut zend_string>,
+}
+
+impl FrozenArray {
+    /// Builds the array for `config`.
+    pub fn build(keys: &Keys, config: &DbConfig) -> FrozenArray {
+        let values = [
+            Value::Str(config.host_with_port()),
+            Value::Long(i64::from(config.port)),
+            Value::Str(config.user.clone()),
+            Value::Secret(config.password.expose()),
+            Value::Str(config.dbname.clone()),
+            Value::Str(config.engine.as_str().to_owned()),
+        ];
+        let mut strings = Vec::with_capacity(5);
+        unsafe {
+            let ht = libc::malloc(std::mem::size_of::<HashTable>()).cast::<HashTable>();
+            assert!(!ht.is_null(), "out of memory");
+            _zend_hash_init(ht, 8, None, true);
+            for (key, value) in keys.0.iter().zip(values.iter()) {
+                let mut zv: zval = std::mem::zeroed();
+                match value {
+                    Value::Long(n) => {
+                        zv.value.lval = *n;
+                        zv.u1.type_info = IS_LONG;
+                    }
+                    Value::Str(s) => put_string(&mut zv, s.as_bytes(), &mut strings),
+                    Value::Secret(s) => put_string(&mut zv, s.as_bytes(), &mut strings),
+                }
+                ffi::zend_hash_update(ht, *key, &mut zv);
+            }
+            // What opcache does to the arrays it persists.
+            (*ht).gc.refcount = 2;
+            (*ht).gc.u.type_info = IS_ARRAY | GC_IMMUTABLE | GC_NOT_COLLECTABLE;
+            (*ht).u.flags |= HASH_FLAG_STATIC_KEYS;
+            FrozenArray { ht, strings }
+        }
+    }
+
+    /// Makes `rv` the array, without copying or counting.
+    ///
+    /// # Safety
+    /// `rv` must be a valid return zval, and `self` must outlive the current request.
+    #[inline(always)]
+    pub unsafe fn return_into(&self, rv: *mut zval) {
+        (*rv).value.arr = self.ht;
+        (*rv).u1.type_info = IS_ARRAY;
+    }
+}
+
+enum Value<'a> {
+    Str(String),
+    Secret(&'a str),
+    Long(i64),
+}
+
+unsafe fn put_string(zv: &mut zval, bytes: &[u8], owned: &mut Vec<*mut zend_string>) {
+    let size = (ZSTR_HEADER + bytes.len() + 1 + 7) & !7;
+    let s = libc::malloc(size).cast::<zend_string>();
+    assert!(!s.is_null(), "out of memory");
+    (*s).gc.refcount = 1;
+    (*s).gc.u.type_info = IS_STRING | GC_NOT_COLLECTABLE | GC_IMMUTABLE | GC_PERSISTENT;
+    (*s).h = 0;
+    (*s).len = bytes.len();
+    let val = s.cast::<u8>().add(ZSTR_HEADER);
+    ptr::copy_nonoverlapping(bytes.as_ptr(), val, bytes.len());
+    *val.add(bytes.len()) = 0;
+    zv.value.str_ = s;
+    // An interned string's zval is not reference counted (IS_INTERNED_STRING_EX).
+    zv.u1.type_info = IS_STRING;
+    owned.push(s);
+}
+
+impl Drop for FrozenArray {
+    fn drop(&mut self) {
+        unsafe {
+            // Back to a plain persistent array so that zend_hash_destroy frees
+            // its bucket storage with free(); the elements have no destructor.
+            (*self.ht).gc.u.type_info = IS_ARRAY | GC_PERSISTENT;
+            zend_hash_destroy(self.ht);
+            libc::free(self.ht.cast());
+            for &s in &self.strings {
+                let val = std::slice::from_raw_parts_mut(s.cast::<u8>().add(ZSTR_HEADER), (*s).len);
+                val.zeroize();
+                libc::free(s.cast());
+            }
+        }
+    }
+}
