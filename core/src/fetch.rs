@@ -57,7 +57,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 impl SsmFetcher {
     /// Loads the AWS configuration and builds a client. Needs a tokio runtime.
     pub async fn new(settings: &FetchSettings) -> Result<Self, Error> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
                 .operation_timeout(settings.timeout)
@@ -108,6 +108,16 @@ impl SsmFetcher {
             .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
         Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
     }
+}
+
+/// The SDK's standard retries, with backoff scaled to a budget of seconds:
+/// its default (up to 20 s between attempts) would spend the whole budget
+/// waiting and turn every 5xx into a timeout.
+fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_millis(400))
 }
 
 const NO_REGION: &str =

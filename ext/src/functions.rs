@@ -61,13 +61,26 @@ fn parameter_arg<'a>(ex: &'a ExecuteData, function: &str) -> Result<Option<&'a [
         },
         _ => {
             PhpException::new(
-                format!("{function}(): Argument #1 ($parameter) must be of type ?string, {} given", zv.get_type()),
+                format!("{function}(): Argument #1 ($parameter) must be of type ?string, {} given", type_name(type_byte)),
                 0,
                 ce::type_error(),
             )
             .throw();
             Err(())
         }
+    }
+}
+
+/// PHP's own names for argument types in TypeError messages.
+fn type_name(type_byte: u8) -> &'static str {
+    match type_byte {
+        2 | 3 => "bool",
+        4 => "int",
+        5 => "float",
+        7 => "array",
+        8 => "object",
+        9 => "resource",
+        _ => "mixed",
     }
 }
 

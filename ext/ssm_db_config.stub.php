@@ -1,0 +1,85 @@
+<?php
+
+/**
+ * Stubs for the ssm_db_config extension, for IDEs and static analysers.
+ *
+ * Written by hand (not generated): `cargo php stubs` cannot load the
+ * extension, which binds PHP symbols that ext-php-rs does not.
+ *
+ * @generate-class-entries
+ */
+
+/**
+ * WordPress's database settings from the SSM parameter, cached in this PHP
+ * process for ssm_db_config.ttl seconds.
+ *
+ * The value is a postgresql://, postgres://, mysql:// or mariadb:// URL, or a
+ * JSON object with engine, host, port, username, password and dbname. A
+ * SecureString is decrypted. The name may carry a version or label selector
+ * ("/app/db:3", "/app/db:prod") and may be a Secrets Manager reference
+ * ("/aws/reference/secretsmanager/name").
+ *
+ * The returned array is shared and read-only; changing your copy copies it.
+ *
+ * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
+ * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
+ *         DB_HOST is "host:port" (an IPv6 host in brackets: "[2001:db8::1]:5432").
+ * @throws SsmDbConfigException when no fresh value is cached and it cannot be fetched or parsed.
+ */
+function ssm_db_config(?string $parameter = null): array {}
+
+/**
+ * Fetches the parameter now, replaces the cached value and returns it. Call it
+ * after a failed database connection, when the endpoint or password may have changed.
+ *
+ * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
+ * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
+ * @throws SsmDbConfigException when the fetch or the parsing fails (the cached value is kept).
+ */
+function ssm_db_config_refresh(?string $parameter = null): array {}
+
+/**
+ * The extension's state in this process, for admin pages and health checks.
+ * Never contains a password.
+ *
+ * @return array{
+ *   extension_version: string, pid: int, parameter: ?string, region: ?string, endpoint_url: ?string,
+ *   ttl_seconds: int, timeout_ms: int, cached: bool, fresh: bool, cached_parameter: ?string,
+ *   age_seconds: ?float, version: ?int, engine: ?string, host: ?string, port: ?int, user: ?string,
+ *   dbname: ?string, options: array<string, string>, hits: int, misses: int, fetches: int, errors: int,
+ *   last_error: ?array{kind: string, code: int, message: string},
+ *   last_fetch_duration_ms: ?float, last_fetch_time: ?float
+ * }
+ */
+function ssm_db_config_status(): array {}
+
+/**
+ * Thrown by ssm_db_config() and ssm_db_config_refresh(). The message names
+ * the parameter and what is wrong, never the value; the backtrace carries no
+ * arguments. getCode() is one of the constants below.
+ *
+ * No function of this extension takes a secret as an argument, so none is
+ * marked #[\SensitiveParameter]; mark your own functions that receive
+ * DB_PASSWORD.
+ */
+class SsmDbConfigException extends RuntimeException
+{
+    /** The parameter, or the requested version or label of it, does not exist. */
+    public const NOT_FOUND = 1;
+    /** IAM or KMS refused the read (ssm:GetParameter, kms:Decrypt). */
+    public const ACCESS_DENIED = 2;
+    /** SSM throttled the call. */
+    public const THROTTLED = 3;
+    /** The fetch did not finish within ssm_db_config.timeout_ms. */
+    public const TIMEOUT = 4;
+    /** SSM could not be reached (refused, reset, DNS, TLS). */
+    public const NETWORK = 5;
+    /** The value is not a usable database URL or JSON object. */
+    public const INVALID_VALUE = 6;
+    /** No AWS credentials were found, or AWS does not know them. */
+    public const NO_CREDENTIALS = 7;
+    /** No parameter name, no region, or an invalid name. */
+    public const BAD_CONFIGURATION = 8;
+    /** AWS failed in another way (a 5xx, an unreadable response). */
+    public const SERVICE = 9;
+}

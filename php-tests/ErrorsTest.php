@@ -1,0 +1,200 @@
+<?php
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+use PHPUnit\Framework\TestCase;
+
+/**
+ * Every error kind, with its stable code, a message that names the parameter
+ * and what is wrong, and never the value. Faults moto cannot produce (a
+ * throttle, a 5xx, a hang) come from the proxy in front of it.
+ */
+final class ErrorsTest extends TestCase
+{
+    private static Moto $moto;
+    private static string $canary;
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$moto = Moto::fromEnv();
+        self::$canary = (string) getenv('SSM_TEST_CANARY');
+    }
+
+    protected function setUp(): void
+    {
+        Proxy::reset();
+    }
+
+    protected function tearDown(): void
+    {
+        Proxy::reset();
+    }
+
+    private function name(string $suffix): string
+    {
+        return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
+    }
+
+    /** Runs ssm_db_config() in a child and returns the exception it threw. */
+    private function failure(string $parameter, array $ini = [], array $env = []): array
+    {
+        $r = PhpProcess::json('function connect_with($pw) { return ssm_db_config(' . var_export($parameter, true) . '); } $result = connect_with(getenv("SSM_TEST_CANARY"));', $ini, $env);
+        self::assertSame(\SsmDbConfigException::class, $r['exception'] ?? null, 'an SsmDbConfigException');
+        self::assertStringNotContainsString(self::$canary, $r['message'] . $r['trace'] . $r['_stderr']);
+        // The caller's argument (the canary) must not be in the trace.
+        self::assertStringNotContainsString('Canary', $r['trace']);
+        return $r;
+    }
+
+    public function test_missing_parameter_is_not_found(): void
+    {
+        $name = $this->name('missing');
+        $r = $this->failure($name);
+        self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
+        self::assertSame(1, $r['code']);
+        self::assertStringContainsString("\"$name\" was not found", $r['message']);
+    }
+
+    public function test_missing_version_is_not_found(): void
+    {
+        $name = $this->name('version');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        $r = $this->failure("$name:7");
+        self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
+    }
+
+    public function test_malformed_value_is_invalid_and_not_echoed(): void
+    {
+        $name = $this->name('invalid');
+        self::$moto->putParameter($name, 'postgresql://user:' . self::$canary . '@host-without-db');
+        $r = $this->failure($name);
+        self::assertSame(\SsmDbConfigException::INVALID_VALUE, $r['code']);
+        self::assertStringContainsString($name, $r['message']);
+        self::assertStringContainsString('no database name', $r['message']);
+    }
+
+    public function test_json_with_wrong_types_is_invalid(): void
+    {
+        $name = $this->name('json');
+        self::$moto->putParameter($name, '{"engine":"postgres","host":"h","port":true,"username":"u","password":"' . self::$canary . '","dbname":"d"}');
+        $r = $this->failure($name);
+        self::assertSame(\SsmDbConfigException::INVALID_VALUE, $r['code']);
+        self::assertStringContainsString('"port"', $r['message']);
+    }
+
+    public function test_throttling_is_throttled(): void
+    {
+        $name = $this->name('throttle');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        Proxy::fault('throttle');
+        $r = $this->failure($name);
+        self::assertSame(\SsmDbConfigException::THROTTLED, $r['code']);
+        self::assertStringContainsString('throttled', $r['message']);
+    }
+
+    public function test_server_error_is_service(): void
+    {
+        $name = $this->name('500');
+        Proxy::fault('500');
+        $r = $this->failure($name);
+        self::assertSame(\SsmDbConfigException::SERVICE, $r['code']);
+        self::assertStringContainsString('HTTP 500', $r['message']);
+        self::assertStringNotContainsString('injected', $r['message'], 'the AWS message body is not passed on');
+    }
+
+    public function test_hanging_endpoint_times_out_within_budget(): void
+    {
+        $name = $this->name('hang');
+        Proxy::fault('hang', 10_000);
+        $r = $this->failure($name, ['ssm_db_config.timeout_ms' => '400']);
+        self::assertSame(\SsmDbConfigException::TIMEOUT, $r['code']);
+        self::assertStringContainsString('timed out after 400 ms', $r['message']);
+        self::assertLessThan(3.0, $r['_seconds'], 'the process (startup included) ends soon after the budget');
+    }
+
+    public function test_refused_connection_is_network(): void
+    {
+        $name = $this->name('refused');
+        $port = Fpm::freePort();
+        $r = $this->failure($name, ['ssm_db_config.endpoint_url' => "http://127.0.0.1:$port", 'ssm_db_config.timeout_ms' => '1500']);
+        self::assertSame(\SsmDbConfigException::NETWORK, $r['code']);
+        self::assertStringContainsString('connection refused', $r['message']);
+    }
+
+    public function test_no_credentials_anywhere(): void
+    {
+        $home = sys_get_temp_dir() . '/ssm-nocreds-' . bin2hex(random_bytes(3));
+        mkdir($home);
+        $r = $this->failure($this->name('nocreds'), [], [
+            'AWS_ACCESS_KEY_ID' => false, 'AWS_SECRET_ACCESS_KEY' => false, 'AWS_SESSION_TOKEN' => false,
+            'AWS_PROFILE' => false, 'HOME' => $home, 'AWS_CONFIG_FILE' => "$home/none", 'AWS_SHARED_CREDENTIALS_FILE' => "$home/none",
+            'AWS_EC2_METADATA_DISABLED' => 'true',
+        ]);
+        self::assertSame(\SsmDbConfigException::NO_CREDENTIALS, $r['code']);
+        self::assertStringContainsString('no usable AWS credentials', $r['message']);
+        rmdir($home);
+    }
+
+    public function test_no_parameter_configured_is_bad_configuration(): void
+    {
+        $r = PhpProcess::json('$result = ssm_db_config();');
+        self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code']);
+        self::assertStringContainsString('ssm_db_config.parameter', $r['message']);
+    }
+
+    public function test_no_region_is_bad_configuration(): void
+    {
+        $home = sys_get_temp_dir() . '/ssm-noregion-' . bin2hex(random_bytes(3));
+        mkdir($home);
+        $r = $this->failure($this->name('noregion'), [], [
+            'AWS_REGION' => false, 'AWS_DEFAULT_REGION' => false, 'HOME' => $home,
+            'AWS_CONFIG_FILE' => "$home/none", 'AWS_EC2_METADATA_DISABLED' => 'true',
+        ]);
+        self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code']);
+        self::assertStringContainsString('region', $r['message']);
+        rmdir($home);
+    }
+
+    public function test_failure_is_counted_and_reported_in_status(): void
+    {
+        $name = $this->name('status-error');
+        $r = PhpProcess::json('try { ssm_db_config(); } catch (SsmDbConfigException $e) {} $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
+        self::assertSame(1, $r['errors']);
+        self::assertSame('not_found', $r['last_error']['kind']);
+        self::assertSame(1, $r['last_error']['code']);
+        self::assertStringContainsString($name, $r['last_error']['message']);
+        self::assertFalse($r['cached']);
+    }
+
+    public function test_failed_refresh_keeps_the_cached_value(): void
+    {
+        $name = $this->name('keep');
+        self::$moto->putParameter($name, 'postgresql://u:p@kept/d');
+        $r = PhpProcess::json(
+            'ssm_db_config(); file_get_contents(getenv("PROXY_URL") . "/__proxy/fault", false, stream_context_create(["http" => ["method" => "POST", "content" => "{\"mode\":\"500\"}"]]));'
+            . ' try { ssm_db_config_refresh(); $result = "no exception"; } catch (SsmDbConfigException $e) { $result = ssm_db_config(); }',
+            ['ssm_db_config.parameter' => $name]
+        );
+        self::assertSame('kept:5432', $r['DB_HOST']);
+    }
+
+    public function test_bad_ini_values_warn_naming_directive_and_range_then_use_defaults(): void
+    {
+        $out = PhpProcess::run('echo json_encode(ssm_db_config_status());', [
+            'ssm_db_config.ttl' => 'soon', 'ssm_db_config.timeout_ms' => '5', 'ssm_db_config.endpoint_url' => 'ftp://nowhere',
+        ]);
+        self::assertStringContainsString('ssm_db_config.ttl must be an integer from 1 to 86400', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.timeout_ms must be an integer from 50 to 60000', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.endpoint_url must be an http:// or https:// URL', $out['stderr']);
+        $status = json_decode($out['stdout'], true);
+        self::assertSame(60, $status['ttl_seconds']);
+        self::assertSame(2000, $status['timeout_ms']);
+    }
+
+    public function test_directives_are_system_level(): void
+    {
+        self::assertFalse(@ini_set('ssm_db_config.parameter', '/elsewhere'));
+        self::assertFalse(@ini_set('ssm_db_config.endpoint_url', 'http://evil.example'));
+    }
+}

@@ -1,0 +1,247 @@
+<?php
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+use PHPUnit\Framework\TestCase;
+
+/**
+ * ssm_db_config() against moto, in this process (the cache, refresh, status)
+ * and in child processes where a case needs other php.ini settings.
+ */
+final class ExtensionTest extends TestCase
+{
+    private static Moto $moto;
+    private static string $canary;
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$moto = Moto::fromEnv();
+        self::$canary = (string) getenv('SSM_TEST_CANARY');
+    }
+
+    protected function setUp(): void
+    {
+        Proxy::reset();
+    }
+
+    private function name(string $suffix): string
+    {
+        return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
+    }
+
+    private static function assertPassword(string $expected, array $config): void
+    {
+        // Never assertSame on the password: a failure message would print it.
+        self::assertTrue(hash_equals($expected, $config['DB_PASSWORD']), 'DB_PASSWORD is the stored password');
+    }
+
+    public function test_url_value_gives_every_key_with_wordpress_host_form(): void
+    {
+        $name = $this->name('url');
+        $password = self::$canary . '@:/?#% \'"ä';
+        self::$moto->putParameter($name, 'postgresql://wp%40shop:' . rawurlencode($password) . '@db.example.internal:6432/shop?sslmode=require');
+        $config = ssm_db_config($name);
+        self::assertSame(['DB_HOST', 'DB_PORT', 'DB_USER', 'DB_PASSWORD', 'DB_NAME', 'DB_ENGINE'], array_keys($config));
+        self::assertSame('db.example.internal:6432', $config['DB_HOST']);
+        self::assertSame(6432, $config['DB_PORT']);
+        self::assertSame('wp@shop', $config['DB_USER']);
+        self::assertPassword($password, $config);
+        self::assertSame('shop', $config['DB_NAME']);
+        self::assertSame('postgresql', $config['DB_ENGINE']);
+    }
+
+    public function test_plain_string_mysql_url_with_ipv6_host_and_default_port(): void
+    {
+        $name = $this->name('mysql');
+        self::$moto->putParameter($name, 'mysql://wp:pw@[2001:db8::1]/wordpress', 'String');
+        $config = ssm_db_config($name);
+        self::assertSame('[2001:db8::1]:3306', $config['DB_HOST']);
+        self::assertSame(3306, $config['DB_PORT']);
+        self::assertSame('mysql', $config['DB_ENGINE']);
+    }
+
+    public function test_json_value_in_rds_secret_shape(): void
+    {
+        $name = $this->name('json');
+        self::$moto->putParameter($name, json_encode([
+            'engine' => 'mariadb', 'host' => 'maria.internal', 'port' => '3307',
+            'username' => 'wp', 'password' => self::$canary, 'dbname' => 'wp',
+        ]));
+        $config = ssm_db_config($name);
+        self::assertSame('maria.internal:3307', $config['DB_HOST']);
+        self::assertSame(3307, $config['DB_PORT']);
+        self::assertSame('mysql', $config['DB_ENGINE']);
+        self::assertPassword(self::$canary, $config);
+    }
+
+    public function test_secrets_manager_reference_is_read_through_ssm(): void
+    {
+        $secret = 'ssm-db-config-test-' . bin2hex(random_bytes(4));
+        self::$moto->createSecret($secret, json_encode([
+            'engine' => 'postgres', 'host' => 'pg.internal', 'port' => 5432,
+            'username' => 'store', 'password' => self::$canary, 'dbname' => 'store',
+        ]));
+        $config = ssm_db_config('/aws/reference/secretsmanager/' . $secret);
+        self::assertSame('pg.internal:5432', $config['DB_HOST']);
+        self::assertSame('store', $config['DB_USER']);
+        self::assertPassword(self::$canary, $config);
+    }
+
+    public function test_version_and_label_selectors_pick_older_values(): void
+    {
+        $name = $this->name('versions');
+        self::$moto->putParameter($name, 'postgresql://u:p@old-host/d');
+        $v2 = self::$moto->putParameter($name, 'postgresql://u:p@new-host/d');
+        self::assertSame(2, $v2);
+        self::$moto->labelParameter($name, 1, 'previous');
+        self::assertSame('new-host:5432', ssm_db_config($name)['DB_HOST']);
+        self::assertSame('old-host:5432', ssm_db_config("$name:1")['DB_HOST']);
+        self::assertSame('old-host:5432', ssm_db_config("$name:previous")['DB_HOST']);
+        self::assertSame('new-host:5432', ssm_db_config("$name:2")['DB_HOST']);
+    }
+
+    public function test_second_call_is_served_from_cache_without_a_request(): void
+    {
+        $name = $this->name('cache');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        $before = ssm_db_config_status();
+        ssm_db_config($name);
+        self::assertSame(1, Proxy::getParameterCalls());
+        for ($i = 0; $i < 100; $i++) {
+            ssm_db_config($name);
+        }
+        self::assertSame(1, Proxy::getParameterCalls(), 'no request after the first');
+        $after = ssm_db_config_status();
+        self::assertSame($before['hits'] + 100, $after['hits']);
+        self::assertSame($before['misses'] + 1, $after['misses']);
+        self::assertSame($before['fetches'] + 1, $after['fetches']);
+    }
+
+    public function test_returned_array_is_a_copy_on_write_value(): void
+    {
+        $name = $this->name('cow');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        $a = ssm_db_config($name);
+        $a['DB_HOST'] = 'changed';
+        $a['EXTRA'] = true;
+        unset($a['DB_USER']);
+        $b = ssm_db_config($name);
+        self::assertSame('h:5432', $b['DB_HOST']);
+        self::assertCount(6, $b);
+        foreach ($b as $key => &$value) {
+            $value = "x$key";
+        }
+        unset($value);
+        self::assertSame('h:5432', ssm_db_config($name)['DB_HOST']);
+    }
+
+    public function test_refresh_fetches_now_and_replaces_the_cached_value(): void
+    {
+        $name = $this->name('refresh');
+        self::$moto->putParameter($name, 'postgresql://u:p@primary/d');
+        self::assertSame('primary:5432', ssm_db_config($name)['DB_HOST']);
+        self::$moto->putParameter($name, 'postgresql://u:p@standby/d');
+        self::assertSame('primary:5432', ssm_db_config($name)['DB_HOST'], 'cached until TTL');
+        $held = ssm_db_config($name);
+        $refreshed = ssm_db_config_refresh($name);
+        self::assertSame('standby:5432', $refreshed['DB_HOST']);
+        self::assertSame('standby:5432', ssm_db_config($name)['DB_HOST']);
+        self::assertSame('primary:5432', $held['DB_HOST'], 'an array a script holds stays intact');
+        self::assertSame(2, Proxy::getParameterCalls());
+    }
+
+    public function test_ttl_expiry_fetches_again(): void
+    {
+        $name = $this->name('ttl');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        $r = PhpProcess::json(
+            '$a = ssm_db_config(); $b = ssm_db_config(); usleep(1_300_000); $c = ssm_db_config(); $result = ssm_db_config_status();',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1']
+        );
+        self::assertSame(2, $r['fetches'], 'one fetch, then one after the TTL');
+        self::assertSame(2, $r['misses']);
+        self::assertSame(1, $r['hits']);
+        self::assertSame(2, Proxy::getParameterCalls());
+    }
+
+    public function test_default_parameter_comes_from_ini(): void
+    {
+        $name = $this->name('ini');
+        self::$moto->putParameter($name, 'mysql://u:p@from-ini/d');
+        $r = PhpProcess::json('$result = ssm_db_config();', ['ssm_db_config.parameter' => $name]);
+        self::assertSame('from-ini:3306', $r['DB_HOST']);
+    }
+
+    public function test_status_reports_cache_and_counters_without_secrets(): void
+    {
+        $name = $this->name('status');
+        self::$moto->putParameter($name, 'postgresql://statususer:' . self::$canary . '@status-host:5439/statusdb?sslmode=verify-full&password=' . self::$canary);
+        $r = PhpProcess::json('ssm_db_config(); ssm_db_config(); $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
+        foreach (['extension_version', 'pid', 'parameter', 'region', 'cached', 'age_seconds', 'ttl_seconds', 'version',
+                  'hits', 'misses', 'fetches', 'errors', 'last_error', 'last_fetch_duration_ms'] as $key) {
+            self::assertArrayHasKey($key, $r);
+        }
+        self::assertSame($name, $r['parameter']);
+        self::assertSame('us-east-1', $r['region']);
+        self::assertTrue($r['cached']);
+        self::assertTrue($r['fresh']);
+        self::assertSame(60, $r['ttl_seconds']);
+        self::assertSame(1, $r['version']);
+        self::assertSame(['hits' => 1, 'misses' => 1, 'fetches' => 1, 'errors' => 0], array_intersect_key($r, array_flip(['hits', 'misses', 'fetches', 'errors'])));
+        self::assertSame('status-host', $r['host']);
+        self::assertSame('statususer', $r['user']);
+        self::assertSame(['sslmode' => 'verify-full'], $r['options']);
+        self::assertGreaterThan(0, $r['last_fetch_duration_ms']);
+        self::assertLessThan(5, $r['age_seconds']);
+        self::assertStringNotContainsString(self::$canary, json_encode($r));
+    }
+
+    public function test_status_before_any_fetch(): void
+    {
+        $r = PhpProcess::json('$result = ssm_db_config_status();');
+        self::assertFalse($r['cached']);
+        self::assertNull($r['age_seconds']);
+        self::assertNull($r['last_error']);
+        self::assertSame(0, $r['fetches']);
+    }
+
+    public function test_phpinfo_shows_section_directives_and_counters(): void
+    {
+        $name = $this->name('info');
+        self::$moto->putParameter($name, 'postgresql://u:' . self::$canary . '@h/d');
+        $out = PhpProcess::run('ssm_db_config(); phpinfo(INFO_MODULES);', ['ssm_db_config.parameter' => $name]);
+        self::assertStringContainsString('ssm_db_config support => enabled', $out['stdout']);
+        foreach (['ssm_db_config.parameter', 'ssm_db_config.region', 'ssm_db_config.endpoint_url', 'ssm_db_config.ttl', 'ssm_db_config.timeout_ms',
+                  'Cache hits', 'Cache misses', 'Cached value age', 'Version'] as $needle) {
+            self::assertStringContainsString($needle, $out['stdout']);
+        }
+        self::assertStringNotContainsString(self::$canary, $out['stdout']);
+    }
+
+    public function test_extension_is_known_by_its_name(): void
+    {
+        self::assertTrue(extension_loaded('ssm_db_config'));
+        self::assertContains('ssm_db_config', get_loaded_extensions());
+        self::assertTrue(is_subclass_of(\SsmDbConfigException::class, \RuntimeException::class));
+        $f = new \ReflectionFunction('ssm_db_config');
+        self::assertSame(0, $f->getNumberOfRequiredParameters());
+        self::assertSame('parameter', $f->getParameters()[0]->getName());
+    }
+
+    public function test_arguments_are_type_checked(): void
+    {
+        try {
+            ssm_db_config(42);
+            self::fail('an int is not a parameter name');
+        } catch (\TypeError $e) {
+            self::assertStringContainsString('must be of type ?string, int given', $e->getMessage());
+        }
+        try {
+            ssm_db_config('/a', '/b');
+            self::fail('two arguments');
+        } catch (\ArgumentCountError $e) {
+            self::assertStringContainsString('at most 1 argument', $e->getMessage());
+        }
+    }
+}

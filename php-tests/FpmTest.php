@@ -1,0 +1,119 @@
+<?php
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+use PHPUnit\Framework\TestCase;
+
+/**
+ * php-fpm as deployed: the extension loaded in the master, workers forked
+ * from it, Debian's default clear_env = yes, AWS settings only in the
+ * master's environment; requests over FastCGI.
+ */
+final class FpmTest extends TestCase
+{
+    private ?Fpm $fpm = null;
+
+    protected function setUp(): void
+    {
+        Proxy::reset();
+    }
+
+    protected function tearDown(): void
+    {
+        $this->fpm?->stop();
+        if ($this->fpm !== null) {
+            self::assertStringNotContainsString((string) getenv('SSM_TEST_CANARY'), $this->fpm->logs(), 'no password in php-fpm logs');
+        }
+    }
+
+    /** The master's environment: AWS settings and nothing the SDK could fall back on. */
+    private static function masterEnv(): array
+    {
+        $env = ['PATH' => '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME' => '/nonexistent'];
+        foreach (['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_EC2_METADATA_DISABLED'] as $k) {
+            $env[$k] = (string) getenv($k);
+        }
+        return $env;
+    }
+
+    private static function page(): string
+    {
+        // What a request sees: the config (password as a hash), the worker's
+        // own environment, and its counters.
+        return <<<'PHP'
+        <?php
+        $c = ssm_db_config();
+        $s = ssm_db_config_status();
+        echo json_encode([
+            'pid' => getmypid(), 'host' => $c['DB_HOST'], 'user' => $c['DB_USER'],
+            'password_sha256' => hash('sha256', $c['DB_PASSWORD']),
+            'fetches' => $s['fetches'], 'env_region' => getenv('AWS_REGION', true),
+        ]);
+        PHP;
+    }
+
+    public function test_workers_with_cleared_env_get_settings_and_fetch_once_per_ttl(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/fpm/' . bin2hex(random_bytes(4));
+        $canary = (string) getenv('SSM_TEST_CANARY');
+        $moto->putParameter($name, 'mysql://wp:' . rawurlencode($canary) . '@fpm-db.internal:3306/wordpress');
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '60'], self::masterEnv(), 4);
+        $script = $this->fpm->script('index.php', self::page());
+
+        $byPid = [];
+        for ($i = 0; $i < 40; $i++) {
+            $r = json_decode($this->fpm->request($script), true);
+            self::assertIsArray($r, 'request answered with JSON');
+            self::assertSame('fpm-db.internal:3306', $r['host']);
+            self::assertSame(hash('sha256', $canary), $r['password_sha256']);
+            self::assertSame('us-east-1', $r['env_region'], 'captured AWS_* restored in the worker');
+            $byPid[$r['pid']] = $r['fetches'];
+        }
+        self::assertNotContains($this->fpm->masterPid(), array_keys($byPid), 'requests are served by workers');
+        foreach ($byPid as $pid => $fetches) {
+            self::assertSame(1, $fetches, "worker $pid fetched exactly once");
+        }
+        self::assertLessThanOrEqual(4, count($byPid));
+        self::assertSame(count($byPid), Proxy::getParameterCalls(), 'one SSM request per worker per TTL');
+    }
+
+    public function test_preload_in_master_then_workers_fetch_without_hanging(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/preload/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'postgresql://wp:pw@preloaded.internal:5432/wordpress');
+        $dir = sys_get_temp_dir() . '/ssm-preload-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0777);
+        chmod($dir, 0777);
+        // Runs in the master (not root) before the fork: builds a runtime and a
+        // client there, which the workers inherit.
+        file_put_contents("$dir/preload.php", '<?php $c = ssm_db_config(); file_put_contents(__DIR__ . "/preload.out", getmypid() . " " . $c["DB_HOST"]);');
+        chmod("$dir/preload.php", 0644);
+        $this->fpm = Fpm::start([
+            'ssm_db_config.parameter' => $name,
+            'opcache.enable' => '1',
+            'opcache.preload' => "$dir/preload.php",
+        ], self::masterEnv(), 4);
+        $script = $this->fpm->script('refresh.php', '<?php $r = ssm_db_config_refresh(); $c = ssm_db_config(); $s = ssm_db_config_status(); echo json_encode(["pid" => getmypid(), "host" => $c["DB_HOST"], "fetches" => $s["fetches"]]);');
+
+        [$preloadPid, $preloadHost] = explode(' ', (string) @file_get_contents("$dir/preload.out")) + [0, ''];
+        self::assertSame($this->fpm->masterPid(), (int) $preloadPid, 'preload ran in the master');
+        self::assertSame('preloaded.internal:5432', $preloadHost);
+
+        $pids = [];
+        for ($i = 0; $i < 20; $i++) {
+            // A worker that used the inherited runtime would hang here: the
+            // request has 10 s, the fetch a 2 s budget.
+            $r = json_decode($this->fpm->request($script, 10), true);
+            self::assertIsArray($r, 'worker answered');
+            self::assertSame('preloaded.internal:5432', $r['host']);
+            $pids[$r['pid']] = true;
+        }
+        self::assertNotContains($this->fpm->masterPid(), array_keys($pids));
+        self::assertGreaterThanOrEqual(21, Proxy::getParameterCalls(), 'the master fetched once, every request refreshed');
+        array_map('unlink', glob("$dir/*"));
+        rmdir($dir);
+    }
+}

@@ -1,0 +1,108 @@
+<?php
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+/**
+ * Talks to moto directly (uncounted) with AWS's JSON and query protocols;
+ * moto routes on the service named in the Authorization header's scope and
+ * does not check signatures unless started with authentication enabled.
+ */
+final class Moto
+{
+    public function __construct(public readonly string $url, private string $accessKey = 'testing')
+    {
+    }
+
+    public static function fromEnv(): self
+    {
+        return new self((string) getenv('MOTO_URL'));
+    }
+
+    /** @return array<mixed> */
+    public function json(string $service, string $target, array $body): array
+    {
+        [$status, $text] = $this->post(
+            $service,
+            ["X-Amz-Target: $target", 'Content-Type: application/x-amz-json-1.1'],
+            json_encode($body, JSON_THROW_ON_ERROR)
+        );
+        $data = json_decode($text, true) ?? [];
+        if ($status >= 300) {
+            throw new \RuntimeException("$target failed with HTTP $status: " . ($data['__type'] ?? '') . ' ' . ($data['message'] ?? $data['Message'] ?? ''));
+        }
+        return $data;
+    }
+
+    /** Query protocol (IAM). Returns the XML body. */
+    public function query(string $service, array $params): string
+    {
+        [$status, $text] = $this->post($service, ['Content-Type: application/x-www-form-urlencoded'], http_build_query($params));
+        if ($status >= 300) {
+            throw new \RuntimeException("{$params['Action']} failed with HTTP $status");
+        }
+        return $text;
+    }
+
+    /** @return array{int, string} */
+    private function post(string $service, array $headers, string $body): array
+    {
+        $headers[] = "Authorization: AWS4-HMAC-SHA256 Credential={$this->accessKey}/20260101/us-east-1/$service/aws4_request, SignedHeaders=host, Signature=0";
+        $context = stream_context_create(['http' => [
+            'method' => 'POST', 'header' => implode("\r\n", $headers), 'content' => $body,
+            'ignore_errors' => true, 'timeout' => 10,
+        ]]);
+        $text = file_get_contents($this->url . '/', false, $context);
+        $status = (int) explode(' ', $http_response_header[0] ?? 'HTTP/1.1 0')[1];
+        return [$status, (string) $text];
+    }
+
+    public function putParameter(string $name, string $value, string $type = 'SecureString'): int
+    {
+        return (int) $this->json('ssm', 'AmazonSSM.PutParameter', ['Name' => $name, 'Value' => $value, 'Type' => $type, 'Overwrite' => true])['Version'];
+    }
+
+    public function labelParameter(string $name, int $version, string $label): void
+    {
+        $this->json('ssm', 'AmazonSSM.LabelParameterVersion', ['Name' => $name, 'ParameterVersion' => $version, 'Labels' => [$label]]);
+    }
+
+    public function createSecret(string $name, string $value): void
+    {
+        $this->json('secretsmanager', 'secretsmanager.CreateSecret', ['Name' => $name, 'SecretString' => $value]);
+    }
+}
+
+/** The counting and fault-injecting proxy in front of moto (tests/support/stack.py). */
+final class Proxy
+{
+    public static function url(): string
+    {
+        return (string) getenv('PROXY_URL');
+    }
+
+    private static function call(string $method, string $path, ?array $body = null): string
+    {
+        $context = stream_context_create(['http' => [
+            'method' => $method, 'content' => $body === null ? '' : json_encode($body),
+            'header' => 'Content-Type: application/json', 'timeout' => 5,
+        ]]);
+        return (string) file_get_contents(self::url() . $path, false, $context);
+    }
+
+    public static function getParameterCalls(): int
+    {
+        $counts = json_decode(self::call('GET', '/__proxy/counts'), true);
+        return (int) ($counts['by_target']['AmazonSSM.GetParameter'] ?? 0);
+    }
+
+    public static function reset(): void
+    {
+        self::call('POST', '/__proxy/reset', []);
+    }
+
+    public static function fault(string $mode, int $delayMs = 0): void
+    {
+        self::call('POST', '/__proxy/fault', ['mode' => $mode, 'delay_ms' => $delayMs]);
+    }
+}
