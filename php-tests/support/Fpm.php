@@ -94,17 +94,35 @@ final class Fpm
     /** One FastCGI request; returns the body. */
     public function request(string $script, int $timeout = 10): string
     {
+        return $this->requests($script, 1, $timeout)[0];
+    }
+
+    /**
+     * `$count` FastCGI requests sent at the same time; returns their bodies.
+     * A request that fails or outlives `$timeout` seconds throws.
+     *
+     * @return list<string>
+     */
+    public function requests(string $script, int $count, int $timeout = 10): array
+    {
         $env = ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => '', 'PATH' => '/usr/bin:/bin'];
-        $proc = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$this->port"],
-            [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
-        $out = (string) stream_get_contents($pipes[1]);
-        stream_get_contents($pipes[2]);
-        $exit = proc_close($proc);
-        if ($exit !== 0) {
-            throw new \RuntimeException("FastCGI request failed or timed out (exit $exit)");
+        $procs = [];
+        for ($i = 0; $i < $count; $i++) {
+            $procs[] = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$this->port"],
+                [1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, $env);
+            $outs[] = $pipes[1];
         }
-        $parts = preg_split("/\r?\n\r?\n/", $out, 2);
-        return $parts[1] ?? '';
+        $bodies = [];
+        foreach ($procs as $i => $proc) {
+            $out = (string) stream_get_contents($outs[$i]);
+            fclose($outs[$i]);
+            $exit = proc_close($proc);
+            if ($exit !== 0) {
+                throw new \RuntimeException("FastCGI request failed or timed out (exit $exit)");
+            }
+            $bodies[] = preg_split("/\r?\n\r?\n/", $out, 2)[1] ?? '';
+        }
+        return $bodies;
     }
 
     public function masterPid(): int
