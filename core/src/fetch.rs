@@ -140,6 +140,8 @@ fn classify(parameter: &str, budget: Duration, err: SdkError<GetParameterError>)
         SdkError::ConstructionFailure(_) => {
             Error::BadConfiguration(format!("the request for SSM parameter \"{parameter}\" could not be built"))
         }
+        // A body cut short by the connection is a network failure, not a bad answer.
+        SdkError::ResponseError(_) if has_io_error(&err) => Error::Network { parameter, reason: io_reason(&err) },
         SdkError::ResponseError(response) => Error::Service {
             parameter,
             reason: format!("unreadable response (HTTP {})", response.raw().status().as_u16()),
@@ -203,6 +205,10 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
         }
         .to_owned()
     })
+}
+
+fn has_io_error(err: &(dyn StdError + 'static)) -> bool {
+    sources(err).any(|e| e.is::<std::io::Error>())
 }
 
 fn io_reason(err: &(dyn StdError + 'static)) -> String {

@@ -1,1 +1,118 @@
+//! Shared helpers for the integration tests.
+//!
+//! # Layout
+//! - [`AwsStack`]: moto plus the counting/fault proxy from `tests/support/stack.py`,
+//!   started on free loopback ports for one test and stopped when dropped.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A moto server and the proxy in front of it, for one test.
+pub struct AwsStack {
+    child: Child,
+    dir: PathBuf,
+    /// The variables stack.py exported (AWS_*, MOTO_URL, PROXY_URL).
+    pub env: HashMap<String, String>,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+impl AwsStack {
+    /// Starts the stack with the repository's `.venv` Python (made by scripts/setup).
+    pub fn start() -> AwsStack {
+        let root = repo_root();
+        let python = std::env::var("PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/bin/python"));
+        let dir = std::env::temp_dir().join(format!("ssm-stack-{}-{:?}", std::process::id(), Instant::now()).replace([' ', '{', '}', ':', ','], ""));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let env_file = dir.join("aws.env");
+        let child = Command::new(&python)
+            .arg(root.join("tests/support/stack.py"))
+            .arg("--env-file")
+            .arg(&env_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run scripts/setup)", python.display()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !env_file.exists() {
+            assert!(Instant::now() < deadline, "moto did not start within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let env = std::fs::read_to_string(&env_file)
+            .expect("env file")
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        AwsStack { child, dir, env }
+    }
+
+    /// moto's URL (uncounted, no faults).
+    pub fn moto_url(&self) -> &str {
+        &self.env["MOTO_URL"]
+    }
+
+    /// The proxy's URL (counted, faults).
+    pub fn proxy_url(&self) -> &str {
+        &self.env["PROXY_URL"]
+    }
+
+    /// An SSM client that talks to moto directly, for seeding.
+    pub async fn seed_client(&self) -> aws_sdk_ssm::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.moto_url())
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        aws_sdk_ssm::Client::new(&config)
+    }
+
+    /// Sets the proxy's fault mode (see stack.py).
+    pub fn fault(&self, mode: &str, delay_ms: u64) {
+        let body = serde_json::json!({ "mode": mode, "delay_ms": delay_ms }).to_string();
+        http_post(self.proxy_url(), "/__proxy/fault", &body);
+    }
+
+    /// How many GetParameter requests reached the proxy.
+    pub fn get_parameter_calls(&self) -> u64 {
+        let text = http_get(self.proxy_url(), "/__proxy/counts");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("counts JSON");
+        v["by_target"]["AmazonSSM.GetParameter"].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for AwsStack {
+    fn drop(&mut self) {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn http(base: &str, request: String) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("proxy reachable");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
+
+fn http_get(base: &str, path: &str) -> String {
+    http(base, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+}
+
+fn http_post(base: &str, path: &str, body: &str) -> String {
+    http(base, format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
+}

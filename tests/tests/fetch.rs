@@ -1,0 +1,82 @@
+//! `SsmFetcher` against moto, and its classification of faults moto cannot
+//! produce (injected by the proxy in front of it).
+
+use std::time::{Duration, Instant};
+
+use ssm_db_config_core::{CachedConfig, ErrorKind, FetchSettings, SsmFetcher};
+use ssm_db_config_tests::AwsStack;
+
+async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    let settings = FetchSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.into()),
+        timeout: Duration::from_millis(timeout_ms),
+    };
+    SsmFetcher::new(&settings).await.expect("fetcher")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fetches_and_parses_secure_string_with_version() {
+    let aws = AwsStack::start();
+    let seed = aws.seed_client().await;
+    for host in ["old", "new"] {
+        seed.put_parameter()
+            .name("/it/db")
+            .value(format!("postgresql://wp:pw@{host}:5432/shop"))
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    let f = fetcher(aws.proxy_url(), 2000).await;
+    let latest = CachedConfig::from_fetched("/it/db", f.get("/it/db").await.unwrap()).unwrap();
+    assert_eq!((latest.config.host.as_str(), latest.version), ("new", 2));
+    let first = CachedConfig::from_fetched("/it/db:1", f.get("/it/db:1").await.unwrap()).unwrap();
+    assert_eq!(first.config.host, "old");
+    assert_eq!(aws.get_parameter_calls(), 2);
+    assert_eq!(f.region(), "us-east-1");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn classifies_missing_parameter_and_version_as_not_found() {
+    let aws = AwsStack::start();
+    let f = fetcher(aws.proxy_url(), 2000).await;
+    assert_eq!(f.get("/it/missing").await.unwrap_err().kind(), ErrorKind::NotFound);
+    let seed = aws.seed_client().await;
+    seed.put_parameter().name("/it/one").value("x").r#type(aws_sdk_ssm::types::ParameterType::String).send().await.unwrap();
+    assert_eq!(f.get("/it/one:9").await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn classifies_injected_faults_within_the_budget() {
+    let aws = AwsStack::start();
+    // (mode, budget, expected kind): the SDK retries transient failures
+    // inside the budget, so a fault that takes long per attempt may end as a
+    // timeout with a small budget; each case gets room for its retries.
+    let cases = [
+        ("throttle", 2000, ErrorKind::Throttled),
+        ("500", 2000, ErrorKind::Service),
+        ("garbage", 2000, ErrorKind::Service),
+        ("hang", 600, ErrorKind::Timeout),
+        ("refuse", 2000, ErrorKind::Network),
+        ("reset", 2000, ErrorKind::Network),
+    ];
+    for (mode, budget_ms, kind) in cases {
+        let f = fetcher(aws.proxy_url(), budget_ms).await;
+        let transient = true;
+        aws.fault(mode, 5_000);
+        let started = Instant::now();
+        let err = f.get("/it/anything").await.unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.kind(), kind, "{mode}: {err}");
+        assert_eq!(err.is_transient(), transient, "{mode}");
+        assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
+        let message = err.to_string();
+        assert!(message.contains("/it/anything"), "{mode}: {message}");
+        assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
+    }
+}
