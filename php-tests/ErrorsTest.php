@@ -136,6 +136,32 @@ final class ErrorsTest extends TestCase
         rmdir($home);
     }
 
+    public function test_iam_denial_is_access_denied_and_unknown_key_is_no_credentials(): void
+    {
+        // moto with IAM enforcement after the first three (seeding) calls:
+        // a user without a policy is denied, an unknown key is not recognised.
+        $server = new MotoServer(['INITIAL_NO_AUTH_ACTION_COUNT' => '3']);
+        try {
+            $name = $this->name('denied');
+            $server->client->query('iam', ['Action' => 'CreateUser', 'UserName' => 'wp', 'Version' => '2010-05-08']);
+            $xml = $server->client->query('iam', ['Action' => 'CreateAccessKey', 'UserName' => 'wp', 'Version' => '2010-05-08']);
+            $server->client->putParameter($name, 'postgresql://u:' . self::$canary . '@h/d');
+            preg_match('#<AccessKeyId>(.+?)</AccessKeyId>#', $xml, $id);
+            preg_match('#<SecretAccessKey>(.+?)</SecretAccessKey>#', $xml, $secret);
+            $ini = ['ssm_db_config.endpoint_url' => $server->client->url];
+
+            $r = $this->failure($name, $ini, ['AWS_ACCESS_KEY_ID' => $id[1], 'AWS_SECRET_ACCESS_KEY' => $secret[1]]);
+            self::assertSame(\SsmDbConfigException::ACCESS_DENIED, $r['code'], $r['message']);
+            self::assertStringContainsString("access to SSM parameter \"$name\" was denied", $r['message']);
+
+            $r = $this->failure($name, $ini, ['AWS_ACCESS_KEY_ID' => 'AKIAUNKNOWNKEY000000', 'AWS_SECRET_ACCESS_KEY' => 'nope']);
+            self::assertSame(\SsmDbConfigException::NO_CREDENTIALS, $r['code'], $r['message']);
+            self::assertStringContainsString('does not recognise the access key', $r['message']);
+        } finally {
+            $server->stop();
+        }
+    }
+
     public function test_no_parameter_configured_is_bad_configuration(): void
     {
         $r = PhpProcess::json('$result = ssm_db_config();');

@@ -142,11 +142,16 @@ fn classify(parameter: &str, budget: Duration, err: SdkError<GetParameterError>)
         }
         // A body cut short by the connection is a network failure, not a bad answer.
         SdkError::ResponseError(_) if has_io_error(&err) => Error::Network { parameter, reason: io_reason(&err) },
-        SdkError::ResponseError(response) => Error::Service {
-            parameter,
-            reason: format!("unreadable response (HTTP {})", response.raw().status().as_u16()),
-            transient: true,
-        },
+        SdkError::ResponseError(response) => {
+            let status = response.raw().status().as_u16();
+            match response.raw().body().bytes().and_then(error_code_in_body) {
+                // An error answered in the other protocol's shape (XML from a
+                // JSON service, as IAM-style auth failures can be): its code
+                // still says what happened.
+                Some(code) => classify_code(parameter, Some(&code), status),
+                None => Error::Service { parameter, reason: format!("unreadable response (HTTP {status})"), transient: true },
+            }
+        }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             match service.err() {
@@ -190,6 +195,26 @@ pub(crate) fn classify_code(parameter: String, code: Option<&str>, status: u16) 
     }
 }
 
+/// The AWS error code in a response body (`<Code>X</Code>` or `"__type":"X"`),
+/// and nothing else from it: only a short identifier is ever taken.
+fn error_code_in_body(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let rest = match text.find("<Code>") {
+        Some(i) => &text[i + "<Code>".len()..],
+        None => {
+            let i = text.find("\"__type\"")?;
+            text[i + "\"__type\"".len()..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?
+        }
+    };
+    let code: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '#' | ':' | '_'))
+        .collect();
+    // "com.amazon.coral.service#AccessDeniedException" -> "AccessDeniedException"
+    let code = code.rsplit(['#', ':']).next().unwrap_or_default().to_owned();
+    (!code.is_empty() && code.len() <= 64).then_some(code)
+}
+
 fn sources<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
 }
@@ -230,6 +255,15 @@ fn io_reason(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_error_code_in_xml_and_json_bodies_only() {
+        assert_eq!(error_code_in_body(b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>secret stuff</Message>").as_deref(), Some("InvalidClientTokenId"));
+        assert_eq!(error_code_in_body(br#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"x"}"#).as_deref(), Some("AccessDeniedException"));
+        assert_eq!(error_code_in_body(br#"{"__type": "ThrottlingException"}"#).as_deref(), Some("ThrottlingException"));
+        assert_eq!(error_code_in_body(b"<html>oops</html>"), None);
+        assert_eq!(error_code_in_body(&[0xff, 0xfe]), None);
+    }
 
     #[test]
     fn classifies_aws_codes_into_kinds() {

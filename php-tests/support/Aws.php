@@ -73,6 +73,40 @@ final class Moto
     }
 }
 
+/** A moto server of a test's own, e.g. with IAM authentication switched on. */
+final class MotoServer
+{
+    /** @var resource */
+    private $proc;
+    public Moto $client;
+
+    /** @param array<string, string> $env extra environment for moto */
+    public function __construct(array $env)
+    {
+        $port = Fpm::freePort();
+        $python = (string) (getenv('SSM_TEST_PYTHON') ?: 'python3');
+        $this->proc = proc_open([$python, '-m', 'moto.server', '-H', '127.0.0.1', '-p', (string) $port],
+            [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, sys_get_temp_dir(), $env + getenv());
+        $this->client = new Moto("http://127.0.0.1:$port");
+        $deadline = microtime(true) + 30;
+        while (@file_get_contents($this->client->url . '/moto-api/') === false) {
+            if (microtime(true) > $deadline) {
+                throw new \RuntimeException('moto did not start');
+            }
+            usleep(100_000);
+        }
+    }
+
+    public function stop(): void
+    {
+        $status = proc_get_status($this->proc);
+        if ($status['running']) {
+            posix_kill($status['pid'], SIGTERM);
+        }
+        proc_close($this->proc);
+    }
+}
+
 /** The counting and fault-injecting proxy in front of moto (tests/support/stack.py). */
 final class Proxy
 {
