@@ -198,7 +198,7 @@ final class ErrorsTest extends TestCase
         $name = $this->name('keep');
         self::$moto->putParameter($name, 'postgresql://u:p@kept/d');
         $r = PhpProcess::json(
-            'ssm_db_config(); file_get_contents(getenv("PROXY_URL") . "/__proxy/fault", false, stream_context_create(["http" => ["method" => "POST", "content" => "{\"mode\":\"500\"}"]]));'
+            'ssm_db_config(); usleep(1_100_000); file_get_contents(getenv("PROXY_URL") . "/__proxy/fault", false, stream_context_create(["http" => ["method" => "POST", "header" => "Content-Type: application/json", "content" => "{\"mode\":\"500\"}"]]));'
             . ' try { ssm_db_config_refresh(); $result = "no exception"; } catch (SsmDbConfigException $e) { $result = ssm_db_config(); }',
             ['ssm_db_config.parameter' => $name]
         );

@@ -144,6 +144,7 @@ final class ExtensionTest extends TestCase
         self::$moto->putParameter($name, 'postgresql://u:p@standby/d');
         self::assertSame('primary:5432', ssm_db_config($name)['DB_HOST'], 'cached until TTL');
         $held = ssm_db_config($name);
+        usleep(1_100_000); // past the refresh rate limit (one fetch per second)
         $refreshed = ssm_db_config_refresh($name);
         self::assertSame('standby:5432', $refreshed['DB_HOST']);
         self::assertSame('standby:5432', ssm_db_config($name)['DB_HOST']);
@@ -151,17 +152,38 @@ final class ExtensionTest extends TestCase
         self::assertSame(2, Proxy::getParameterCalls());
     }
 
-    public function test_ttl_expiry_fetches_again(): void
+    public function test_refresh_is_rate_limited_to_one_fetch_per_second(): void
+    {
+        $name = $this->name('ratelimit');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        ssm_db_config_refresh($name);
+        for ($i = 0; $i < 20; $i++) {
+            self::assertSame('h:5432', ssm_db_config_refresh($name)['DB_HOST']);
+        }
+        self::assertSame(1, Proxy::getParameterCalls(), 'refreshes within a second of a fetch reuse it');
+    }
+
+    public function test_after_ttl_the_old_value_is_served_while_refreshing_in_the_background(): void
     {
         $name = $this->name('ttl');
-        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        self::$moto->putParameter($name, 'postgresql://u:p@before/d');
         $r = PhpProcess::json(
-            '$a = ssm_db_config(); $b = ssm_db_config(); usleep(1_300_000); $c = ssm_db_config(); $result = ssm_db_config_status();',
-            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1']
+            '$a = ssm_db_config(); $b = ssm_db_config();'
+            . ' usleep(1_300_000);'
+            . ' $t = hrtime(true); $c = ssm_db_config(); $ms = (hrtime(true) - $t) / 1e6; $during = ssm_db_config_status();'
+            . ' usleep(400_000); $d = ssm_db_config(); $after = ssm_db_config_status();'
+            . ' $result = ["stale_host" => $c["DB_HOST"], "stale_ms" => $ms, "during" => $during["state"], "new_host" => $d["DB_HOST"], "after" => $after];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1'],
+            [],
+            function () use ($name) { self::$moto->putParameter($name, 'postgresql://u:p@after/d'); }
         );
-        self::assertSame(2, $r['fetches'], 'one fetch, then one after the TTL');
-        self::assertSame(2, $r['misses']);
-        self::assertSame(1, $r['hits']);
+        self::assertSame('before:5432', $r['stale_host'], 'past the TTL the last value is served at once');
+        self::assertLessThan(2.0, $r['stale_ms'], 'without waiting for SSM');
+        self::assertSame('stale', $r['during']);
+        self::assertSame('after:5432', $r['new_host'], 'the background refresh landed');
+        self::assertSame('fresh', $r['after']['state']);
+        self::assertSame(2, $r['after']['fetches']);
+        self::assertSame(1, $r['after']['misses'], 'only the first call waited');
         self::assertSame(2, Proxy::getParameterCalls());
     }
 

@@ -53,13 +53,15 @@ final class FpmTest extends TestCase
         PHP;
     }
 
-    public function test_workers_with_cleared_env_get_settings_and_fetch_once_per_ttl(): void
+    public function test_per_process_cache_with_cleared_env_fetches_once_per_worker(): void
     {
         $moto = Moto::fromEnv();
         $name = '/test-db-config/fpm/' . bin2hex(random_bytes(4));
         $canary = (string) getenv('SSM_TEST_CANARY');
         $moto->putParameter($name, 'mysql://wp:' . rawurlencode($canary) . '@fpm-db.internal:3306/wordpress');
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '60'], self::masterEnv(), 4);
+        // The shared cache off: each worker fetches for itself, so each must
+        // find the AWS settings the master captured.
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '60', 'ssm_db_config.shared_dir' => 'off'], self::masterEnv(), 4);
         $script = $this->fpm->script('index.php', self::page());
 
         $byPid = [];
@@ -95,6 +97,9 @@ final class FpmTest extends TestCase
             'ssm_db_config.parameter' => $name,
             'opcache.enable' => '1',
             'opcache.preload' => "$dir/preload.php",
+            // Off, so that every worker fetches for itself (the case that hangs
+            // when a worker uses what it inherited from the master).
+            'ssm_db_config.shared_dir' => 'off',
         ], ['AWS_ENDPOINT_URL' => str_replace('127.0.0.1', 'localhost', (string) getenv('AWS_ENDPOINT_URL'))] + self::masterEnv(), 4);
         // "localhost" (not 127.0.0.1) makes the client resolve the name on the
         // runtime's blocking pool, whose threads do not survive a fork.
@@ -104,6 +109,7 @@ final class FpmTest extends TestCase
         self::assertSame($this->fpm->masterPid(), (int) $preloadPid, 'preload ran in the master');
         self::assertSame('preloaded.internal:5432', $preloadHost);
 
+        usleep(1_100_000); // past the refresh rate limit, so each worker's first refresh fetches
         $pids = [];
         for ($round = 0; $round < 5; $round++) {
             // Four at once, so that every worker fetches at the same time. A
@@ -118,8 +124,65 @@ final class FpmTest extends TestCase
             }
         }
         self::assertNotContains($this->fpm->masterPid(), array_keys($pids));
-        self::assertGreaterThanOrEqual(21, Proxy::getParameterCalls(), 'the master fetched once, every request refreshed');
+        self::assertGreaterThanOrEqual(1 + count($pids), Proxy::getParameterCalls(), 'the master fetched, then every worker');
         array_map('unlink', glob("$dir/*"));
+        rmdir($dir);
+    }
+
+    public function test_shared_cache_one_fetch_per_host_encrypted_0600(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/shared/' . bin2hex(random_bytes(4));
+        $canary = (string) getenv('SSM_TEST_CANARY');
+        $moto->putParameter($name, 'postgresql://wp:' . rawurlencode($canary) . '@shared-db.internal:5432/shop');
+        $dir = sys_get_temp_dir() . '/ssm-shared-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], self::masterEnv(), 8);
+        $script = $this->fpm->script('index.php', self::page());
+        $pids = [];
+        for ($round = 0; $round < 10; $round++) {
+            foreach ($this->fpm->requests($script, 8) as $body) {
+                $r = json_decode($body, true);
+                self::assertIsArray($r, 'worker answered');
+                self::assertSame('shared-db.internal:5432', $r['host']);
+                self::assertSame(hash('sha256', $canary), $r['password_sha256']);
+                $pids[$r['pid']] = true;
+            }
+        }
+        self::assertGreaterThan(1, count($pids), 'several workers served');
+        self::assertSame(1, Proxy::getParameterCalls(), 'one SSM request for the whole host');
+        $files = glob("$dir/*");
+        self::assertNotEmpty($files);
+        foreach ($files as $file) {
+            self::assertSame(0600, fileperms($file) & 0777, basename($file) . ' is 0600');
+            self::assertStringNotContainsString($canary, (string) file_get_contents($file));
+            self::assertStringNotContainsString('shared-db', (string) file_get_contents($file), 'nothing in plaintext');
+        }
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*"));
+        rmdir($dir);
+    }
+
+    public function test_unwritable_shared_dir_falls_back_to_per_process_with_one_warning(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/noshare/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'postgresql://wp:pw@fallback.internal:5432/shop');
+        $dir = sys_get_temp_dir() . '/ssm-readonly-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0555); // not writable by the workers (nor owned by them)
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => "$dir/cache"], self::masterEnv(), 2);
+        $script = $this->fpm->script('index.php', self::page());
+        $pids = [];
+        for ($i = 0; $i < 10; $i++) {
+            $r = json_decode($this->fpm->request($script), true);
+            self::assertSame('fallback.internal:5432', $r['host']);
+            $pids[$r['pid']] = true;
+        }
+        self::assertSame(count($pids), Proxy::getParameterCalls(), 'each worker fetched for itself');
+        self::assertSame(count($pids), substr_count($this->fpm->logs(), 'shared cache directory cannot be used'), 'one warning per worker, not per request');
         rmdir($dir);
     }
 }

@@ -1,89 +1,149 @@
-//! The process-local cache and its freshness policy.
+//! The process-local cache and its freshness states.
 //!
-//! Entries live in a `moka` cache keyed by parameter name. Freshness is decided
-//! here from the entry's own fetch time rather than by moka's expiry, so that
-//! an expired entry is still there to report on (and, later, to serve while
-//! SSM is failing). moka starts no threads and survives `fork`.
+//! Entries live in a `moka` cache keyed by parameter name (moka starts no
+//! threads and survives `fork`). Freshness is judged here, from the entry's
+//! own fetch time, rather than by moka's expiry: an expired entry must still
+//! be there to serve while SSM is failing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{parse_value, DbConfig, Error, FetchedParameter};
+use crate::policy;
+use crate::shared::StoredValue;
+use crate::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Error, FetchedParameter};
+#[cfg(test)]
+use crate::Secret;
+
+/// How long values live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// A value is fresh for this long after its fetch.
+    pub ttl: Duration,
+    /// After the TTL, the last good value is still served this long while refreshing fails.
+    pub max_stale: Duration,
+}
+
+/// Where a value stands at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it; nothing to do until `until_ns`.
+    Fresh {
+        /// When refreshing ahead starts (`CLOCK_MONOTONIC` ns).
+        until_ns: u64,
+    },
+    /// Serve it; one process of the host should refresh it now.
+    RefreshDue,
+    /// Past its TTL: serve it only because refreshing failed; keep trying.
+    Stale,
+    /// Past the maximum staleness: do not serve it.
+    TooOld,
+}
 
 /// A parsed value together with where and when it came from.
 #[derive(Debug)]
 pub struct CachedConfig {
     /// The parameter name as requested (with any `:version` selector).
     pub parameter: String,
+    /// The credentials parameter whose user and password override, if any.
+    pub credentials_parameter: Option<String>,
     /// The parsed settings.
     pub config: DbConfig,
-    /// SSM's version number of the parameter.
+    /// SSM's version of the parameter.
     pub version: i64,
-    /// When the fetch finished.
-    pub fetched_at: Instant,
+    /// SSM's version of the credentials parameter.
+    pub credentials_version: Option<i64>,
+    /// When the fetch ended (`CLOCK_MONOTONIC` ns).
+    pub fetched_ns: u64,
+    /// When, after the fetch, refreshing ahead starts.
+    pub refresh_after: Duration,
     /// How long the fetch took.
     pub fetch_duration: Duration,
 }
 
+impl StoredValue {
+    /// A value just fetched, with its refresh-ahead point drawn for `ttl`.
+    pub fn fetched(main: FetchedParameter, credentials: Option<FetchedParameter>, ttl: Duration) -> StoredValue {
+        StoredValue {
+            fetched_ns: policy::mono_now_ns(),
+            duration_us: main.duration.as_micros() as u64,
+            value: main.value,
+            version: main.version,
+            credentials: credentials.map(|c| (c.value, c.version)),
+            refresh_after_ns: policy::refresh_ahead_after(ttl, policy::random_fraction()).as_nanos() as u64,
+        }
+    }
+}
+
 impl CachedConfig {
-    /// Parses a fetched parameter into a cache entry; nothing is cached on error.
-    pub fn from_fetched(parameter: &str, fetched: FetchedParameter) -> Result<Self, Error> {
+    /// Parses a stored value; nothing is cached on error.
+    pub fn from_stored(parameter: &str, credentials_parameter: Option<&str>, stored: &StoredValue) -> Result<Self, Error> {
+        let config = match (credentials_parameter, &stored.credentials) {
+            (Some(creds_name), Some((creds, _))) => {
+                apply_credentials(parse_endpoint_value(parameter, stored.value.expose())?, creds_name, creds.expose())?
+            }
+            _ => parse_value(parameter, stored.value.expose())?,
+        };
         Ok(CachedConfig {
             parameter: parameter.to_owned(),
-            config: parse_value(parameter, fetched.value.expose())?,
-            version: fetched.version,
-            fetched_at: Instant::now(),
-            fetch_duration: fetched.duration,
+            credentials_parameter: credentials_parameter.map(str::to_owned),
+            config,
+            version: stored.version,
+            credentials_version: stored.credentials.as_ref().map(|(_, v)| *v),
+            fetched_ns: stored.fetched_ns,
+            refresh_after: Duration::from_nanos(stored.refresh_after_ns),
+            fetch_duration: Duration::from_micros(stored.duration_us),
         })
     }
 
-    /// Time since the fetch finished.
-    pub fn age(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.fetched_at)
+    /// Parses a single fetched parameter (no credentials parameter), fresh for `ttl`.
+    pub fn from_fetched(parameter: &str, fetched: FetchedParameter, ttl: Duration) -> Result<Self, Error> {
+        Self::from_stored(parameter, None, &StoredValue::fetched(fetched, None, ttl))
+    }
+
+    /// Time since the fetch ended.
+    pub fn age(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(now_ns.saturating_sub(self.fetched_ns))
+    }
+
+    /// Where the value stands at `now_ns`.
+    pub fn freshness(&self, now_ns: u64, timing: Timing) -> Freshness {
+        let age = self.age(now_ns);
+        if age < self.refresh_after.min(timing.ttl) {
+            Freshness::Fresh { until_ns: self.fetched_ns + self.refresh_after.min(timing.ttl).as_nanos() as u64 }
+        } else if age < timing.ttl {
+            Freshness::RefreshDue
+        } else if age < timing.ttl + timing.max_stale {
+            Freshness::Stale
+        } else {
+            Freshness::TooOld
+        }
+    }
+
+    /// Whether two entries would give PHP the same settings.
+    pub fn same_settings(&self, other: &CachedConfig) -> bool {
+        self.config == other.config
     }
 }
 
-/// What a lookup found.
-#[derive(Debug, Clone)]
-pub enum Lookup {
-    /// A value younger than the TTL, with the time it has left.
-    Fresh(Arc<CachedConfig>, Duration),
-    /// A value older than the TTL.
-    Expired(Arc<CachedConfig>),
-    /// Nothing cached for this name.
-    Missing,
-}
-
-/// Parameter name → last fetched value, with a TTL.
+/// Parameter name → last good value.
 pub struct ConfigCache {
     entries: moka::sync::Cache<String, Arc<CachedConfig>>,
-    ttl: Duration,
 }
 
 /// A process reads one or two parameters; the bound only stops a caller that
 /// loops over generated names from growing the process without limit.
 const MAX_ENTRIES: u64 = 64;
 
+impl Default for ConfigCache {
+    fn default() -> Self {
+        ConfigCache { entries: moka::sync::Cache::new(MAX_ENTRIES) }
+    }
+}
+
 impl ConfigCache {
-    /// An empty cache whose entries are fresh for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        ConfigCache { entries: moka::sync::Cache::new(MAX_ENTRIES), ttl }
-    }
-
-    /// The TTL.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// Looks a parameter up and judges its freshness at `now`.
-    pub fn lookup(&self, parameter: &str, now: Instant) -> Lookup {
-        match self.entries.get(parameter) {
-            None => Lookup::Missing,
-            Some(entry) => match self.ttl.checked_sub(entry.age(now)) {
-                Some(left) if !left.is_zero() => Lookup::Fresh(entry, left),
-                _ => Lookup::Expired(entry),
-            },
-        }
+    /// The entry for a parameter, whatever its age.
+    pub fn get(&self, parameter: &str) -> Option<Arc<CachedConfig>> {
+        self.entries.get(parameter)
     }
 
     /// Stores an entry, replacing any older one for the same name.
@@ -95,35 +155,57 @@ impl ConfigCache {
 
     /// The most recently fetched entry, if any (for status reports).
     pub fn newest(&self) -> Option<Arc<CachedConfig>> {
-        self.entries.iter().map(|(_, v)| v).max_by_key(|e| e.fetched_at)
+        self.entries.iter().map(|(_, v)| v).max_by_key(|e| e.fetched_ns)
     }
 }
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Secret;
 
     fn fetched(value: &str) -> FetchedParameter {
         FetchedParameter { value: Secret::new(value.into()), version: 3, duration: Duration::from_millis(5) }
     }
 
     #[test]
-    fn stored_entry_is_fresh_until_ttl_then_expired() {
-        let cache = ConfigCache::new(Duration::from_secs(60));
-        let now = Instant::now();
-        assert!(matches!(cache.lookup("/p", now), Lookup::Missing));
-        let entry = CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d")).unwrap();
-        let fetched_at = entry.fetched_at;
-        cache.store(entry);
-        assert!(matches!(cache.lookup("/p", fetched_at + Duration::from_secs(59)), Lookup::Fresh(_, left) if left == Duration::from_secs(1)));
-        assert!(matches!(cache.lookup("/p", fetched_at + Duration::from_secs(60)), Lookup::Expired(_)));
-        assert_eq!(cache.newest().unwrap().version, 3);
+    fn freshness_moves_from_fresh_to_refresh_due_to_stale_to_too_old() {
+        let timing = Timing { ttl: Duration::from_secs(60), max_stale: Duration::from_secs(100) };
+        let entry = CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), timing.ttl).unwrap();
+        let t0 = entry.fetched_ns;
+        let s = |secs: u64| entry.freshness(t0 + secs * 1_000_000_000, timing);
+        assert!(matches!(s(0), Freshness::Fresh { .. }));
+        assert!(matches!(s(55), Freshness::Fresh { .. }));
+        assert_eq!(s(59), Freshness::RefreshDue);
+        assert_eq!(s(60), Freshness::Stale);
+        assert_eq!(s(159), Freshness::Stale);
+        assert_eq!(s(160), Freshness::TooOld);
+    }
+
+    #[test]
+    fn credentials_parameter_overrides_user_and_password() {
+        let stored = StoredValue::fetched(
+            fetched("postgresql://db.internal/shop"),
+            Some(FetchedParameter { value: Secret::new(r#"{"username":"rotated","password":"pw2"}"#.into()), version: 9, duration: Duration::ZERO }),
+            Duration::from_secs(60),
+        );
+        let entry = CachedConfig::from_stored("/p", Some("/aws/reference/secretsmanager/rds!db-1"), &stored).unwrap();
+        assert_eq!((entry.config.user.as_str(), entry.config.password.expose()), ("rotated", "pw2"));
+        assert_eq!(entry.credentials_version, Some(9));
+    }
+
+    #[test]
+    fn store_and_newest() {
+        let cache = ConfigCache::default();
+        assert!(cache.get("/p").is_none());
+        cache.store(CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), Duration::from_secs(1)).unwrap());
+        assert_eq!(cache.get("/p").unwrap().version, 3);
+        assert_eq!(cache.newest().unwrap().parameter, "/p");
     }
 
     #[test]
     fn invalid_value_is_not_cached() {
-        let err = CachedConfig::from_fetched("/p", fetched("nonsense")).unwrap_err();
+        let err = CachedConfig::from_fetched("/p", fetched("nonsense"), Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidValue);
     }
 }

@@ -74,6 +74,18 @@ pub enum Error {
         /// Which part of the credential chain failed, in our words.
         reason: String,
     },
+    /// A failure met moments ago by this host (another worker, or a
+    /// background refresh), repeated without asking SSM again: while SSM is
+    /// failing, a host makes one attempt per backoff interval.
+    #[error("{message} (SSM is not asked again for {} s)", retry_in.as_secs().max(1))]
+    Recent {
+        /// The kind of the original failure.
+        kind: ErrorKind,
+        /// The original failure's message.
+        message: String,
+        /// Time until the host tries again.
+        retry_in: Duration,
+    },
     /// The extension or the monitor is configured wrongly (no parameter name,
     /// no region, a malformed endpoint URL, an invalid parameter name).
     #[error("bad configuration: {0}")]
@@ -120,6 +132,11 @@ impl ErrorKind {
         ErrorKind::Service,
     ];
 
+    /// The kind with this code, if any.
+    pub fn from_code(code: i32) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
     /// The stable numeric code.
     pub fn code(self) -> i32 {
         self as i32
@@ -154,6 +171,7 @@ impl Error {
             Error::InvalidValue { .. } => ErrorKind::InvalidValue,
             Error::NoCredentials { .. } => ErrorKind::NoCredentials,
             Error::BadConfiguration(_) => ErrorKind::BadConfiguration,
+            Error::Recent { kind, .. } => *kind,
         }
     }
 
@@ -163,6 +181,7 @@ impl Error {
         match self {
             Error::Throttled { .. } | Error::Timeout { .. } | Error::Network { .. } => true,
             Error::Service { transient, .. } => *transient,
+            Error::Recent { kind, .. } => matches!(kind, ErrorKind::Throttled | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::Service),
             Error::NotFound { .. }
             | Error::AccessDenied { .. }
             | Error::InvalidValue { .. }

@@ -16,9 +16,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 
-use crate::{Error, Secret};
+use crate::{policy, Error, Secret};
 
 /// Where and how to reach SSM. Anything left `None` comes from the default AWS chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +56,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 impl SsmFetcher {
     /// Loads the AWS configuration and builds a client. Needs a tokio runtime.
     pub async fn new(settings: &FetchSettings) -> Result<Self, Error> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).timeout_config(
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(aws_config::retry::RetryConfig::disabled()).timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
                 .operation_timeout(settings.timeout)
@@ -90,40 +89,118 @@ impl SsmFetcher {
         &self.region
     }
 
+    /// The budget of one whole fetch.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Reads one parameter, decrypting a SecureString. `name` may carry a
     /// version or label selector (`/app/db:3`, `/app/db:prod`).
     pub async fn get(&self, name: &str) -> Result<FetchedParameter, Error> {
+        self.with_retries(name, || self.get_once(name)).await
+    }
+
+    /// Reads two parameters in one GetParameters call, so that both values
+    /// come from one moment (the endpoint and the rotated password of one
+    /// snapshot).
+    pub async fn get_pair(&self, name: &str, credentials: &str) -> Result<(FetchedParameter, FetchedParameter), Error> {
+        self.with_retries(name, || self.get_pair_once(name, credentials)).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the budget ends.
+    /// Transient failures are retried after [`policy::retry_delay`]; when the
+    /// next delay would not fit in the budget, the last failure is returned
+    /// as it is (a throttle stays a throttle, not a timeout).
+    async fn with_retries<T, F, Fut>(&self, name: &str, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let timeout = || Error::Timeout { parameter: name.to_owned(), budget: self.timeout };
+        for n in 0.. {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timeout());
+            }
+            let error = match tokio::time::timeout(remaining, attempt()).await {
+                Err(_) => return Err(timeout()),
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if !e.is_transient() || n + 1 >= MAX_ATTEMPTS => return Err(e),
+                Ok(Err(e)) => e,
+            };
+            let delay = policy::retry_delay(n, error.kind() == crate::ErrorKind::Throttled, policy::random_fraction());
+            if Instant::now() + delay >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn get_once(&self, name: &str) -> Result<FetchedParameter, Error> {
         let started = Instant::now();
-        let call = self.client.get_parameter().name(name).with_decryption(true).send();
-        let output = match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => return Err(Error::Timeout { parameter: name.to_owned(), budget: self.timeout }),
-            Ok(Err(e)) => return Err(classify(name, self.timeout, e)),
-            Ok(Ok(output)) => output,
-        };
+        let output = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| classify(name, self.timeout, e))?;
         let parameter = output
             .parameter
             .ok_or_else(|| Error::Service { parameter: name.into(), reason: "the response had no parameter".into(), transient: true })?;
-        let value = parameter
-            .value
-            .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
+        let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
         Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
+    }
+
+    async fn get_pair_once(&self, name: &str, credentials: &str) -> Result<(FetchedParameter, FetchedParameter), Error> {
+        let started = Instant::now();
+        let output = self
+            .client
+            .get_parameters()
+            .names(name)
+            .names(credentials)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| classify(name, self.timeout, e))?;
+        if let Some(invalid) = output.invalid_parameters().first() {
+            return Err(Error::NotFound { parameter: invalid.clone() });
+        }
+        let duration = started.elapsed();
+        let take = |wanted: &str| -> Result<FetchedParameter, Error> {
+            let found = output
+                .parameters()
+                .iter()
+                .find(|p| p.name().is_some_and(|n| n == wanted || n == without_selector(wanted)))
+                .ok_or_else(|| Error::NotFound { parameter: wanted.to_owned() })?;
+            let value = found.value().ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
+            Ok(FetchedParameter { value: Secret::new(value.to_owned()), version: found.version(), duration })
+        };
+        Ok((take(name)?, take(credentials)?))
     }
 }
 
-/// The SDK's standard retries, with backoff scaled to a budget of seconds:
-/// its default (up to 20 s between attempts) would spend the whole budget
-/// waiting and turn every 5xx into a timeout.
-fn retry_config() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_millis(400))
+/// At most this many attempts per fetch (the budget usually ends it first).
+const MAX_ATTEMPTS: u32 = 4;
+
+/// "/app/db:3" -> "/app/db" (GetParameters answers with the bare name).
+fn without_selector(name: &str) -> &str {
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[..i],
+        _ => name,
+    }
 }
 
 const NO_REGION: &str =
     "no AWS region: set ssm_db_config.region (or AWS_REGION), or run where the instance metadata service gives one";
 
-fn classify(parameter: &str, budget: Duration, err: SdkError<GetParameterError>) -> Error {
+fn classify<E>(parameter: &str, budget: Duration, err: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
     let parameter = parameter.to_owned();
     if let Some(reason) = credentials_failure(&err) {
         return Error::NoCredentials { parameter, reason };
@@ -154,13 +231,7 @@ fn classify(parameter: &str, budget: Duration, err: SdkError<GetParameterError>)
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            match service.err() {
-                GetParameterError::ParameterNotFound(_) | GetParameterError::ParameterVersionNotFound(_) => {
-                    Error::NotFound { parameter }
-                }
-                GetParameterError::InvalidKeyId(_) => Error::AccessDenied { parameter, aws_code: "InvalidKeyId".into() },
-                other => classify_code(parameter, other.code(), status),
-            }
+            classify_code(parameter, service.err().code(), status)
         }
         _ => Error::Service { parameter, reason: "unexpected SDK error".into(), transient: true },
     }

@@ -7,19 +7,24 @@
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
 //! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
 //!   classifying AWS failures.
-//! - [`cache`]: [`ConfigCache`], the process-local moka cache and its TTL policy.
+//! - [`cache`]: [`ConfigCache`], the process-local moka cache, and freshness states.
+//! - [`policy`]: refresh-ahead point, retry delays, failure backoff; the shared clock.
+//! - [`shared`]: the encrypted host-wide entry php-fpm workers share, and its lock.
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod error;
 pub mod fetch;
 pub mod parse;
+pub mod policy;
 pub mod secret;
+pub mod shared;
 
-pub use cache::{CachedConfig, ConfigCache, Lookup};
+pub use cache::{CachedConfig, ConfigCache, Freshness, Timing};
 pub use error::{Error, ErrorKind};
 pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
-pub use parse::{parse_value, DbConfig, Engine, ValueFormat};
+pub use parse::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat};
+pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
 pub use secret::Secret;
 
 /// This crate's version, which the extension reports as its own.

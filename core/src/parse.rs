@@ -114,18 +114,50 @@ impl DbConfig {
 
 /// Parses a parameter value. `parameter` is only used to name the parameter in errors.
 pub fn parse_value(parameter: &str, value: &str) -> Result<DbConfig, Error> {
+    parse(parameter, value, true)
+}
+
+/// Parses the value of a parameter whose user and password come from a
+/// separate credentials parameter: they may be missing here (and are
+/// replaced by [`apply_credentials`] anyway).
+pub fn parse_endpoint_value(parameter: &str, value: &str) -> Result<DbConfig, Error> {
+    parse(parameter, value, false)
+}
+
+/// Overrides user and password with those of a credentials parameter: the
+/// JSON that RDS keeps in Secrets Manager for a managed master password
+/// (`{"username": "...", "password": "..."}`, other fields ignored).
+pub fn apply_credentials(mut config: DbConfig, parameter: &str, value: &str) -> Result<DbConfig, Error> {
+    let doc: Value = serde_json::from_str(value.trim()).map_err(|e| {
+        Error::invalid(parameter, format!("the credentials are not valid JSON (error at line {} column {})", e.line(), e.column()))
+    })?;
+    let field = |name: &str| match doc.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(Error::invalid(parameter, format!("field \"{name}\" must be a string"))),
+        None => Err(Error::invalid(parameter, format!("field \"{name}\" is missing"))),
+    };
+    let user = field("username")?;
+    if user.is_empty() {
+        return Err(Error::invalid(parameter, "field \"username\" is empty"));
+    }
+    config.password = Secret::new(field("password")?);
+    config.user = user;
+    Ok(config)
+}
+
+fn parse(parameter: &str, value: &str, credentials_required: bool) -> Result<DbConfig, Error> {
     let value = value.trim();
     if value.is_empty() {
         return Err(Error::invalid(parameter, "the value is empty"));
     }
     if value.starts_with('{') {
-        return parse_json(parameter, value);
+        return parse_json(parameter, value, credentials_required);
     }
     if let Some((scheme, rest)) = value.split_once("://") {
         let engine = Engine::from_scheme(scheme).ok_or_else(|| {
             Error::invalid(parameter, "the URL scheme is not postgresql://, postgres://, mysql:// or mariadb://")
         })?;
-        return parse_url(parameter, engine, rest);
+        return parse_url(parameter, engine, rest, credentials_required);
     }
     Err(Error::invalid(
         parameter,
@@ -133,21 +165,26 @@ pub fn parse_value(parameter: &str, value: &str) -> Result<DbConfig, Error> {
     ))
 }
 
-fn parse_url(parameter: &str, engine: Engine, rest: &str) -> Result<DbConfig, Error> {
+fn parse_url(parameter: &str, engine: Engine, rest: &str, credentials_required: bool) -> Result<DbConfig, Error> {
     let invalid = |reason: &str| Error::invalid(parameter, reason);
     // The user info ends at the last '@', so that a password someone forgot to
     // percent-encode ("p@ss/word?") still parses as they meant it.
-    let (userinfo, hostpart) = rest
-        .rsplit_once('@')
-        .ok_or_else(|| invalid("the URL has no user (expected scheme://user:password@host/dbname)"))?;
-    let (raw_user, raw_password) = userinfo
-        .split_once(':')
-        .ok_or_else(|| invalid("the URL has no password (expected user:password@ before the host)"))?;
-    let user = decode(parameter, "user", raw_user)?;
-    if user.is_empty() {
-        return Err(invalid("the URL's user is empty"));
-    }
-    let password = Secret::new(decode(parameter, "password", raw_password)?);
+    let (user, password, hostpart) = match rest.rsplit_once('@') {
+        None if !credentials_required => (String::new(), Secret::default(), rest),
+        None => return Err(invalid("the URL has no user (expected scheme://user:password@host/dbname)")),
+        Some((userinfo, hostpart)) => {
+            let (raw_user, raw_password) = match userinfo.split_once(':') {
+                Some(pair) => pair,
+                None if !credentials_required => (userinfo, ""),
+                None => return Err(invalid("the URL has no password (expected user:password@ before the host)")),
+            };
+            let user = decode(parameter, "user", raw_user)?;
+            if user.is_empty() && credentials_required {
+                return Err(invalid("the URL's user is empty"));
+            }
+            (user, Secret::new(decode(parameter, "password", raw_password)?), hostpart)
+        }
+    };
 
     let (authority, path_and_query) = match hostpart.find(['/', '?']) {
         Some(i) => hostpart.split_at(i),
@@ -218,7 +255,7 @@ fn decode(parameter: &str, what: &str, raw: &str) -> Result<String, Error> {
         .map_err(|_| Error::invalid(parameter, format!("the URL's {what} is not valid UTF-8 once percent-decoded")))
 }
 
-fn parse_json(parameter: &str, value: &str) -> Result<DbConfig, Error> {
+fn parse_json(parameter: &str, value: &str, credentials_required: bool) -> Result<DbConfig, Error> {
     let doc: Value = serde_json::from_str(value).map_err(|e| {
         Error::invalid(
             parameter,
@@ -271,9 +308,10 @@ fn parse_json(parameter: &str, value: &str) -> Result<DbConfig, Error> {
         },
     };
     let host = required("host")?;
-    let user = required("username")?;
+    let user = if credentials_required { required("username")? } else { text("username")?.unwrap_or_default() };
     let password = match map.get("password") {
         Some(Value::String(s)) => Secret::new(s.clone()),
+        None | Some(Value::Null) if !credentials_required => Secret::default(),
         None | Some(Value::Null) => return Err(Error::invalid(parameter, "field \"password\" is missing")),
         Some(_) => return Err(Error::invalid(parameter, "field \"password\" must be a string")),
     };
@@ -428,6 +466,27 @@ mod tests {
         assert!(msg.contains("line 1"));
         let msg = err(r#"{"engine":"postgres","host":"h","username":"u","password":"Canary-Pa55-zz","dbname":7}"#);
         assert!(!msg.contains("Canary"), "{msg}");
+    }
+
+    #[test]
+    fn endpoint_value_may_omit_credentials_which_the_secret_supplies() {
+        let c = parse_endpoint_value(P, "postgresql://db.internal:5432/shop").unwrap();
+        assert_eq!((c.host.as_str(), c.user.as_str(), c.password.expose()), ("db.internal", "", ""));
+        let c = parse_endpoint_value(P, r#"{"engine":"postgres","host":"h","dbname":"d"}"#).unwrap();
+        let c = apply_credentials(c, "/creds", r#"{"username":"master","password":"p@ss:\"x","engine":"postgres"}"#).unwrap();
+        assert_eq!((c.user.as_str(), c.password.expose()), ("master", "p@ss:\"x"));
+        let c = parse_endpoint_value(P, "mysql://old:oldpw@h/d").unwrap();
+        assert_eq!(apply_credentials(c, "/creds", r#"{"username":"new","password":"newpw"}"#).unwrap().user, "new");
+        assert!(parse_value(P, "postgresql://db.internal:5432/shop").is_err(), "still required without a credentials parameter");
+    }
+
+    #[test]
+    fn bad_credentials_name_the_credentials_parameter_without_the_value() {
+        let c = parse_endpoint_value(P, "postgresql://h/d").unwrap();
+        let e = apply_credentials(c.clone(), "/creds", r#"{"username":"u"}"#).unwrap_err().to_string();
+        assert!(e.contains("/creds") && e.contains("\"password\" is missing"), "{e}");
+        let e = apply_credentials(c, "/creds", r#"{"username":"u","password":"Canary-Pa55-c" "#).unwrap_err().to_string();
+        assert!(!e.contains("Canary"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,9 @@ use ext_php_rs::zend::{ce, ExecuteData};
 use ext_php_rs::boxed::ZBox;
 use ssm_db_config_core::VERSION;
 
-use crate::{error, state};
+use crate::state::{self, Mode, Sharing};
+use crate::error;
+use ssm_db_config_core::Freshness;
 
 const IS_NULL: u8 = 1;
 const IS_STRING: u8 = 6;
@@ -91,7 +93,7 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
         unsafe { array.return_into(rv) };
         return;
     }
-    match state.serve(requested, false) {
+    match state.serve(requested, Mode::Get) {
         Ok(array) => unsafe { array.return_into(rv) },
         Err(e) => error::throw(&e),
     }
@@ -99,7 +101,7 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
 
 extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {
     let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else { return };
-    match state::get().serve(requested, true) {
+    match state::get().serve(requested, Mode::Refresh) {
         Ok(array) => unsafe { array.return_into(rv) },
         Err(e) => error::throw(&e),
     }
@@ -123,20 +125,56 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     let state = state::get();
     let settings = &state.settings;
     let entry = state.status_entry();
+    let now = ssm_db_config_core::policy::mono_now_ns();
     let mut ht = ZendHashTable::new();
     ht.insert("extension_version", VERSION)?;
     ht.insert("pid", i64::from(std::process::id()))?;
     ht.insert("parameter", settings.parameter.clone())?;
+    ht.insert("credentials_parameter", settings.credentials_parameter.clone())?;
     ht.insert("region", state.region.clone().or_else(|| settings.region.clone()).or_else(env_region))?;
     ht.insert("endpoint_url", settings.endpoint_url.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()))?;
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
+    ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
+    let (shared_dir, shared_error): (Option<String>, Option<String>) = match &state.sharing {
+        Sharing::Ready(dir, _) => (Some(dir.display().to_string()), None),
+        Sharing::Pending(dir, _) => (Some(dir.resolve().display().to_string()), None),
+        Sharing::Off(why) => (None, Some((*why).to_owned())),
+        Sharing::Failed(why) => (None, Some(why.clone())),
+    };
+    ht.insert("shared_cache", shared_dir.is_some())?;
+    ht.insert("shared_dir", shared_dir)?;
+    ht.insert("shared_cache_note", shared_error)?;
+    let freshness = entry.as_ref().map(|e| state.freshness(e));
     ht.insert("cached", entry.is_some())?;
-    ht.insert("fresh", entry.as_ref().is_some_and(|(_, fresh)| *fresh))?;
-    ht.insert("cached_parameter", entry.as_ref().map(|(e, _)| e.parameter.clone()))?;
-    ht.insert("age_seconds", entry.as_ref().map(|(e, _)| e.age(std::time::Instant::now()).as_secs_f64()))?;
-    ht.insert("version", entry.as_ref().map(|(e, _)| e.version))?;
-    let config = entry.as_ref().map(|(e, _)| &e.config);
+    ht.insert("fresh", matches!(freshness, Some(Freshness::Fresh { .. } | Freshness::RefreshDue)))?;
+    ht.insert("stale", matches!(freshness, Some(Freshness::Stale | Freshness::TooOld)))?;
+    ht.insert(
+        "state",
+        match freshness {
+            None => "empty",
+            Some(Freshness::Fresh { .. }) => "fresh",
+            Some(Freshness::RefreshDue) => "refresh_due",
+            Some(Freshness::Stale) => "stale",
+            Some(Freshness::TooOld) => "too_old",
+        },
+    )?;
+    ht.insert("cached_parameter", entry.as_ref().map(|e| e.parameter.clone()))?;
+    ht.insert("age_seconds", entry.as_ref().map(|e| e.age(now).as_secs_f64()))?;
+    ht.insert("refresh_after_seconds", entry.as_ref().map(|e| e.refresh_after.as_secs_f64()))?;
+    ht.insert("version", entry.as_ref().map(|e| e.version))?;
+    ht.insert("credentials_version", entry.as_ref().and_then(|e| e.credentials_version))?;
+    let tracker = entry.as_ref().and_then(|e| state.trackers.get(&e.parameter)).cloned().unwrap_or_default();
+    ht.insert("consecutive_failures", i64::from(tracker.failures))?;
+    ht.insert(
+        "next_attempt_in_seconds",
+        (tracker.next_attempt_ns > now).then(|| (tracker.next_attempt_ns - now) as f64 / 1e9),
+    )?;
+    ht.insert("stale_reason", match freshness {
+        Some(Freshness::Stale | Freshness::TooOld) => tracker.last_error.as_ref().map(|e| e.message.clone()),
+        _ => None,
+    })?;
+    let config = entry.as_ref().map(|e| &e.config);
     ht.insert("engine", config.map(|c| c.engine.as_str()))?;
     ht.insert("host", config.map(|c| c.host.clone()))?;
     ht.insert("port", config.map(|c| i64::from(c.port)))?;
@@ -152,6 +190,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("misses", c.misses as i64)?;
     ht.insert("fetches", c.fetches as i64)?;
     ht.insert("errors", c.errors as i64)?;
+    ht.insert("shared_hits", c.shared_hits as i64)?;
     match &state.last_error {
         None => ht.insert("last_error", Option::<i64>::None)?,
         Some(e) => {

@@ -8,7 +8,8 @@ use ext_php_rs::ffi::{php_info_print_table_end, php_info_print_table_header, php
 use ext_php_rs::zend::ModuleEntry;
 use ssm_db_config_core::VERSION;
 
-use crate::state;
+use crate::state::{self, Sharing};
+use ssm_db_config_core::Freshness;
 
 extern "C" {
     // Exported by PHP (main/php_ini.h); not in ext-php-rs's bindings.
@@ -33,10 +34,23 @@ pub extern "C" fn info(module: *mut ModuleEntry) {
     row("Cache misses", &c.misses.to_string());
     row("Fetches", &c.fetches.to_string());
     row("Fetch errors", &c.errors.to_string());
+    row("Values from the shared cache", &c.shared_hits.to_string());
+    row("Shared cache", &match &state.sharing {
+        Sharing::Ready(dir, _) => dir.display().to_string(),
+        Sharing::Pending(dir, _) => format!("{} (set up at first use)", dir.resolve().display()),
+        Sharing::Off(why) => format!("off ({why})"),
+        Sharing::Failed(why) => format!("unusable ({why})"),
+    });
     match state.status_entry() {
-        Some((entry, fresh)) => {
+        Some(entry) => {
+            let label = match state.freshness(&entry) {
+                Freshness::Fresh { .. } => "fresh",
+                Freshness::RefreshDue => "fresh, refresh due",
+                Freshness::Stale => "stale: refreshing fails",
+                Freshness::TooOld => "too old to serve",
+            };
             row("Cached parameter", &entry.parameter);
-            row("Cached value age", &format!("{:.1} s ({})", entry.age(std::time::Instant::now()).as_secs_f64(), if fresh { "fresh" } else { "expired" }));
+            row("Cached value age", &format!("{:.1} s ({label})", entry.age(ssm_db_config_core::policy::mono_now_ns()).as_secs_f64()));
             row("Parameter version", &entry.version.to_string());
         }
         None => row("Cached value age", "nothing cached in this process"),

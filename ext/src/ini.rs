@@ -19,12 +19,23 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 /// Allowed budget range.
 pub const TIMEOUT_RANGE: (u64, u64) = (50, 60_000);
 
-pub static INI_ENTRIES: IniEntryDefs<6> = IniEntryDefs::new([
+/// Default maximum staleness: one day.
+pub const DEFAULT_MAX_STALE_SECONDS: u64 = 86_400;
+/// Allowed maximum staleness.
+pub const MAX_STALE_RANGE: (u64, u64) = (0, 30 * 86_400);
+/// Default for `ssm_db_config.shared_dir`: `/dev/shm/ssm_db_config-<uid>`, made
+/// per user at first use (a tmpfs: nothing reaches a disk).
+pub const DEFAULT_SHARED_DIR: &str = "auto";
+
+pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"ssm_db_config.parameter", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.region", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.endpoint_url", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.ttl", c"60", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.timeout_ms", c"2000", IniEntryPermission::System),
+    IniEntryDef::new(c"ssm_db_config.max_stale", c"86400", IniEntryPermission::System),
+    IniEntryDef::new(c"ssm_db_config.shared_dir", c"auto", IniEntryPermission::System),
+    IniEntryDef::new(c"ssm_db_config.credentials_parameter", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -41,6 +52,31 @@ pub struct Settings {
     pub ttl: Duration,
     /// Budget for one fetch.
     pub timeout: Duration,
+    /// How long past its TTL the last good value is served while refreshing fails.
+    pub max_stale: Duration,
+    /// The shared directory: `None` when switched off (`off`).
+    pub shared_dir: Option<SharedDir>,
+    /// A parameter whose `username` and `password` override the main one's.
+    pub credentials_parameter: Option<String>,
+}
+
+/// Where workers share their cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedDir {
+    /// `/dev/shm/ssm_db_config-<uid>`, for the uid of the worker.
+    Auto,
+    /// A directory given in php.ini.
+    Path(std::path::PathBuf),
+}
+
+impl SharedDir {
+    /// The directory for this process's user.
+    pub fn resolve(&self) -> std::path::PathBuf {
+        match self {
+            SharedDir::Auto => format!("/dev/shm/ssm_db_config-{}", unsafe { libc::geteuid() }).into(),
+            SharedDir::Path(p) => p.clone(),
+        }
+    }
 }
 
 impl Settings {
@@ -55,6 +91,14 @@ impl Settings {
             get("ssm_db_config.endpoint_url"),
             get("ssm_db_config.ttl"),
             get("ssm_db_config.timeout_ms"),
+            get("ssm_db_config.max_stale"),
+            // PHP's INI parser turns off/no/false into "": that is "off" here;
+            // unset, the directive keeps its default "auto".
+            values.get("ssm_db_config.shared_dir").cloned().flatten().map(|v| match v.trim() {
+                "" => "off".to_owned(),
+                v => v.to_owned(),
+            }),
+            get("ssm_db_config.credentials_parameter"),
         )
     }
 }
@@ -65,6 +109,9 @@ fn validate(
     endpoint_url: Option<String>,
     ttl: Option<String>,
     timeout_ms: Option<String>,
+    max_stale: Option<String>,
+    shared_dir: Option<String>,
+    credentials_parameter: Option<String>,
 ) -> (Settings, Vec<String>) {
     let mut warnings = Vec::new();
     let mut number = |directive: &str, raw: Option<String>, (min, max): (u64, u64), default: u64, unit: &str| -> u64 {
@@ -83,6 +130,7 @@ fn validate(
     };
     let ttl = number("ssm_db_config.ttl", ttl, TTL_RANGE, DEFAULT_TTL_SECONDS, "seconds");
     let timeout = number("ssm_db_config.timeout_ms", timeout_ms, TIMEOUT_RANGE, DEFAULT_TIMEOUT_MS, "milliseconds");
+    let max_stale = number("ssm_db_config.max_stale", max_stale, MAX_STALE_RANGE, DEFAULT_MAX_STALE_SECONDS, "seconds");
 
     let region = region.filter(|r| {
         let ok = r.len() <= 64 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -100,19 +148,35 @@ fn validate(
         }
         ok
     });
-    let parameter = parameter.filter(|p| {
-        let ok = p.len() <= 2048 && !p.contains(char::is_whitespace);
-        if !ok {
-            warnings.push("ssm_db_config.parameter must be an SSM parameter name (no spaces, at most 2048 characters); ignoring it".into());
+    let mut name = |directive: &str, value: Option<String>| {
+        value.filter(|p| {
+            let ok = p.len() <= 2048 && !p.contains(char::is_whitespace);
+            if !ok {
+                warnings.push(format!("{directive} must be an SSM parameter name (no spaces, at most 2048 characters); ignoring it"));
+            }
+            ok
+        })
+    };
+    let parameter = name("ssm_db_config.parameter", parameter);
+    let credentials_parameter = name("ssm_db_config.credentials_parameter", credentials_parameter);
+    let shared_dir = match shared_dir.as_deref() {
+        None | Some("auto") => Some(SharedDir::Auto),
+        Some("off") | Some("0") => None,
+        Some(path) if path.starts_with('/') => Some(SharedDir::Path(path.into())),
+        Some(_) => {
+            warnings.push("ssm_db_config.shared_dir must be an absolute path, auto or off; using auto".into());
+            Some(SharedDir::Auto)
         }
-        ok
-    });
+    };
     let settings = Settings {
         parameter,
         region,
         endpoint_url,
         ttl: Duration::from_secs(ttl),
         timeout: Duration::from_millis(timeout),
+        max_stale: Duration::from_secs(max_stale),
+        shared_dir,
+        credentials_parameter,
     };
     (settings, warnings)
 }
@@ -127,16 +191,20 @@ mod tests {
 
     #[test]
     fn valid_values_are_taken() {
-        let (st, w) = validate(s("/app/db"), s("eu-west-1"), s("http://127.0.0.1:5000"), s("5"), s("300"));
+        let (st, w) = validate(s("/app/db"), s("eu-west-1"), s("http://127.0.0.1:5000"), s("5"), s("300"), s("0"), s("/run/x"), s("/aws/reference/secretsmanager/rds!db-1"));
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(st.ttl, Duration::from_secs(5));
         assert_eq!(st.timeout, Duration::from_millis(300));
         assert_eq!(st.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(st.max_stale, Duration::ZERO);
+        assert_eq!(st.shared_dir, Some(SharedDir::Path("/run/x".into())));
+        assert_eq!(st.credentials_parameter.as_deref(), Some("/aws/reference/secretsmanager/rds!db-1"));
+        assert_eq!(validate(None, None, None, None, None, None, s("off"), None).0.shared_dir, None);
     }
 
     #[test]
     fn bad_values_warn_with_directive_and_range_then_use_default() {
-        let (st, w) = validate(None, s("EU WEST"), s("ftp://x"), s("0"), s("fast"));
+        let (st, w) = validate(None, s("EU WEST"), s("ftp://x"), s("0"), s("fast"), s("-1"), s("relative/dir"), None);
         assert_eq!(st.ttl, Duration::from_secs(60));
         assert_eq!(st.timeout, Duration::from_millis(2000));
         assert_eq!(st.region, None);
@@ -145,5 +213,8 @@ mod tests {
         assert!(w.iter().any(|m| m.contains("ssm_db_config.timeout_ms") && m.contains("50 to 60000")));
         assert!(w.iter().any(|m| m.contains("ssm_db_config.region")));
         assert!(w.iter().any(|m| m.contains("ssm_db_config.endpoint_url")));
+        assert!(w.iter().any(|m| m.contains("ssm_db_config.max_stale") && m.contains("0 to 2592000")));
+        assert!(w.iter().any(|m| m.contains("ssm_db_config.shared_dir")));
+        assert_eq!(st.shared_dir, Some(SharedDir::Auto));
     }
 }

@@ -6,7 +6,7 @@
 //! - [`functions`]: the three PHP functions and the status array.
 //! - [`state`]: the per-process cache, counters and the warm path.
 //! - [`php_array`]: the immutable persistent array a warm call returns.
-//! - [`runtime`]: the per-process tokio runtime and SSM client (fork safety).
+//! - [`refresher`]: the per-process thread that fetches (fork safety, refresh-ahead).
 //! - [`environment`]: `AWS_*` captured in the php-fpm master for its workers.
 //! - [`ini`]: the `ssm_db_config.*` directives and their validation.
 //! - [`error`]: `SsmDbConfigException`, the one mapping from core errors to PHP.
@@ -22,7 +22,7 @@ pub mod functions;
 pub mod info;
 pub mod ini;
 pub mod php_array;
-pub mod runtime;
+pub mod refresher;
 pub mod state;
 
 const E_WARNING: i32 = 2;
@@ -45,8 +45,39 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     if error::register().is_err() {
         return 1;
     }
-    state::init(settings, php_array::Keys::intern());
+    let sharing = sharing_for(&settings);
+    state::init(settings, php_array::Keys::intern(), sharing);
     0
+}
+
+/// SAPIs whose processes fork from one parent and can share one cache.
+const SHARING_SAPIS: [&str; 3] = ["fpm-fcgi", "apache2handler", "litespeed"];
+
+/// Decides at startup whether workers share their cache, and makes the key.
+fn sharing_for(settings: &ini::Settings) -> state::Sharing {
+    let sapi = unsafe { ext_php_rs::ffi::sapi_module.name.as_ref().map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()) }
+        .unwrap_or_default();
+    let Some(dir) = &settings.shared_dir else { return state::Sharing::Off("ssm_db_config.shared_dir = off") };
+    if !SHARING_SAPIS.contains(&sapi.as_str()) {
+        return state::Sharing::Off("this SAPI does not fork workers from one master");
+    }
+    match ssm_db_config_core::SharedKey::generate() {
+        // Lives as long as the process; workers inherit it through fork.
+        Ok(key) => state::Sharing::Pending(dir.clone(), Box::leak(Box::new(key))),
+        Err(_) => state::Sharing::Off("no randomness for the shared cache key"),
+    }
+}
+
+extern "C" {
+    fn php_log_err_with_severity(message: *const std::ffi::c_char, syslog_type: i32);
+}
+
+/// Writes a line to PHP's error log (never to the page). Call from the PHP thread.
+pub fn log(message: &str) {
+    const LOG_WARNING: i32 = 4;
+    if let Ok(message) = std::ffi::CString::new(message) {
+        unsafe { php_log_err_with_severity(message.as_ptr(), LOG_WARNING) };
+    }
 }
 
 extern "C" fn shutdown(_ty: i32, module_number: i32) -> i32 {

@@ -1,35 +1,56 @@
-//! Everything the extension remembers in one PHP process.
+//! Everything the extension remembers in one PHP process, and the decisions
+//! of the slow path.
 //!
 //! PHP as Debian ships it is NTS: one thread per process, one request at a
-//! time. The state is therefore a plain static reached through [`get`], with
-//! no lock: a warm call must not wait on a lock that a fetch holds, and with
-//! one thread none can.
+//! time. The state is therefore a plain static reached through [`get`]. The
+//! warm path ([`State::hot`]) reads only the last array served, its name and
+//! a coarse-clock deadline: no lock (a fetch runs on the refresher thread and
+//! shares nothing with it but the mailbox, which the warm path never touches).
 //!
-//! The warm path is [`State::hot`]: the last array served, its parameter and
-//! the coarse-clock instant until which it is fresh. Everything else (the moka
-//! cache, the map of built arrays, counters) is touched only on a miss.
+//! The slow path runs when that deadline passes. It takes in answers from the
+//! refresher, looks at the host's shared entry (a worker whose copy is due
+//! takes the one another worker fetched), and then:
+//! - fresh: serve it until refresh-ahead time;
+//! - refresh due, or stale (past the TTL because refreshing failed, but within
+//!   `max_stale`): serve it, and if this host is not backing off and nobody
+//!   holds the slot's lock, hand a refresh to the refresher thread; look again
+//!   in [`RECHECK`];
+//! - nothing usable: fetch and wait (one worker of the host at a time; the
+//!   others wait for its answer on the lock, then read the shared entry).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ssm_db_config_core::{CachedConfig, ConfigCache, Error, ErrorKind, Lookup};
+use ssm_db_config_core::policy::mono_now_ns;
+use ssm_db_config_core::{
+    CachedConfig, ConfigCache, Error, ErrorKind, FetchSettings, Freshness, SharedKey, SharedSlot, Timing,
+};
 
 use crate::ini::Settings;
 use crate::php_array::{FrozenArray, Keys};
-use crate::runtime;
+use crate::refresher::{self, Job, Outcome};
+
+/// While a value is due or stale, how often a worker looks at the host's entry again.
+pub const RECHECK: Duration = Duration::from_millis(250);
+/// `ssm_db_config_refresh()` returns a value fetched this recently (by any
+/// worker of the host) instead of fetching again.
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters reported by `ssm_db_config_status()` and phpinfo().
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
-    /// Calls answered from the cache.
+    /// Calls answered from the cache (this process's or the host's).
     pub hits: u64,
-    /// Calls that found no fresh value and had to fetch.
+    /// Calls that found nothing usable and had to wait for a fetch.
     pub misses: u64,
-    /// Fetches attempted (misses plus explicit refreshes).
+    /// Fetches this process made (waited for or in the background).
     pub fetches: u64,
-    /// Fetches that failed.
+    /// Fetches this process made that failed.
     pub errors: u64,
+    /// Values taken from the host's shared entry, fetched by another worker.
+    pub shared_hits: u64,
 }
 
 /// The last failure, for the status array. The message is the exception's.
@@ -37,6 +58,14 @@ pub struct Counters {
 pub struct LastError {
     pub kind: ErrorKind,
     pub message: String,
+}
+
+/// Failure state per parameter: this process's view of the host's backoff.
+#[derive(Debug, Default, Clone)]
+pub struct Tracker {
+    pub failures: u32,
+    pub next_attempt_ns: u64,
+    pub last_error: Option<LastError>,
 }
 
 struct Served {
@@ -48,7 +77,18 @@ struct Hot {
     /// `None` when serving the default parameter (called without an argument).
     explicit: Option<Box<[u8]>>,
     array: Arc<FrozenArray>,
-    fresh_until_ns: u64,
+    until_ns: u64,
+}
+
+/// Whether the host's shared cache is in use.
+pub enum Sharing {
+    /// Not for this SAPI, or `ssm_db_config.shared_dir = off`.
+    Off(&'static str),
+    /// To be set up at first use (the directory belongs to the worker's user).
+    Pending(crate::ini::SharedDir, &'static SharedKey),
+    Ready(PathBuf, &'static SharedKey),
+    /// The directory could not be used: per-process caching, warned once.
+    Failed(String),
 }
 
 pub struct State {
@@ -59,6 +99,9 @@ pub struct State {
     hot: Option<Hot>,
     /// Arrays replaced during this request; freed after it (see php_array).
     retired: Vec<Arc<FrozenArray>>,
+    in_flight: HashSet<String>,
+    pub trackers: HashMap<String, Tracker>,
+    pub sharing: Sharing,
     pub counters: Counters,
     pub last_error: Option<LastError>,
     pub last_fetch: Option<(Duration, SystemTime)>,
@@ -68,16 +111,18 @@ pub struct State {
 static mut STATE: Option<State> = None;
 
 /// Sets the state up; called once from module startup.
-pub fn init(settings: Settings, keys: Keys) {
-    let cache = ConfigCache::new(settings.ttl);
+pub fn init(settings: Settings, keys: Keys, sharing: Sharing) {
     unsafe {
         STATE = Some(State {
             settings,
             keys,
-            cache,
+            cache: ConfigCache::default(),
             served: HashMap::new(),
             hot: None,
             retired: Vec::new(),
+            in_flight: HashSet::new(),
+            trackers: HashMap::new(),
+            sharing,
             counters: Counters::default(),
             last_error: None,
             last_fetch: None,
@@ -94,8 +139,8 @@ pub fn get() -> &'static mut State {
     unsafe { STATE.as_mut().unwrap_unchecked() }
 }
 
-/// Monotonic time from the coarse clock (a few ns to read; ms resolution is
-/// plenty for a TTL of seconds).
+/// `CLOCK_MONOTONIC_COARSE`: the same clock as `mono_now_ns`, a few ns to read,
+/// behind it by at most a few ms (plenty for TTLs of seconds).
 #[inline(always)]
 fn coarse_now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -103,8 +148,15 @@ fn coarse_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Whether `ssm_db_config_refresh()` was called (it must fetch unless a value is seconds old).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Get,
+    Refresh,
+}
+
 impl State {
-    /// The warm path: the last array served, if it is for `requested` and still fresh.
+    /// The warm path: the last array served, if it is for `requested` and nothing is due.
     #[inline(always)]
     pub fn hot(&mut self, requested: Option<&[u8]>) -> Option<&FrozenArray> {
         let hot = self.hot.as_ref()?;
@@ -113,11 +165,15 @@ impl State {
             (Some(a), Some(b)) => a == &b[..],
             _ => false,
         };
-        if same && coarse_now_ns() < hot.fresh_until_ns {
+        if same && coarse_now_ns() < hot.until_ns {
             self.counters.hits += 1;
             return Some(&hot.array);
         }
         None
+    }
+
+    fn timing(&self) -> Timing {
+        Timing { ttl: self.settings.ttl, max_stale: self.settings.max_stale }
     }
 
     /// Resolves the parameter name: the argument, else `ssm_db_config.parameter`.
@@ -132,39 +188,257 @@ impl State {
         }
     }
 
-    /// The cold path: a cached value if fresh (unless `force`), else a fetch.
-    pub fn serve(&mut self, requested: Option<&[u8]>, force: bool) -> Result<Arc<FrozenArray>, Error> {
-        let name = self.parameter_name(requested)?;
-        if !force {
-            if let Lookup::Fresh(entry, left) = self.cache.lookup(&name, Instant::now()) {
-                self.counters.hits += 1;
-                return Ok(self.publish(requested, &name, entry, left));
-            }
-            self.counters.misses += 1;
+    /// The credentials parameter applies to the default parameter only.
+    fn credentials_for(&self, name: &str) -> Option<String> {
+        match (&self.settings.credentials_parameter, &self.settings.parameter) {
+            (Some(creds), Some(default)) if default == name => Some(creds.clone()),
+            _ => None,
         }
+    }
+
+    /// The shared slot for a name, setting the directory up at first use.
+    fn slot(&mut self, names: &[&str]) -> Option<(SharedSlot, &'static SharedKey)> {
+        if let Sharing::Pending(dir, key) = &self.sharing {
+            // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
+            let (dir, key) = (dir.resolve(), *key);
+            self.sharing = match ssm_db_config_core::shared::prepare_dir(&dir) {
+                Ok(()) => Sharing::Ready(dir, key),
+                Err(why) => {
+                    crate::log(&format!(
+                        "ssm_db_config: the shared cache directory cannot be used ({why}); each process caches on its own (set ssm_db_config.shared_dir)"
+                    ));
+                    Sharing::Failed(why)
+                }
+            };
+        }
+        match &self.sharing {
+            Sharing::Ready(dir, key) => Some((SharedSlot::new(dir, key, names), *key)),
+            _ => None,
+        }
+    }
+
+    fn fetch_settings(&self) -> FetchSettings {
+        FetchSettings {
+            region: self.settings.region.clone(),
+            endpoint_url: self.settings.endpoint_url.clone(),
+            timeout: self.settings.timeout,
+        }
+    }
+
+    /// The slow path (see the module doc).
+    pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Arc<FrozenArray>, Error> {
+        let name = self.parameter_name(requested)?;
+        let creds = self.credentials_for(&name);
+        self.take_mail();
+        let names: Vec<&str> = std::iter::once(name.as_str()).chain(creds.as_deref()).collect();
+        let slot = self.slot(&names);
+        let now = mono_now_ns();
+        let timing = self.timing();
+
+        let mut local = self.cache.get(&name);
+        let due = local.as_ref().is_none_or(|e| !matches!(e.freshness(now, timing), Freshness::Fresh { .. }));
+        if let Some((slot, key)) = &slot {
+            if due || mode == Mode::Refresh {
+                if let Some(adopted) = self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref()) {
+                    local = Some(adopted);
+                }
+            }
+        }
+
+        if mode == Mode::Refresh {
+            if let Some(entry) = local.filter(|e| e.age(now) < REFRESH_MIN_INTERVAL) {
+                self.counters.hits += 1;
+                return Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64));
+            }
+            return self.fetch_now(requested, &name, creds, slot, true);
+        }
+
+        match local.map(|e| (e.freshness(now, timing), e)) {
+            Some((Freshness::Fresh { until_ns }, entry)) => {
+                self.counters.hits += 1;
+                Ok(self.publish(requested, &name, entry, until_ns))
+            }
+            Some((Freshness::RefreshDue | Freshness::Stale, entry)) => {
+                self.counters.hits += 1;
+                self.refresh_in_background(&name, creds, slot, now);
+                Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64))
+            }
+            Some((Freshness::TooOld, _)) | None => {
+                self.counters.misses += 1;
+                self.fetch_now(requested, &name, creds, slot, false)
+            }
+        }
+    }
+
+    /// Takes the host's entry when it is newer than ours, and its failure state.
+    fn adopt_shared(
+        &mut self,
+        slot: &SharedSlot,
+        key: &SharedKey,
+        name: &str,
+        creds: Option<&str>,
+        local: Option<&Arc<CachedConfig>>,
+    ) -> Option<Arc<CachedConfig>> {
+        let shared = slot.read(key)?;
+        let tracker = self.trackers.entry(name.to_owned()).or_default();
+        tracker.failures = shared.failures;
+        tracker.next_attempt_ns = shared.next_attempt_ns;
+        tracker.last_error = shared
+            .last_error
+            .as_ref()
+            .and_then(|(code, message)| Some(LastError { kind: ErrorKind::from_code(*code)?, message: message.clone() }));
+        let stored = shared.value?;
+        if local.is_some_and(|l| l.fetched_ns >= stored.fetched_ns) {
+            return None;
+        }
+        let entry = CachedConfig::from_stored(name, creds, &stored).ok()?;
+        self.counters.shared_hits += 1;
+        Some(self.cache.store(entry))
+    }
+
+    /// Hands a refresh to the refresher thread, unless one is running, the
+    /// host is backing off, or another worker holds the slot.
+    fn refresh_in_background(&mut self, name: &str, creds: Option<String>, slot: Option<(SharedSlot, &'static SharedKey)>, now: u64) {
+        if self.in_flight.contains(name) || self.trackers.get(name).is_some_and(|t| now < t.next_attempt_ns) {
+            return;
+        }
+        let shared = match slot {
+            Some((slot, key)) => match slot.try_lock() {
+                Ok(Some(lock)) => Some((slot, lock, key)),
+                Ok(None) => return,
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let job = Job {
+            parameter: name.to_owned(),
+            credentials: creds,
+            settings: self.fetch_settings(),
+            ttl: self.settings.ttl,
+            failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
+            shared,
+            reply: None,
+        };
+        if refresher::submit(job).is_ok() {
+            self.in_flight.insert(name.to_owned());
+            self.counters.fetches += 1;
+        }
+    }
+
+    /// Fetches and waits: one worker of the host at a time.
+    fn fetch_now(
+        &mut self,
+        requested: Option<&[u8]>,
+        name: &str,
+        creds: Option<String>,
+        slot: Option<(SharedSlot, &'static SharedKey)>,
+        forced: bool,
+    ) -> Result<Arc<FrozenArray>, Error> {
+        let started = Instant::now();
+        let budget = self.settings.timeout;
+        let shared = match slot {
+            None => None,
+            Some((slot, key)) => match slot.lock_until(started + budget) {
+                Ok(Some(lock)) => {
+                    // Someone may have fetched while we waited for the lock.
+                    let before = self.cache.get(name);
+                    let adopted = self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
+                    let now = mono_now_ns();
+                    if let Some(entry) = adopted.filter(|e| !forced || e.age(now) < REFRESH_MIN_INTERVAL) {
+                        if !matches!(entry.freshness(now, self.timing()), Freshness::TooOld) {
+                            return Ok(self.publish(requested, name, entry, now + RECHECK.as_nanos() as u64));
+                        }
+                    }
+                    Some((slot, lock, key))
+                }
+                Ok(None) => return Err(Error::Timeout { parameter: name.to_owned(), budget }),
+                Err(_) => None,
+            },
+        };
+        // While SSM is failing, the host asks once per backoff interval;
+        // an explicit refresh does not wait for it.
+        if let Some(t) = self.trackers.get(name) {
+            let now = mono_now_ns();
+            if !forced && now < t.next_attempt_ns {
+                if let Some(last) = &t.last_error {
+                    return Err(Error::Recent {
+                        kind: last.kind,
+                        message: last.message.clone(),
+                        retry_in: Duration::from_nanos(t.next_attempt_ns - now),
+                    });
+                }
+            }
+        }
+        let job = Job {
+            parameter: name.to_owned(),
+            credentials: creds,
+            settings: self.fetch_settings(),
+            ttl: self.settings.ttl,
+            failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
+            shared,
+            reply: None,
+        };
         self.counters.fetches += 1;
-        match runtime::fetch(&self.settings, &name) {
-            Ok((entry, region)) => {
+        let outcome = refresher::fetch_and_wait(job, budget + Duration::from_millis(500));
+        match self.record(outcome) {
+            Ok(entry) => {
+                let until = match entry.freshness(mono_now_ns(), self.timing()) {
+                    Freshness::Fresh { until_ns } => until_ns,
+                    _ => mono_now_ns() + RECHECK.as_nanos() as u64,
+                };
+                Ok(self.publish(requested, name, entry, until))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes in answers of background refreshes.
+    fn take_mail(&mut self) {
+        for outcome in refresher::take_mail() {
+            self.in_flight.remove(&outcome.parameter);
+            let _ = self.record(outcome);
+        }
+    }
+
+    /// Books an outcome: caches a success, counts and logs a failure.
+    fn record(&mut self, outcome: Outcome) -> Result<Arc<CachedConfig>, Error> {
+        if let Some(region) = outcome.region {
+            self.region = Some(region);
+        }
+        let tracker = self.trackers.entry(outcome.parameter.clone()).or_default();
+        tracker.failures = outcome.failures;
+        tracker.next_attempt_ns = outcome.next_attempt_ns;
+        match outcome.result {
+            Ok(entry) => {
+                tracker.last_error = None;
                 self.last_fetch = Some((entry.fetch_duration, SystemTime::now()));
-                self.region = Some(region);
-                let entry = self.cache.store(entry);
-                Ok(self.publish(requested, &name, entry, self.settings.ttl))
+                Ok(self.cache.store(entry))
             }
             Err(e) => {
+                let last = LastError { kind: e.kind(), message: e.to_string() };
+                tracker.last_error = Some(last.clone());
+                self.last_error = Some(last);
                 self.counters.errors += 1;
-                self.last_error = Some(LastError { kind: e.kind(), message: e.to_string() });
+                // One line per failed attempt, and the host makes one attempt
+                // per backoff interval: the log is not flooded per request.
+                let serving = match self.cache.get(&outcome.parameter) {
+                    Some(_) => "serving the last good value",
+                    None => "nothing cached to serve",
+                };
+                crate::log(&format!("ssm_db_config: {e}; {serving}; next attempt in {} s",
+                    Duration::from_nanos(outcome.next_attempt_ns.saturating_sub(mono_now_ns())).as_secs()));
                 Err(e)
             }
         }
     }
 
-    /// Finds or builds the array for `entry`, and makes it the hot one.
-    fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, fresh_for: Duration) -> Arc<FrozenArray> {
+    /// Finds or builds the array for `entry`, and makes it the hot one until `until_ns`.
+    fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, until_ns: u64) -> Arc<FrozenArray> {
         let array = match self.served.get_mut(name) {
             Some(served) if Arc::ptr_eq(&served.entry, &entry) => served.array.clone(),
             // Same settings fetched again (the common refresh): keep the array
             // PHP already has, so that a refresh allocates nothing.
-            Some(served) if served.entry.config == entry.config => {
+            Some(served) if served.entry.same_settings(&entry) => {
                 served.entry = entry;
                 served.array.clone()
             }
@@ -176,20 +450,18 @@ impl State {
                 array
             }
         };
-        let fresh_until_ns = coarse_now_ns().saturating_add(fresh_for.as_nanos() as u64);
-        self.hot = Some(Hot { explicit: requested.map(Box::from), array: array.clone(), fresh_until_ns });
+        self.hot = Some(Hot { explicit: requested.map(Box::from), array: array.clone(), until_ns });
         array
     }
 
     /// The cache entry for the default parameter, else the newest one.
-    pub fn status_entry(&self) -> Option<(Arc<CachedConfig>, bool)> {
-        let now = Instant::now();
-        let entry = match self.settings.parameter.as_deref().map(|p| self.cache.lookup(p, now)) {
-            Some(Lookup::Fresh(e, _)) | Some(Lookup::Expired(e)) => Some(e),
-            _ => self.cache.newest(),
-        }?;
-        let fresh = entry.age(now) < self.cache.ttl();
-        Some((entry, fresh))
+    pub fn status_entry(&self) -> Option<Arc<CachedConfig>> {
+        self.settings.parameter.as_deref().and_then(|p| self.cache.get(p)).or_else(|| self.cache.newest())
+    }
+
+    /// Where an entry stands now.
+    pub fn freshness(&self, entry: &CachedConfig) -> Freshness {
+        entry.freshness(mono_now_ns(), self.timing())
     }
 
     /// Frees arrays retired during the request that just ended.

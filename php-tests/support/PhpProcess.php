@@ -15,7 +15,7 @@ final class PhpProcess
      * @param array<string, string|false> $env  environment changes (false removes)
      * @return array{stdout: string, stderr: string, exit: int, seconds: float}
      */
-    public static function run(string $code, array $ini = [], array $env = [], int $timeout = 30): array
+    public static function run(string $code, array $ini = [], array $env = [], int $timeout = 30, ?callable $meanwhile = null): array
     {
         $cmd = ['timeout', (string) $timeout, PHP_BINARY, '-d', 'extension=' . getenv('SSM_DB_CONFIG_SO'), '-d', 'display_errors=stderr'];
         foreach ($ini as $k => $v) {
@@ -32,8 +32,16 @@ final class PhpProcess
         }
         $started = microtime(true);
         $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $environment);
+        $stderr = '';
+        if ($meanwhile !== null) {
+            // For a change the test makes while the child runs: 600 ms after
+            // the start, when a child that fetched at once and then sleeps
+            // for more than a second is asleep.
+            usleep(600_000);
+            $meanwhile();
+        }
         $stdout = stream_get_contents($pipes[1]);
-        $stderr = stream_get_contents($pipes[2]);
+        $stderr .= stream_get_contents($pipes[2]);
         $exit = proc_close($proc);
         return ['stdout' => (string) $stdout, 'stderr' => (string) $stderr, 'exit' => $exit, 'seconds' => microtime(true) - $started];
     }
@@ -44,14 +52,14 @@ final class PhpProcess
      *
      * @return array<mixed>
      */
-    public static function json(string $body, array $ini = [], array $env = []): array
+    public static function json(string $body, array $ini = [], array $env = [], ?callable $meanwhile = null): array
     {
         $code = 'try { ' . $body . ' } catch (Throwable $e) { $result = ["exception" => get_class($e), "code" => $e->getCode(), '
             . '"message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; } '
             // The password never travels back to the test as text: only its hash.
             . 'if (is_array($result) && isset($result["DB_PASSWORD"])) { $result["DB_PASSWORD"] = "sha256:" . hash("sha256", $result["DB_PASSWORD"]); } '
             . 'echo json_encode($result);';
-        $out = self::run($code, $ini, $env);
+        $out = self::run($code, $ini, $env, 30, $meanwhile);
         $decoded = json_decode($out['stdout'], true);
         if (!is_array($decoded)) {
             throw new \RuntimeException("php exited {$out['exit']} without JSON; stderr: " . substr($out['stderr'], 0, 500));

@@ -1,0 +1,185 @@
+//! The one thread per process that talks to AWS.
+//!
+//! Every fetch runs here, so that a refresh-ahead can happen while the
+//! request that noticed it goes on with the cached value: no request waits
+//! on SSM unless nothing usable is cached. A request that must wait sends its
+//! job and blocks on the reply, bounded by the fetch budget.
+//!
+//! php-fpm loads the extension in the master and forks workers from it, and
+//! `opcache.preload` may call our functions in the master before that fork.
+//! A thread does not survive `fork`, and a tokio runtime or SDK client
+//! inherited through it is unusable (its epoll and socket state is shared
+//! with the parent; a worker that uses it hangs or reads a sibling's
+//! answer). So:
+//! - nothing here exists before the first fetch (never at module startup);
+//! - the thread, its current-thread runtime and its SSM client are tagged
+//!   with the process id; a process that finds another pid's handle leaks it
+//!   (dropping would wait on a thread that does not exist here) and starts its own;
+//! - the runtime's blocking threads (getaddrinfo) exit one second after use.
+//!
+//! When the host shares its cache (see `core::shared`), the job carries the
+//! slot's lock: the thread updates the shared entry, success or failure,
+//! before it lets the lock go.
+
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
+use ssm_db_config_core::shared::SlotLock;
+use ssm_db_config_core::{CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher, StoredValue};
+
+use crate::environment;
+
+/// What to fetch, and where the answer goes.
+pub struct Job {
+    pub parameter: String,
+    pub credentials: Option<String>,
+    pub settings: FetchSettings,
+    pub ttl: Duration,
+    /// Consecutive failures this process knows of (the shared entry may know more).
+    pub failures_so_far: u32,
+    /// The shared slot, its lock (held for the whole fetch) and the key.
+    pub shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>,
+    /// `Some`: a request waits for the answer. `None`: it goes to the mailbox.
+    pub reply: Option<SyncSender<Outcome>>,
+}
+
+/// The answer to a job.
+pub struct Outcome {
+    pub parameter: String,
+    pub result: Result<CachedConfig, Error>,
+    pub region: Option<String>,
+    /// Failures in a row (as the host counts them) and when to try again.
+    pub failures: u32,
+    pub next_attempt_ns: u64,
+}
+
+struct Worker {
+    pid: u32,
+    jobs: Sender<Job>,
+}
+
+static mut WORKER: Option<Worker> = None;
+/// Answers to background jobs, collected by the PHP thread on its slow path.
+static MAILBOX: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+
+/// Sends a job to this process's thread, starting it if needed.
+#[allow(static_mut_refs)]
+pub fn submit(job: Job) -> Result<(), Error> {
+    let pid = std::process::id();
+    // SAFETY: only the PHP thread touches WORKER.
+    let slot = unsafe { &mut WORKER };
+    if slot.as_ref().is_some_and(|w| w.pid != pid) {
+        std::mem::forget(slot.take());
+    }
+    if slot.is_none() {
+        // Before the thread exists: setting the environment is only safe
+        // while no other thread of ours can read it.
+        environment::restore_into_process();
+        let (jobs, inbox) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ssm_db_config".into())
+            .stack_size(512 * 1024)
+            .spawn(move || run(inbox))
+            .map_err(|_| Error::BadConfiguration("could not start the fetch thread".into()))?;
+        *slot = Some(Worker { pid, jobs });
+    }
+    slot.as_ref()
+        .expect("set above")
+        .jobs
+        .send(job)
+        .map_err(|_| Error::BadConfiguration("the fetch thread has stopped".into()))
+}
+
+/// Takes the answers of finished background jobs.
+pub fn take_mail() -> Vec<Outcome> {
+    match MAILBOX.try_lock() {
+        Ok(mut mail) if !mail.is_empty() => std::mem::take(&mut *mail),
+        _ => Vec::new(),
+    }
+}
+
+/// Submits a job and waits for its answer, at most `wait`.
+pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
+    let (tx, rx) = mpsc::sync_channel(1);
+    job.reply = Some(tx);
+    let parameter = job.parameter.clone();
+    let budget = job.settings.timeout;
+    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0 };
+    if let Err(e) = submit(job) {
+        return lost(e);
+    }
+    rx.recv_timeout(wait).unwrap_or_else(|_| lost(Error::Timeout { parameter: parameter.clone(), budget }))
+}
+
+fn run(inbox: Receiver<Job>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .thread_keep_alive(Duration::from_secs(1))
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    let mut fetcher: Option<(FetchSettings, SsmFetcher)> = None;
+    for job in inbox {
+        let outcome = runtime.block_on(handle(&job, &mut fetcher));
+        match job.reply {
+            Some(reply) => {
+                let _ = reply.send(outcome);
+            }
+            None => MAILBOX.lock().unwrap_or_else(|p| p.into_inner()).push(outcome),
+        }
+        // The job (and with it the slot lock) is dropped here, after the
+        // shared entry was written.
+    }
+}
+
+async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Outcome {
+    let result = fetch(job, fetcher).await;
+    let region = fetcher.as_ref().map(|(_, f)| f.region().to_owned());
+    let previous = job.shared.as_ref().and_then(|(slot, _, key)| slot.read(key));
+    let (failures, next_attempt_ns) = match &result {
+        Ok(_) => (0, 0),
+        Err(e) => {
+            let failures = previous.as_ref().map_or(0, |p| p.failures).max(job.failures_so_far) + 1;
+            let backoff = failure_backoff(failures, e.kind() == ErrorKind::Throttled, random_fraction());
+            (failures, mono_now_ns() + backoff.as_nanos() as u64)
+        }
+    };
+    if let Some((slot, _lock, key)) = &job.shared {
+        let entry = SharedEntry {
+            value: match &result {
+                Ok((stored, _)) => Some(stored.clone()),
+                Err(_) => previous.and_then(|p| p.value),
+            },
+            failures,
+            next_attempt_ns,
+            last_error: result.as_ref().err().map(|e| (e.kind().code(), e.to_string())),
+            last_attempt_ns: mono_now_ns(),
+        };
+        // A failed write only costs the other workers a fetch of their own.
+        let _ = slot.write(key, &entry);
+    }
+    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns }
+}
+
+async fn fetch(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Result<(StoredValue, CachedConfig), Error> {
+    if fetcher.as_ref().is_none_or(|(settings, _)| *settings != job.settings) {
+        *fetcher = Some((job.settings.clone(), SsmFetcher::new(&job.settings).await?));
+    }
+    let (_, client) = fetcher.as_ref().expect("set above");
+    let stored = match &job.credentials {
+        None => StoredValue::fetched(client.get(&job.parameter).await?, None, job.ttl),
+        Some(creds) => {
+            let (main, credentials) = client.get_pair(&job.parameter, creds).await?;
+            StoredValue::fetched(main, Some(credentials), job.ttl)
+        }
+    };
+    // Parsed here, so that a value that does not parse is a failed refresh
+    // and never replaces the last good one, in this process or the host's entry.
+    let config = CachedConfig::from_stored(&job.parameter, job.credentials.as_deref(), &stored)?;
+    Ok((stored, config))
+}
