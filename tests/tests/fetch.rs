@@ -33,9 +33,9 @@ async fn fetches_and_parses_secure_string_with_version() {
             .unwrap();
     }
     let f = fetcher(aws.proxy_url(), 2000).await;
-    let latest = CachedConfig::from_fetched("/it/db", f.get("/it/db").await.unwrap()).unwrap();
+    let latest = CachedConfig::from_fetched("/it/db", f.get("/it/db").await.unwrap(), Duration::from_secs(60)).unwrap();
     assert_eq!((latest.config.host.as_str(), latest.version), ("new", 2));
-    let first = CachedConfig::from_fetched("/it/db:1", f.get("/it/db:1").await.unwrap()).unwrap();
+    let first = CachedConfig::from_fetched("/it/db:1", f.get("/it/db:1").await.unwrap(), Duration::from_secs(60)).unwrap();
     assert_eq!(first.config.host, "old");
     assert_eq!(aws.get_parameter_calls(), 2);
     assert_eq!(f.region(), "us-east-1");
