@@ -8,18 +8,22 @@
 //! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
 //!   classifying AWS failures.
 //! - [`cache`]: [`ConfigCache`], the process-local moka cache and its TTL policy.
+//! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
+//!   everything else kept as written (for the failover monitor).
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod error;
 pub mod fetch;
 pub mod parse;
+pub mod rewrite;
 pub mod secret;
 
 pub use cache::{CachedConfig, ConfigCache, Lookup};
 pub use error::{Error, ErrorKind};
 pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{parse_value, DbConfig, Engine, ValueFormat};
+pub use rewrite::with_endpoint;
 pub use secret::Secret;
 
 /// This crate's version, which the extension reports as its own.
