@@ -138,7 +138,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 if self.path.startswith("/__proxy/"):
                     return self._control(body)
-                target = self.headers.get("X-Amz-Target", self.command + " " + self.path.split("?")[0])
+                target = proxy.target(self.command, self.path, self.headers, body)
                 with proxy.lock:
                     proxy.total += 1
                     proxy.counts[target] = proxy.counts.get(target, 0) + 1
@@ -190,6 +190,27 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def target(command, path, headers, body):
+        """The operation a request calls, for the counters: the X-Amz-Target of
+        JSON protocols (``AmazonSSM.PutParameter``), ``service.Action`` for query
+        protocols such as RDS (``rds.PromoteReadReplica``, the service taken from
+        the signature's credential scope), ``Service.Operation`` for RPC v2 CBOR
+        (CloudWatch), else the method and path."""
+        if "X-Amz-Target" in headers:
+            return headers["X-Amz-Target"]
+        clean = path.split("?")[0]
+        parts = clean.strip("/").split("/")
+        if len(parts) == 4 and parts[0] == "service" and parts[2] == "operation":
+            return f"{parts[1]}.{parts[3]}"
+        if (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qs
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
+            scope = (headers.get("Authorization") or "").split("Credential=")[-1].split(",")[0].split("/")
+            if action:
+                return f"{scope[3]}.{action}" if len(scope) >= 5 else action
+        return command + " " + clean
 
     def stop(self):
         self.server.shutdown()
