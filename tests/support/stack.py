@@ -149,11 +149,18 @@ class FaultProxy:
                 if mode == "hang":
                     time.sleep(fault.get("delay_ms", 30000) / 1000)
                     return self._hard_close()
-                if mode == "500":
-                    return self._send(500, b'{"__type":"InternalServerError","message":"injected"}',
-                                      {"Content-Type": "application/x-amz-json-1.1"})
-                if mode == "throttle":
-                    return self._send(400, b'{"__type":"ThrottlingException","message":"Rate exceeded"}',
+                if mode in ("500", "throttle"):
+                    status, code, message = (500, "InternalServerError", "injected") if mode == "500" \
+                        else (400, "ThrottlingException", "Rate exceeded")
+                    if "X-Amz-Target" not in self.headers and \
+                            (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+                        # Query protocols (RDS, CloudWatch) answer in XML, with RDS's code for throttling.
+                        code = "Throttling" if mode == "throttle" else code
+                        xml = (f"<ErrorResponse><Error><Type>{'Sender' if status == 400 else 'Receiver'}</Type>"
+                               f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                               "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+                        return self._send(status, xml.encode(), {"Content-Type": "text/xml"})
+                    return self._send(status, json.dumps({"__type": code, "message": message}).encode(),
                                       {"Content-Type": "application/x-amz-json-1.1"})
                 if mode == "garbage":
                     return self._send(200, b'{"Parameter": {"Value": ', {"Content-Type": "application/x-amz-json-1.1"})
