@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use ssm_db_monitor::{run, Aws, Config, Decision, Error, LogFormat, Metrics, Mode, Monitor, SystemClock};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the SSM parameters that ssm_db_config reads pointed at the RDS writer.
@@ -126,6 +126,12 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    if args.once && config.promotion.enabled && config.promotion.after_polls > 1 {
+        warn!(
+            after_polls = config.promotion.after_polls,
+            "--once keeps no state between runs, so it never sees consecutive polls and will not promote: run the daemon for promotion"
+        );
+    }
     let aws = Aws::connect(&config).await?;
     // The real RDS plays RDS here; tests pass a stand-in that completes moto.
     let rds = aws.clone();
