@@ -221,7 +221,7 @@ impl Config {
         if p.after_polls == 0 {
             return bad("promotion.after_polls must be at least 1".into());
         }
-        if !(p.max_replica_lag_secs >= 0.0) {
+        if p.max_replica_lag_secs.is_nan() || p.max_replica_lag_secs < 0.0 {
             return bad("promotion.max_replica_lag_secs must be 0 or more".into());
         }
         if p.lag_lookback_secs < 60 {
