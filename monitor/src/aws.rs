@@ -158,9 +158,10 @@ impl Aws {
         }
     }
 
-    /// PutParameter as SecureString with Overwrite. Returns the new version.
+    /// PutParameter as SecureString with Overwrite, encrypted with `key_id`
+    /// (`None`: the account's default key). Returns the new version.
     #[instrument(level = "debug", skip(self, value), fields(parameter = %target.name, region = %target.region))]
-    pub async fn put_parameter(&self, target: &ParameterTarget, value: &Secret) -> Result<i64, Error> {
+    pub async fn put_parameter(&self, target: &ParameterTarget, value: &Secret, key_id: Option<&str>) -> Result<i64, Error> {
         let mut call = self
             .region(&target.region)
             .ssm
@@ -169,13 +170,36 @@ impl Aws {
             .value(value.expose())
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .overwrite(true);
-        if let Some(key) = &target.kms_key_id {
+        if let Some(key) = key_id {
             call = call.key_id(key);
         }
         match call.send().await {
             Ok(out) => Ok(out.version),
             Err(e) => Err(classify("SSM", "PutParameter", param_target(target), e)),
         }
+    }
+
+    /// The KMS key of an existing SecureString (DescribeParameters), so that an
+    /// overwrite keeps it: PutParameter without a key id would switch the
+    /// parameter to the account's default key `alias/aws/ssm`.
+    #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
+    pub async fn parameter_key_id(&self, target: &ParameterTarget) -> Result<Option<String>, Error> {
+        use aws_sdk_ssm::types::ParameterStringFilter;
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(&target.name)
+            .build()
+            .map_err(|_| api("SSM", "DescribeParameters", param_target(target), ErrorKind::BadConfiguration, "the filter could not be built", false))?;
+        let out = self
+            .region(&target.region)
+            .ssm
+            .describe_parameters()
+            .parameter_filters(filter)
+            .send()
+            .await
+            .map_err(|e| classify("SSM", "DescribeParameters", param_target(target), e))?;
+        Ok(out.parameters().iter().find(|p| p.name() == Some(target.name.as_str())).and_then(|p| p.key_id()).map(str::to_owned))
     }
 
     /// The latest `ReplicaLag` (seconds, the period's maximum) within `lookback`,

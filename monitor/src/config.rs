@@ -72,8 +72,9 @@ pub struct ParameterTarget {
     pub name: String,
     /// The region whose Parameter Store holds it.
     pub region: String,
-    /// KMS key for the SecureString (id, ARN or alias); unset: the account's
-    /// default key `alias/aws/ssm`.
+    /// KMS key for the SecureString (id, ARN or alias); unset: the key the
+    /// parameter already uses (a String becomes a SecureString under the
+    /// account's default key `alias/aws/ssm`).
     #[serde(default)]
     pub kms_key_id: Option<String>,
 }

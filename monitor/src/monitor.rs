@@ -259,13 +259,35 @@ impl<R: Rds> Monitor<R> {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);
         }
-        let version = self.aws.put_parameter(t, &new_value).await?;
+        let key_id = self.key_id_for(p).await;
+        let version = self.aws.put_parameter(t, &new_value, key_id.as_deref()).await?;
         self.metrics.published(clock.now());
         info!(
             parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint,
-            version, previous_type = %p.kind, "published the writer's endpoint"
+            version, previous_type = %p.kind, kms_key = key_id.as_deref().unwrap_or("alias/aws/ssm"), "published the writer's endpoint"
         );
         Ok(true)
+    }
+
+    /// The configured key, else the key the SecureString already uses. If that
+    /// cannot be read, the write goes ahead with the default key (a failover
+    /// must not wait on a missing ssm:DescribeParameters permission), and says so.
+    async fn key_id_for(&self, p: &ParamState) -> Option<String> {
+        if let Some(key) = &p.target.kms_key_id {
+            return Some(key.clone());
+        }
+        if p.kind != "SecureString" {
+            return None;
+        }
+        match self.aws.parameter_key_id(&p.target).await {
+            Ok(key) => key,
+            Err(e) => {
+                self.metrics.api_error();
+                warn!(parameter = %p.target.name, region = %p.target.region, error = %e,
+                    "cannot read the parameter's KMS key; writing with the default key alias/aws/ssm (set kms_key_id to choose)");
+                None
+            }
+        }
     }
 }
 

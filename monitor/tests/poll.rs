@@ -285,3 +285,36 @@ async fn canary_password_never_reaches_the_logs_even_at_trace_level() {
     assert!(text.contains("PutParameter"), "SDK trace logs were captured too");
     assert!(!text.contains(&canary), "the canary leaked into the logs");
 }
+
+#[tokio::test]
+async fn overwrite_keeps_the_parameters_kms_key_unless_one_is_configured() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    let ssm = stack.ssm(EAST).await;
+    ssm.put_parameter()
+        .name("/shop/db")
+        .value("postgresql://wp:pw@placeholder.invalid/shop")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .key_id("alias/shop-existing")
+        .send()
+        .await
+        .unwrap();
+    let key_of = || async {
+        let out = stack.ssm(EAST).await.describe_parameters().send().await.unwrap();
+        out.parameters()[0].key_id().map(str::to_owned)
+    };
+
+    let mut m = monitor(&stack, "", false, Mode::Act).await;
+    assert_eq!(m.poll(&TestClock::new(usize::MAX)).await.unwrap().published.len(), 1);
+    assert_eq!(key_of().await.as_deref(), Some("alias/shop-existing"), "the existing key is kept");
+    assert_eq!(stack.count("AmazonSSM.DescribeParameters"), 1, "looked up only when writing");
+
+    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    let config = config(&stack, "", false);
+    let mut with_key = config.clone();
+    with_key.parameters[0].kms_key_id = Some("alias/shop-configured".into());
+    let aws = Aws::connect(&with_key).await.unwrap();
+    let mut m = Monitor::new(with_key, aws.clone(), PlayedRds::new(aws), Metrics::new(), Mode::Act);
+    assert_eq!(m.poll(&TestClock::new(usize::MAX)).await.unwrap().published.len(), 1);
+    assert_eq!(key_of().await.as_deref(), Some("alias/shop-configured"), "the configured key wins");
+}
