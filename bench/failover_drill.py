@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 from stack import AwsStack  # noqa: E402
 
 PGBIN = "/usr/lib/postgresql/15/bin"
-PRIMARY_IP, STANDBY_IP = "127.0.0.2", "127.0.0.3"
+PRIMARY_IP, STANDBY_IP, LINK_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 PRIMARY_HOST = "shop-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 STANDBY_HOST = "shop-db-standby.aaaaaaaaaa.us-west-2.rds.amazonaws.com"
 DB_PASSWORD = "drill-" + "".join(random.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(16))
@@ -133,7 +133,7 @@ hot_standby = on
     return data
 
 
-def start_standby(work, mode):
+def start_standby(work, mode, link_ip=None):
     data = os.path.join(work, "standby")
     sock = os.path.join(work, "sock-standby")
     as_postgres(["mkdir", sock])
@@ -141,6 +141,12 @@ def start_standby(work, mode):
                  "-c", "fast"])
     with open(os.path.join(data, "postgresql.conf"), "a") as f:
         f.write(f"\nlisten_addresses = '{STANDBY_IP}'\nunix_socket_directories = '{sock}'\ncluster_name = 'standby'\n")
+    if link_ip:
+        auto = os.path.join(data, "postgresql.auto.conf")
+        with open(auto) as f:
+            text = f.read()
+        with open(auto, "w") as f:
+            f.write(text.replace(f"host={PRIMARY_IP}", f"host={link_ip}"))
     as_postgres([f"{PGBIN}/pg_ctl", "-D", data, "-l", os.path.join(work, "standby.log"), "-w", "start"])
     if mode == "sync":
         # Only now: with a synchronous standby named but absent, every commit would wait.
@@ -176,6 +182,74 @@ def kill_cluster(data):
         except ProcessLookupError:
             pass
     return pids
+
+
+class DelayLink:
+    """A TCP relay that stands for the network between the regions: the
+    standby's replication connection goes through it, and every byte waits
+    `delay` seconds in each direction. cut() is the region going dark with the
+    primary: whatever is still in flight is dropped, as it would be."""
+
+    def __init__(self, listen_ip, upstream_ip, delay):
+        self.delay, self.upstream = delay, (upstream_ip, 5432)
+        self.cut_event = threading.Event()
+        self.sockets = []
+        self.server = socket.create_server((listen_ip, 5432))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.cut_event.is_set():
+            try:
+                down, _ = self.server.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.upstream)
+            self.sockets += [down, up]
+            for src, dst in ((down, up), (up, down)):
+                q = []
+                cond = threading.Condition()
+                threading.Thread(target=self._read, args=(src, q, cond), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, q, cond), daemon=True).start()
+
+    def _read(self, src, q, cond):
+        while not self.cut_event.is_set():
+            try:
+                chunk = src.recv(65536)
+            except OSError:
+                chunk = b""
+            with cond:
+                q.append((time.time() + self.delay, chunk))
+                cond.notify()
+            if not chunk:
+                return
+
+    def _write(self, dst, q, cond):
+        while not self.cut_event.is_set():
+            with cond:
+                while not q:
+                    cond.wait()
+                due, chunk = q.pop(0)
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            if self.cut_event.is_set():
+                return
+            try:
+                if not chunk:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(chunk)
+            except OSError:
+                return
+
+    def cut(self):
+        self.cut_event.set()
+        for sock in self.sockets + [self.server]:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            except OSError:
+                pass
 
 
 # --- FastCGI client ------------------------------------------------------------
@@ -225,6 +299,8 @@ def main():
     ap.add_argument("--workers", type=int, default=8, help="concurrent clients (and php-fpm workers)")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--kill-at", type=float, default=8.0)
+    ap.add_argument("--link-delay-ms", type=float, default=0.0,
+                    help="one-way delay of the replication link (a cross-region replica); the link is cut with the kill")
     ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 1 s")
@@ -251,7 +327,10 @@ def main():
 
         log(f"PostgreSQL primary and {args.mode} standby")
         primary = start_primary(work, args.mode)
-        standby = start_standby(work, args.mode)
+        link = None
+        if args.link_delay_ms > 0:
+            link = DelayLink(LINK_IP, PRIMARY_IP, args.link_delay_ms / 1000)
+        standby = start_standby(work, args.mode, LINK_IP if link else None)
 
         log("moto: instances and the parameter")
         rds_east, rds_west, ssm = aws.client("rds"), None, aws.client("ssm")
@@ -325,6 +404,7 @@ def main():
         t0 = time.time()
         stop_at = t0 + args.duration
         acked = {}
+        latencies = []
 
         def client(w):
             seq = 0
@@ -339,6 +419,7 @@ def main():
                 key = f"w{w}-{seq}"
                 seq += 1
                 next_at += period
+                started = time.time()
                 while True:  # retry the same key until acknowledged
                     try:
                         status, body = fcgi_get(FPM_PORT, script, f"key={key}")
@@ -348,6 +429,7 @@ def main():
                     if status == 200 and body.startswith("ok "):
                         with lock:
                             events.append((t - t0, "ack", key, body[3:].strip()))
+                            latencies.append((t - t0, t - started))
                             acked[key] = body[3:].strip()
                         break
                     with lock:
@@ -368,6 +450,8 @@ def main():
         time.sleep(max(0.0, t0 + args.kill_at - time.time()))
 
         t_kill = time.time() - t0
+        if link:
+            link.cut()
         killed = kill_cluster(primary)
         log(f"killed the primary ({len(killed)} processes) at {t_kill:.3f} s")
         # The harness plays RDS: the primary is down, the standby is promoted.
@@ -403,12 +487,21 @@ def main():
         missing = sorted(k for k in acked if k not in stored)
         first_new = min((e[0] for e in acks if e[3] == STANDBY_IP and e[0] > t_kill), default=None)
         last_old = max((e[0] for e in acks if e[3] == PRIMARY_IP), default=None)
+        before = sorted(lat for t, lat in latencies if t < t_kill)
+
+        def pct(values, q):
+            return round(values[min(int(len(values) * q), len(values) - 1)] * 1000, 1) if values else None
+
         summary = {
             "mode": args.mode,
             "rate_per_s": args.rate,
             "clients": args.workers,
             "duration_s": args.duration,
             "monitor_poll_interval_s": args.poll_interval,
+            "replication_link_one_way_delay_ms": args.link_delay_ms,
+            # Before the kill only: afterwards the promoted standby has no standby of its own.
+            "ack_latency_ms_p50_before_kill": pct(before, 0.50),
+            "ack_latency_ms_p99_before_kill": pct(before, 0.99),
             "orders_acknowledged": len(acked),
             "failed_attempts": len(fails),
             "acknowledged_missing_on_new_primary": len(missing),
@@ -424,7 +517,7 @@ def main():
             "first_ack_on_new_primary_s": round(first_new, 3) if first_new is not None else None,
             "recovery_s": round(first_new - t_kill, 3) if first_new is not None else None,
         }
-        name = f"drill-{args.mode}"
+        name = f"drill-{args.mode}" + (f"-link{args.link_delay_ms:g}ms" if args.link_delay_ms else "")
         with open(os.path.join(args.out, name + ".json"), "w") as f:
             json.dump(summary, f, indent=2)
         plot(events, summary, os.path.join(args.out, name + ".png"))
@@ -484,7 +577,8 @@ def plot(events, s, path):
                     bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=1))
     ax.set_xlabel("seconds since the load started (100 ms bins)")
     ax.set_ylabel("per 100 ms")
-    ax.set_title(f"Failover drill, {s['mode']} replication: {s['orders_acknowledged']} orders acknowledged, "
+    link = f", {s['replication_link_one_way_delay_ms']:g} ms link" if s["replication_link_one_way_delay_ms"] else ""
+    ax.set_title(f"Failover drill, {s['mode']} replication{link}: {s['orders_acknowledged']} orders acknowledged, "
                  f"{s['acknowledged_missing_on_new_primary']} lost, {s['failed_attempts']} failed attempts, "
                  f"recovery {s['recovery_s']} s")
     ax.legend(loc="lower left", fontsize=9)
