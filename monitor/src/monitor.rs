@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{parse_value, with_endpoint, ErrorKind, Secret};
+use ssm_db_config_core::{parse_value, with_endpoint, Secret};
 use tracing::{debug, info, instrument, warn};
 
 use crate::aws::{Aws, Endpoint, Observed, Rds};
@@ -296,7 +296,6 @@ impl<R: Rds> Monitor<R> {
 fn core_reason(e: ssm_db_config_core::Error) -> String {
     match e {
         ssm_db_config_core::Error::InvalidValue { reason, .. } => format!("its current value is not usable: {reason}"),
-        other if other.kind() == ErrorKind::BadConfiguration => other.to_string(),
         other => other.to_string(),
     }
 }

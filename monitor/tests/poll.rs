@@ -98,7 +98,7 @@ async fn unavailable_primary_without_promotion_writes_nothing_and_says_why() {
     stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
     stack.reset_counts();
 
-    let (logs, _guard) = Logs::capture("ssm_db_monitor=info");
+    let (logs, _guard) = Logs::capture();
     for _ in 0..4 {
         let report = m.poll(&clock).await.unwrap();
         assert!(matches!(report.plan.decision, Decision::NoWriter { .. }), "{}", report.plan);
@@ -169,7 +169,7 @@ async fn replica_lag_over_the_threshold_blocks_promotion() {
     stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
     stack.reset_counts();
 
-    let (logs, _guard) = Logs::capture("ssm_db_monitor=info");
+    let (logs, _guard) = Logs::capture();
     for _ in 0..5 {
         let report = m.poll(&clock).await.unwrap();
         assert!(report.promoted.is_none());
@@ -188,7 +188,7 @@ async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
     stack.create_instances("shop-db", None).await;
     stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
     let mut m = monitor(&stack, "max_backoff_secs = 6\n", false, Mode::Act).await;
-    let (logs, _guard) = Logs::capture("ssm_db_monitor=info");
+    let (logs, _guard) = Logs::capture();
 
     for mode in ["throttle", "500"] {
         stack.fault(mode);
@@ -219,7 +219,7 @@ async fn malformed_current_value_is_refused_and_the_reason_is_given() {
     let bad = format!("{{\"engine\":\"postgres\",\"host\":\"old\",\"username\":\"wp\",\"password\":\"{canary}\"}}");
     stack.put_param(EAST, "/shop/db", &bad, true).await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
-    let (logs, _guard) = Logs::capture("trace");
+    let (logs, _guard) = Logs::capture();
 
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
 
@@ -253,7 +253,7 @@ async fn dry_run_logs_the_write_and_writes_nothing() {
     stack.create_instances("shop-db", None).await;
     stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
     let mut m = monitor(&stack, "dry_run = true\n", false, Mode::Act).await;
-    let (logs, _guard) = Logs::capture("ssm_db_monitor=info");
+    let (logs, _guard) = Logs::capture();
 
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
 
@@ -271,7 +271,7 @@ async fn canary_password_never_reaches_the_logs_even_at_trace_level() {
     stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
     let extra = PROMOTE.replace("after_polls = 3", "after_polls = 1");
     let mut m = monitor(&stack, &extra, true, Mode::Act).await;
-    let (logs, _guard) = Logs::capture("trace");
+    let (logs, _guard) = Logs::capture();
     let clock = TestClock::new(usize::MAX);
 
     m.poll(&clock).await.unwrap();

@@ -342,30 +342,59 @@ impl Clock for TestClock {
     }
 }
 
-/// Captures tracing output (text) for the current thread.
+/// Captures tracing output (text, every level) for the current thread.
+///
+/// One global subscriber at `trace` writes each event into the buffer of the
+/// thread that emitted it (tokio's test runtime runs on the test's thread).
+/// Per-thread subscribers (`set_default`) lost events now and then when tests
+/// ran in parallel: tracing caches each callsite's interest across threads.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Logs>> = const { RefCell::new(None) };
+}
+
+/// Stops the capture when dropped.
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
 
 impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// Installs a subscriber at `filter` for this thread until the guard drops.
-    pub fn capture(filter: &str) -> (Logs, tracing::subscriber::DefaultGuard) {
+    /// Captures this thread's events until the guard drops.
+    pub fn capture() -> (Logs, CaptureGuard) {
+        static INIT: Once = Once::new();
+        INIT.call_once(|| {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+                .with_writer(ThreadWriter)
+                .with_ansi(false)
+                .init();
+        });
         let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard)
     }
 }
 
-impl Write for Logs {
+/// Writes into the current thread's capture, if any.
+pub struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(logs) = &*c.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -374,11 +403,11 @@ impl Write for Logs {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadWriter {
+    type Writer = ThreadWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        ThreadWriter
     }
 }
 
