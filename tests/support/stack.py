@@ -12,11 +12,13 @@ Used two ways:
   ``MOTO_URL``, ``PROXY_URL``) to the file, and runs until SIGTERM/SIGINT.
 
 Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
-- ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n, ...}}
+- ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n,
+  "rds.DescribeDBInstances": n, ...}} (see ``FaultProxy.target`` for how calls are named)
 - ``POST /__proxy/reset``   -> zero the counters and clear the fault
 - ``POST /__proxy/fault``   body JSON {"mode": ..., "delay_ms": n} where mode is one of
   ``none``, ``refuse`` (close the connection at once), ``hang`` (accept, never answer),
-  ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException),
+  ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException; for
+  query protocols such as RDS, the XML error with code Throttling),
   ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body).
 """
 import argparse
