@@ -28,10 +28,29 @@ fn monitor_cmd(config: &Path) -> Command {
     cmd
 }
 
-fn write_config(text: &str) -> std::path::PathBuf {
+/// A configuration file in a folder of its own, removed when dropped.
+struct TempConfig(std::path::PathBuf);
+
+impl std::ops::Deref for TempConfig {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn write_config(text: &str) -> TempConfig {
     let path = scratch_dir("config").join("monitor.toml");
     std::fs::write(&path, text).unwrap();
-    path
+    TempConfig(path)
 }
 
 fn text(o: &Output) -> String {
