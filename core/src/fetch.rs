@@ -237,8 +237,9 @@ where
     }
 }
 
-/// Maps an AWS error code (and the HTTP status) to a kind. Shared by every operation.
-pub(crate) fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Error {
+/// Maps an AWS error code (and the HTTP status) to a kind. Shared by every
+/// operation, and by the monitor for its RDS, SSM and CloudWatch calls.
+pub fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Error {
     match code.unwrap_or("") {
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" => {
             Error::Throttled { parameter }

@@ -10,6 +10,8 @@
 //! - [`cache`]: [`ConfigCache`], the process-local moka cache, and freshness states.
 //! - [`policy`]: refresh-ahead point, retry delays, failure backoff; the shared clock.
 //! - [`shared`]: the encrypted host-wide entry php-fpm workers share, and its lock.
+//! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
+//!   everything else kept as written (for the failover monitor).
 #![warn(missing_docs)]
 
 pub mod cache;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod fetch;
 pub mod parse;
 pub mod policy;
+pub mod rewrite;
 pub mod secret;
 pub mod shared;
 
@@ -24,6 +27,7 @@ pub use cache::{CachedConfig, ConfigCache, Freshness, Timing};
 pub use error::{Error, ErrorKind};
 pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat};
+pub use rewrite::with_endpoint;
 pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
 pub use secret::Secret;
 

@@ -12,11 +12,13 @@ Used two ways:
   ``MOTO_URL``, ``PROXY_URL``) to the file, and runs until SIGTERM/SIGINT.
 
 Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
-- ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n, ...}}
+- ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n,
+  "rds.DescribeDBInstances": n, ...}} (see ``FaultProxy.target`` for how calls are named)
 - ``POST /__proxy/reset``   -> zero the counters and clear the fault
 - ``POST /__proxy/fault``   body JSON {"mode": ..., "delay_ms": n} where mode is one of
   ``none``, ``refuse`` (close the connection at once), ``hang`` (accept, never answer),
-  ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException),
+  ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException; for
+  query protocols such as RDS, the XML error with code Throttling),
   ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body).
 """
 import argparse
@@ -138,7 +140,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 if self.path.startswith("/__proxy/"):
                     return self._control(body)
-                target = self.headers.get("X-Amz-Target", self.command + " " + self.path.split("?")[0])
+                target = proxy.target(self.command, self.path, self.headers, body)
                 with proxy.lock:
                     proxy.total += 1
                     proxy.counts[target] = proxy.counts.get(target, 0) + 1
@@ -149,11 +151,18 @@ class FaultProxy:
                 if mode == "hang":
                     time.sleep(fault.get("delay_ms", 30000) / 1000)
                     return self._hard_close()
-                if mode == "500":
-                    return self._send(500, b'{"__type":"InternalServerError","message":"injected"}',
-                                      {"Content-Type": "application/x-amz-json-1.1"})
-                if mode == "throttle":
-                    return self._send(400, b'{"__type":"ThrottlingException","message":"Rate exceeded"}',
+                if mode in ("500", "throttle"):
+                    status, code, message = (500, "InternalServerError", "injected") if mode == "500" \
+                        else (400, "ThrottlingException", "Rate exceeded")
+                    if "X-Amz-Target" not in self.headers and \
+                            (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+                        # Query protocols (RDS, CloudWatch) answer in XML, with RDS's code for throttling.
+                        code = "Throttling" if mode == "throttle" else code
+                        xml = (f"<ErrorResponse><Error><Type>{'Sender' if status == 400 else 'Receiver'}</Type>"
+                               f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                               "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+                        return self._send(status, xml.encode(), {"Content-Type": "text/xml"})
+                    return self._send(status, json.dumps({"__type": code, "message": message}).encode(),
                                       {"Content-Type": "application/x-amz-json-1.1"})
                 if mode == "garbage":
                     return self._send(200, b'{"Parameter": {"Value": ', {"Content-Type": "application/x-amz-json-1.1"})
@@ -190,6 +199,27 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def target(command, path, headers, body):
+        """The operation a request calls, for the counters: the X-Amz-Target of
+        JSON protocols (``AmazonSSM.PutParameter``), ``service.Action`` for query
+        protocols such as RDS (``rds.PromoteReadReplica``, the service taken from
+        the signature's credential scope), ``Service.Operation`` for RPC v2 CBOR
+        (CloudWatch), else the method and path."""
+        if "X-Amz-Target" in headers:
+            return headers["X-Amz-Target"]
+        clean = path.split("?")[0]
+        parts = clean.strip("/").split("/")
+        if len(parts) == 4 and parts[0] == "service" and parts[2] == "operation":
+            return f"{parts[1]}.{parts[3]}"
+        if (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qs
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
+            scope = (headers.get("Authorization") or "").split("Credential=")[-1].split(",")[0].split("/")
+            if action:
+                return f"{scope[3]}.{action}" if len(scope) >= 5 else action
+        return command + " " + clean
 
     def stop(self):
         self.server.shutdown()

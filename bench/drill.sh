@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The failover drill (see bench/failover_drill.py and bench/README.md):
+#   bench/drill.sh            # both modes: sync, then async
+#   bench/drill.sh sync       # one mode; extra arguments go to the drill
+# Needs root (network namespace, runuser postgres), the packages in
+# .ci/apt-monitor.txt, .venv from scripts/setup, the extension built in release
+# mode (cargo build --release) and the monitor (cargo build -p ssm-db-monitor).
+# It runs in a network namespace of its own whose hosts file maps moto's fake
+# RDS endpoint names to 127.0.0.2 and 127.0.0.3; /etc/hosts is never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+modes=(sync async)
+if [ $# -gt 0 ] && [[ "$1" != -* ]]; then modes=("$1"); shift; fi
+
+[ "$(id -u)" = 0 ] || { echo "drill.sh: needs root (ip netns, runuser)" >&2; exit 1; }
+so="${SSM_DB_CONFIG_SO:-target/release/libssm_db_config.so}"
+[ -f "$so" ] || { echo "drill.sh: $so is missing: cargo build --release (or set SSM_DB_CONFIG_SO)" >&2; exit 1; }
+[ -x target/debug/ssm-db-monitor ] || cargo build -q -p ssm-db-monitor
+
+ns="ssm-drill-$$"
+cleanup() {
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "/etc/netns/$ns"
+}
+trap cleanup EXIT
+mkdir -p "/etc/netns/$ns"
+cat > "/etc/netns/$ns/hosts" <<HOSTS
+127.0.0.1 localhost
+127.0.0.2 shop-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com
+127.0.0.3 shop-db-standby.aaaaaaaaaa.us-west-2.rds.amazonaws.com
+HOSTS
+ip netns add "$ns"
+ip netns exec "$ns" ip link set lo up
+
+for mode in "${modes[@]}"; do
+  SSM_DB_CONFIG_SO="$(realpath "$so")" ip netns exec "$ns" .venv/bin/python bench/failover_drill.py --mode "$mode" "$@"
+done

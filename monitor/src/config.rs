@@ -1,0 +1,341 @@
+//! The monitor's configuration: a TOML file, then flags and environment
+//! variables on top (see `main.rs`). Unknown keys are rejected, so a typo such
+//! as `promote_after_pols` fails at start-up instead of silently meaning "off".
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Everything the monitor needs to know. See the README for every key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seconds between two polls in daemon mode (default 5).
+    #[serde(default = "defaults::poll_interval_secs")]
+    pub poll_interval_secs: f64,
+    /// Upper bound of the backoff after failed polls, in seconds (default 300).
+    #[serde(default = "defaults::max_backoff_secs")]
+    pub max_backoff_secs: f64,
+    /// Budget for one AWS call, retries included, in seconds (default 10).
+    #[serde(default = "defaults::api_timeout_secs")]
+    pub api_timeout_secs: f64,
+    /// Send every AWS call to this URL (local emulators, tests). Unset: the
+    /// SDK's usual endpoints (and `AWS_ENDPOINT_URL`, which the SDK reads itself).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Log what would be written instead of writing (promotions and fencing included).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Serve Prometheus metrics on this address; it must be a loopback address.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// The instance that is the writer in normal operation.
+    pub primary: InstanceRef,
+    /// Read replicas, in order of preference (often one, in another region).
+    #[serde(default)]
+    pub replicas: Vec<InstanceRef>,
+    /// The SSM parameters to keep pointed at the writer: one per region.
+    pub parameters: Vec<ParameterTarget>,
+    /// Promoting a replica when the primary is gone (off by default).
+    #[serde(default)]
+    pub promotion: Promotion,
+}
+
+/// One RDS DB instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRef {
+    /// The DB instance identifier.
+    pub id: String,
+    /// Its region.
+    pub region: String,
+}
+
+impl std::fmt::Display for InstanceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.id, self.region)
+    }
+}
+
+/// One SSM parameter the extension reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterTarget {
+    /// The parameter name, e.g. `/shop/prod/db` (no `:version` or `:label`).
+    pub name: String,
+    /// The region whose Parameter Store holds it.
+    pub region: String,
+    /// KMS key for the SecureString (id, ARN or alias); unset: the key the
+    /// parameter already uses (a String becomes a SecureString under the
+    /// account's default key `alias/aws/ssm`).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+}
+
+/// When and how to promote a replica.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// Off by default: promoting an asynchronous replica can lose the last writes.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How many consecutive polls must find the primary unavailable first (default 24: two minutes at 5 s).
+    #[serde(default = "defaults::after_polls")]
+    pub after_polls: u32,
+    /// The replica's latest CloudWatch `ReplicaLag` must be at most this many seconds (default 30).
+    #[serde(default = "defaults::max_replica_lag_secs")]
+    pub max_replica_lag_secs: f64,
+    /// How far back to look for a `ReplicaLag` datapoint, in seconds (default 300).
+    #[serde(default = "defaults::lag_lookback_secs")]
+    pub lag_lookback_secs: u64,
+    /// How long to wait for a promoted replica to become available (default 1800).
+    #[serde(default = "defaults::wait_timeout_secs")]
+    pub wait_timeout_secs: u64,
+    /// Stop the old primary (StopDBInstance) when it comes back after a promotion.
+    #[serde(default)]
+    pub fence_old_primary: bool,
+}
+
+impl Default for Promotion {
+    fn default() -> Self {
+        Promotion {
+            enabled: false,
+            after_polls: defaults::after_polls(),
+            max_replica_lag_secs: defaults::max_replica_lag_secs(),
+            lag_lookback_secs: defaults::lag_lookback_secs(),
+            wait_timeout_secs: defaults::wait_timeout_secs(),
+            fence_old_primary: false,
+        }
+    }
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+mod defaults {
+    pub fn poll_interval_secs() -> f64 {
+        5.0
+    }
+    pub fn max_backoff_secs() -> f64 {
+        300.0
+    }
+    pub fn api_timeout_secs() -> f64 {
+        10.0
+    }
+    pub fn after_polls() -> u32 {
+        24
+    }
+    pub fn max_replica_lag_secs() -> f64 {
+        30.0
+    }
+    pub fn lag_lookback_secs() -> u64 {
+        300
+    }
+    pub fn wait_timeout_secs() -> u64 {
+        1800
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        // toml's messages quote the offending line; a config file holds no
+        // secret (credentials live only in the parameters), so that is fine.
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned() + &span_note(text, e.span())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and combinations that the types cannot express.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        if !(0.05..=3600.0).contains(&self.poll_interval_secs) {
+            return bad(format!("poll_interval_secs must be from 0.05 to 3600, not {}", self.poll_interval_secs));
+        }
+        if !(self.poll_interval_secs..=86400.0).contains(&self.max_backoff_secs) {
+            return bad(format!("max_backoff_secs must be from poll_interval_secs to 86400, not {}", self.max_backoff_secs));
+        }
+        if !(0.1..=600.0).contains(&self.api_timeout_secs) {
+            return bad(format!("api_timeout_secs must be from 0.1 to 600, not {}", self.api_timeout_secs));
+        }
+        if self.parameters.is_empty() {
+            return bad("at least one [[parameters]] entry is needed".into());
+        }
+        let mut regions = std::collections::HashSet::new();
+        for p in &self.parameters {
+            if !p.name.starts_with('/') || p.name.contains(':') || p.name.len() > 2048 {
+                return bad(format!(
+                    "parameter name \"{}\" must be a full path like /shop/prod/db, without a :version or :label selector",
+                    p.name
+                ));
+            }
+            check_region(&p.region)?;
+            if !regions.insert((p.region.as_str(), p.name.as_str())) {
+                return bad(format!("parameter \"{}\" in {} is listed twice", p.name, p.region));
+            }
+        }
+        for i in std::iter::once(&self.primary).chain(&self.replicas) {
+            if i.id.is_empty() || !i.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return bad(format!("instance id \"{}\" is not a DB instance identifier (letters, digits, hyphens)", i.id));
+            }
+            check_region(&i.region)?;
+        }
+        if self.replicas.iter().any(|r| r == &self.primary) {
+            return bad(format!("{} is both the primary and a replica", self.primary));
+        }
+        if let Some(addr) = self.metrics_addr {
+            if !addr.ip().is_loopback() {
+                return bad(format!(
+                    "metrics_addr {addr} is not a loopback address: the metrics endpoint has no authentication, so it only listens on 127.0.0.1 or [::1]"
+                ));
+            }
+        }
+        let p = &self.promotion;
+        if p.enabled && self.replicas.is_empty() {
+            return bad("promotion.enabled needs at least one [[replicas]] entry".into());
+        }
+        if p.after_polls == 0 {
+            return bad("promotion.after_polls must be at least 1".into());
+        }
+        if p.max_replica_lag_secs.is_nan() || p.max_replica_lag_secs < 0.0 {
+            return bad("promotion.max_replica_lag_secs must be 0 or more".into());
+        }
+        if p.lag_lookback_secs < 60 {
+            return bad("promotion.lag_lookback_secs must be at least 60 (CloudWatch's RDS metrics have 60 s periods)".into());
+        }
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!("endpoint_url \"{url}\" must start with http:// or https://"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.poll_interval_secs)
+    }
+
+    /// The backoff cap.
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs_f64(self.max_backoff_secs)
+    }
+
+    /// Every region the monitor talks to, each once.
+    pub fn regions(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let all = std::iter::once(&self.primary.region)
+            .chain(self.replicas.iter().map(|r| &r.region))
+            .chain(self.parameters.iter().map(|p| &p.region));
+        for r in all {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
+fn check_region(region: &str) -> Result<(), Error> {
+    if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(Error::Config(format!("\"{region}\" is not an AWS region name like us-east-1")));
+    }
+    Ok(())
+}
+
+fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[primary]
+id = "shop-db"
+region = "us-east-1"
+
+[[parameters]]
+name = "/shop/db"
+region = "us-east-1"
+"#;
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.poll_interval(), Duration::from_secs(5));
+        assert!(!c.promotion.enabled);
+        assert!(!c.promotion.fence_old_primary);
+        assert!(!c.dry_run);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.regions(), vec!["us-east-1".to_string()]);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_naming_the_key() {
+        let e = Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\npromote_after_pols = 3\n")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("promote_after_pols"), "{msg}");
+        assert!(msg.contains("line"), "{msg}");
+        let e = Config::from_toml(&format!("pol_interval_secs = 1\n{MINIMAL}")).unwrap_err();
+        assert!(e.to_string().contains("pol_interval_secs"), "{e}");
+    }
+
+    #[test]
+    fn rejects_out_of_range_and_unsafe_values() {
+        let cases = [
+            ("poll_interval_secs = 0\n", "poll_interval_secs"),
+            ("metrics_addr = \"0.0.0.0:9464\"\n", "loopback"),
+            ("endpoint_url = \"localhost:4566\"\n", "http://"),
+        ];
+        for (prefix, needle) in cases {
+            let e = Config::from_toml(&format!("{prefix}{MINIMAL}")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{prefix}: {e}");
+        }
+        let e = Config::from_toml(&MINIMAL.replace("/shop/db", "/shop/db:3")).unwrap_err();
+        assert!(e.to_string().contains(":version"), "{e}");
+        let e = Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\n")).unwrap_err();
+        assert!(e.to_string().contains("replicas"), "{e}");
+    }
+
+    #[test]
+    fn regions_lists_each_region_once_primary_first() {
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.regions(), vec!["us-east-1".to_string(), "us-west-2".to_string()]);
+    }
+}

@@ -1,0 +1,81 @@
+//! The monitor's one error type.
+//!
+//! AWS failures are classified by `ssm_db_config_core::fetch::classify_code`
+//! (the same table the extension uses) from the error code and HTTP status,
+//! never from the SDK's `Display`, which includes the raw response. Messages
+//! name the service, the operation and the resource; never a parameter value.
+
+use ssm_db_config_core::ErrorKind;
+
+/// Everything that can make a poll (or the start-up) fail.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The configuration file, a flag or an environment variable is wrong.
+    #[error("bad configuration: {0}")]
+    Config(String),
+    /// An AWS call failed.
+    #[error("{service} {operation} on {target} failed: {reason}")]
+    Api {
+        /// `RDS`, `SSM` or `CloudWatch`.
+        service: &'static str,
+        /// The API operation, e.g. `DescribeDBInstances`.
+        operation: &'static str,
+        /// What it was called on: `instance-id (region)` or `/parameter (region)`.
+        target: String,
+        /// The classified kind.
+        kind: ErrorKind,
+        /// What went wrong, in our words plus the AWS error code.
+        reason: String,
+        /// Whether the same call may succeed later without anyone changing anything.
+        transient: bool,
+    },
+    /// A parameter's current value cannot be rewritten (it does not parse, or
+    /// the rewrite would change more than the endpoint). The monitor refuses to
+    /// overwrite it: it never writes credentials it did not read.
+    #[error("refusing to overwrite SSM parameter \"{parameter}\" ({region}): {reason}")]
+    Refused {
+        /// The parameter name.
+        parameter: String,
+        /// Its region.
+        region: String,
+        /// Why; never the value.
+        reason: String,
+    },
+    /// A promotion was started but the replica did not become a writable
+    /// instance in time.
+    #[error("RDS instance {instance} did not become a writable, available instance within {waited_secs} s of PromoteReadReplica")]
+    PromotionTimeout {
+        /// `instance-id (region)`.
+        instance: String,
+        /// How long the monitor waited.
+        waited_secs: u64,
+    },
+}
+
+impl Error {
+    /// Whether retrying later (with backoff) may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Api { transient, .. } => *transient,
+            Error::PromotionTimeout { .. } => true,
+            Error::Config(_) | Error::Refused { .. } => false,
+        }
+    }
+
+    pub(crate) fn from_core(service: &'static str, operation: &'static str, target: String, e: ssm_db_config_core::Error) -> Self {
+        use ssm_db_config_core::Error as C;
+        let kind = e.kind();
+        let transient = e.is_transient();
+        let reason = match e {
+            C::NotFound { .. } => "not found".to_owned(),
+            C::AccessDenied { aws_code, .. } => format!("access denied ({aws_code}): check the IAM policy in the monitor's README"),
+            C::Throttled { .. } => "throttled by AWS".to_owned(),
+            C::Timeout { budget, .. } => format!("timed out after {} ms", budget.as_millis()),
+            C::Network { reason, .. } | C::NoCredentials { reason, .. } => reason,
+            C::Service { reason, .. } => reason,
+            C::InvalidValue { reason, .. } => reason,
+            C::BadConfiguration(_) => "AWS rejected the request as invalid".to_owned(),
+        };
+        Error::Api { service, operation, target, kind, reason, transient }
+    }
+}

@@ -1,0 +1,301 @@
+//! One poll: observe the instances, read the parameters, decide, act.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ssm_db_config_core::{parse_value, with_endpoint, Secret};
+use tracing::{debug, info, instrument, warn};
+
+use crate::aws::{Aws, Endpoint, Observed, Rds};
+use crate::config::{Config, InstanceRef, ParameterTarget};
+use crate::decide::{decide, Decision, Inputs, Plan};
+use crate::metrics::Metrics;
+use crate::run::Clock;
+use crate::Error;
+
+/// Why a parameter is never created: creating it would mean writing credentials.
+const MISSING_PARAMETER: &str =
+    "it does not exist; the monitor only changes the endpoint of a value that holds the database's credentials, it never creates one";
+
+/// What one poll saw and did.
+#[derive(Debug)]
+pub struct PollReport {
+    /// The decision, with its reasons.
+    pub plan: Plan,
+    /// Parameters written (or, in a dry run, that would have been), as `name (region)`.
+    pub published: Vec<String>,
+    /// The replica promoted in this poll.
+    pub promoted: Option<InstanceRef>,
+    /// The instance stopped in this poll.
+    pub fenced: Option<InstanceRef>,
+    /// Failures that did not stop the poll (one parameter refused, one region unreachable).
+    pub errors: Vec<Error>,
+}
+
+/// How a poll acts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Act.
+    #[default]
+    Act,
+    /// Log what would be done, change nothing (`--dry-run`).
+    DryRun,
+    /// Decide only; the caller prints the plan (`--plan`).
+    Plan,
+}
+
+/// The monitor's state between polls, and its collaborators.
+pub struct Monitor<R> {
+    config: Config,
+    aws: Aws,
+    rds: R,
+    metrics: Arc<Metrics>,
+    mode: Mode,
+    primary_down_polls: u32,
+}
+
+struct ParamState {
+    target: ParameterTarget,
+    value: Secret,
+    kind: String,
+    endpoint: Endpoint,
+}
+
+impl<R: Rds> Monitor<R> {
+    /// A monitor over the given clients. `config.dry_run` turns `Mode::Act` into `Mode::DryRun`.
+    pub fn new(config: Config, aws: Aws, rds: R, metrics: Arc<Metrics>, mode: Mode) -> Self {
+        let mode = if mode == Mode::Act && config.dry_run { Mode::DryRun } else { mode };
+        Monitor { config, aws, rds, metrics, mode, primary_down_polls: 0 }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The RDS collaborator (tests reach their stand-in through this).
+    pub fn rds(&self) -> &R {
+        &self.rds
+    }
+
+    /// One poll. `Err` when the instances could not be observed; errors about
+    /// single parameters are in [`PollReport::errors`].
+    #[instrument(level = "debug", skip_all)]
+    pub async fn poll<C: Clock>(&mut self, clock: &C) -> Result<PollReport, Error> {
+        self.metrics.poll();
+        let observed = self.observe().await?;
+        let mut errors = Vec::new();
+        let mut params = Vec::new();
+        for target in &self.config.parameters {
+            match self.read_parameter(target).await {
+                Ok(p) => params.push(p),
+                Err(e) => {
+                    if matches!(e, Error::Api { .. }) {
+                        self.metrics.api_error();
+                    }
+                    errors.push(e)
+                }
+            }
+        }
+
+        self.primary_down_polls = if observed[0].is_writable() { 0 } else { self.primary_down_polls.saturating_add(1) };
+        let lags = self.lags_if_promoting(&observed, clock).await;
+        let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
+        let plan = decide(&Inputs {
+            observed: &observed,
+            published: &published,
+            primary_down_polls: self.primary_down_polls,
+            promotion: &self.config.promotion,
+            lags: &lags,
+        });
+        debug!(%plan, "decided");
+        let mut report = PollReport { plan: plan.clone(), published: Vec::new(), promoted: None, fenced: None, errors };
+        if self.mode == Mode::Plan {
+            return Ok(report);
+        }
+
+        let writer = match &plan.decision {
+            Decision::Publish { instance, endpoint, .. } => Some((instance.clone(), endpoint.clone())),
+            Decision::NoWriter { why } => {
+                warn!(primary = %observed[0].instance, status = %observed[0].status, reason = %why, "not publishing: no writable instance");
+                None
+            }
+            Decision::Promote { replica, why } => match self.promote(replica, why, clock).await {
+                Ok(Some(endpoint)) => {
+                    report.promoted = Some(replica.clone());
+                    Some((replica.clone(), endpoint))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    self.metrics.api_error();
+                    report.errors.push(e);
+                    None
+                }
+            },
+        };
+        self.metrics.set_writer(writer.as_ref().map(|w| w.0.clone()));
+
+        if let Some((instance, endpoint)) = &writer {
+            for p in &params {
+                match self.publish(p, instance, endpoint, clock).await {
+                    Ok(true) => report.published.push(format!("{} ({})", p.target.name, p.target.region)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        if matches!(e, Error::Api { .. }) {
+                            self.metrics.api_error();
+                        }
+                        report.errors.push(e)
+                    }
+                }
+            }
+        }
+
+        if let Some((instance, why)) = &plan.fence {
+            if self.mode == Mode::DryRun {
+                warn!(instance = %instance, reason = %why, "dry run: would fence (stop) the old primary");
+            } else {
+                match self.rds.stop(instance).await {
+                    Ok(()) => {
+                        self.metrics.fenced();
+                        warn!(instance = %instance, reason = %why, "fenced the old primary: StopDBInstance accepted");
+                        report.fenced = Some(instance.clone());
+                    }
+                    Err(e) => {
+                        self.metrics.api_error();
+                        report.errors.push(e);
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn observe(&self) -> Result<Vec<Observed>, Error> {
+        let mut out = Vec::with_capacity(1 + self.config.replicas.len());
+        for instance in std::iter::once(&self.config.primary).chain(&self.config.replicas) {
+            match self.rds.describe(instance).await {
+                Ok(o) => {
+                    debug!(instance = %o.instance, status = %o.status, endpoint = ?o.endpoint, replica_of = ?o.replica_source, "observed");
+                    out.push(o)
+                }
+                Err(e) => {
+                    self.metrics.api_error();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_parameter(&self, target: &ParameterTarget) -> Result<ParamState, Error> {
+        let refused = |reason: String| Error::Refused { parameter: target.name.clone(), region: target.region.clone(), reason };
+        let current = self.aws.get_parameter(target).await?.ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
+        let parsed = parse_value(&target.name, current.value.expose()).map_err(|e| refused(core_reason(e)))?;
+        debug!(parameter = %target.name, region = %target.region, version = current.version, kind = %current.kind, "read parameter");
+        Ok(ParamState {
+            target: target.clone(),
+            endpoint: Endpoint { host: parsed.host, port: parsed.port },
+            value: current.value,
+            kind: current.kind,
+        })
+    }
+
+    async fn lags_if_promoting<C: Clock>(&self, observed: &[Observed], clock: &C) -> HashMap<InstanceRef, Result<Option<f64>, String>> {
+        let p = &self.config.promotion;
+        let mut lags = HashMap::new();
+        if !p.enabled || observed.iter().any(|o| o.is_writable()) || self.primary_down_polls < p.after_polls {
+            return lags;
+        }
+        for replica in observed[1..].iter().filter(|o| o.is_serving()) {
+            let lag = self.aws.replica_lag(&replica.instance, clock.now(), Duration::from_secs(p.lag_lookback_secs)).await;
+            if lag.is_err() {
+                self.metrics.api_error();
+            }
+            lags.insert(replica.instance.clone(), lag.map_err(|e| e.to_string()));
+        }
+        lags
+    }
+
+    /// Promotes and waits until RDS reports the replica writable. `Ok(None)` in a dry run.
+    async fn promote<C: Clock>(&self, replica: &InstanceRef, why: &str, clock: &C) -> Result<Option<Endpoint>, Error> {
+        if self.mode == Mode::DryRun {
+            warn!(replica = %replica, reason = %why, "dry run: would promote the replica");
+            return Ok(None);
+        }
+        warn!(replica = %replica, reason = %why, "promoting the replica (PromoteReadReplica)");
+        self.rds.promote(replica).await?;
+        self.metrics.promoted();
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.config.promotion.wait_timeout_secs);
+        loop {
+            let o = self.rds.describe(replica).await;
+            match o {
+                Ok(o) if o.is_writable() => {
+                    info!(replica = %replica, waited_secs = started.elapsed().as_secs_f64(), "the promoted replica is writable");
+                    return Ok(o.endpoint);
+                }
+                Ok(o) => debug!(replica = %replica, status = %o.status, "waiting for the promotion to finish"),
+                Err(e) => warn!(replica = %replica, error = %e, "describing the promoted replica failed; still waiting"),
+            }
+            if started.elapsed() >= limit {
+                return Err(Error::PromotionTimeout { instance: replica.to_string(), waited_secs: limit.as_secs() });
+            }
+            clock.sleep(self.config.poll_interval()).await;
+        }
+    }
+
+    /// Points one parameter at `endpoint` if it points elsewhere. `Ok(true)` if it wrote (or would have).
+    async fn publish<C: Clock>(&self, p: &ParamState, instance: &InstanceRef, endpoint: &Endpoint, clock: &C) -> Result<bool, Error> {
+        let t = &p.target;
+        if &p.endpoint == endpoint {
+            debug!(parameter = %t.name, region = %t.region, %endpoint, "unchanged");
+            return Ok(false);
+        }
+        let refused = |reason: String| Error::Refused { parameter: t.name.clone(), region: t.region.clone(), reason };
+        let new_value = with_endpoint(&t.name, p.value.expose(), &endpoint.host, endpoint.port).map_err(|e| refused(core_reason(e)))?;
+        let new_value = Secret::new(new_value);
+        if self.mode == Mode::DryRun {
+            info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
+            return Ok(true);
+        }
+        let key_id = self.key_id_for(p).await;
+        let version = self.aws.put_parameter(t, &new_value, key_id.as_deref()).await?;
+        self.metrics.published(clock.now());
+        info!(
+            parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint,
+            version, previous_type = %p.kind, kms_key = key_id.as_deref().unwrap_or("alias/aws/ssm"), "published the writer's endpoint"
+        );
+        Ok(true)
+    }
+
+    /// The configured key, else the key the SecureString already uses. If that
+    /// cannot be read, the write goes ahead with the default key (a failover
+    /// must not wait on a missing ssm:DescribeParameters permission), and says so.
+    async fn key_id_for(&self, p: &ParamState) -> Option<String> {
+        if let Some(key) = &p.target.kms_key_id {
+            return Some(key.clone());
+        }
+        if p.kind != "SecureString" {
+            return None;
+        }
+        match self.aws.parameter_key_id(&p.target).await {
+            Ok(key) => key,
+            Err(e) => {
+                self.metrics.api_error();
+                warn!(parameter = %p.target.name, region = %p.target.region, error = %e,
+                    "cannot read the parameter's KMS key; writing with the default key alias/aws/ssm (set kms_key_id to choose)");
+                None
+            }
+        }
+    }
+}
+
+/// The reason part of a core error, without the "SSM parameter ... holds an
+/// invalid value" prefix (the monitor's own message names the parameter).
+fn core_reason(e: ssm_db_config_core::Error) -> String {
+    match e {
+        ssm_db_config_core::Error::InvalidValue { reason, .. } => format!("its current value is not usable: {reason}"),
+        other => other.to_string(),
+    }
+}

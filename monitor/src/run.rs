@@ -1,0 +1,98 @@
+//! The daemon loop: poll, sleep, back off after failures, stop on shutdown.
+//!
+//! Time comes in through [`Clock`] so that a test can run the loop at full
+//! speed and read the delays it asked for.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use tracing::{error, info, warn};
+
+use crate::aws::Rds;
+use crate::monitor::Monitor;
+
+/// Wall-clock time and sleeping.
+#[allow(async_fn_in_trait)] // used with concrete types on one thread
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> SystemTime;
+    /// Waits for `duration`.
+    async fn sleep(&self, duration: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await
+    }
+}
+
+/// The delay before the next poll after `failures` consecutive failed polls:
+/// the interval doubled per failure, capped at `max`. No jitter: there is one
+/// monitor per database, not a fleet of clients to spread out.
+pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    interval.saturating_mul(1u32 << failures.min(20)).min(max)
+}
+
+/// Polls until `shutdown` completes. Never returns an error: every failure is
+/// logged, counted and retried with backoff.
+pub async fn run<R: Rds, C: Clock>(monitor: &mut Monitor<R>, clock: &C, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let interval = monitor.config().poll_interval();
+    let max = monitor.config().max_backoff();
+    let mut failures = 0u32;
+    info!(interval_secs = interval.as_secs_f64(), "monitor started");
+    loop {
+        let outcome = tokio::select! {
+            outcome = monitor.poll(clock) => outcome,
+            _ = &mut shutdown => break,
+        };
+        let failed = match outcome {
+            Ok(report) if report.errors.is_empty() => false,
+            Ok(report) => {
+                for e in &report.errors {
+                    error!(error = %e, transient = e.is_transient(), "poll finished with an error");
+                }
+                true
+            }
+            Err(e) => {
+                error!(error = %e, transient = e.is_transient(), "poll failed");
+                true
+            }
+        };
+        failures = if failed { failures.saturating_add(1) } else { 0 };
+        let delay = backoff(interval, failures, max);
+        if failed {
+            warn!(failures, next_poll_in_secs = delay.as_secs_f64(), "backing off");
+        }
+        tokio::select! {
+            _ = clock.sleep(delay) => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    info!("monitor stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap() {
+        let s = Duration::from_secs;
+        let got: Vec<Duration> = (0..12).map(|f| backoff(s(5), f, s(300))).collect();
+        assert_eq!(got[..7], [s(5), s(10), s(20), s(40), s(80), s(160), s(300)]);
+        assert!(got[7..].iter().all(|d| *d == s(300)));
+        assert_eq!(backoff(s(5), u32::MAX, s(300)), s(300));
+    }
+}
