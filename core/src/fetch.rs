@@ -170,16 +170,20 @@ impl SsmFetcher {
             return Err(Error::NotFound { parameter: invalid.clone() });
         }
         let duration = started.elapsed();
-        let take = |wanted: &str| -> Result<FetchedParameter, Error> {
-            let found = output
-                .parameters()
-                .iter()
-                .find(|p| p.name().is_some_and(|n| n == wanted || n == without_selector(wanted)))
-                .ok_or_else(|| Error::NotFound { parameter: wanted.to_owned() })?;
-            let value = found.value().ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
-            Ok(FetchedParameter { value: Secret::new(value.to_owned()), version: found.version(), duration })
+        let found = |p: &aws_sdk_ssm::types::Parameter, wanted: &str| -> Result<FetchedParameter, Error> {
+            let value = p.value().ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
+            Ok(FetchedParameter { value: Secret::new(value.to_owned()), version: p.version(), duration })
         };
-        Ok((take(name)?, take(credentials)?))
+        let parameters = output.parameters();
+        let is_main = |p: &&aws_sdk_ssm::types::Parameter| p.name().is_some_and(|n| n == name || n == without_selector(name));
+        let main = parameters.iter().find(is_main).ok_or_else(|| Error::NotFound { parameter: name.to_owned() })?;
+        // The other one. (Secrets Manager references come back under the
+        // secret's own name rather than the /aws/reference/... path.)
+        let creds = parameters
+            .iter()
+            .find(|p| !std::ptr::eq(*p, main))
+            .ok_or_else(|| Error::NotFound { parameter: credentials.to_owned() })?;
+        Ok((found(main, name)?, found(creds, credentials)?))
     }
 }
 

@@ -71,6 +71,11 @@ final class Moto
     {
         $this->json('secretsmanager', 'secretsmanager.CreateSecret', ['Name' => $name, 'SecretString' => $value]);
     }
+
+    public function putSecretValue(string $name, string $value): void
+    {
+        $this->json('secretsmanager', 'secretsmanager.PutSecretValue', ['SecretId' => $name, 'SecretString' => $value]);
+    }
 }
 
 /** A moto server of a test's own, e.g. with IAM authentication switched on. */
@@ -124,10 +129,10 @@ final class Proxy
         return (string) file_get_contents(self::url() . $path, false, $context);
     }
 
-    public static function getParameterCalls(): int
+    public static function getParameterCalls(string $target = 'AmazonSSM.GetParameter'): int
     {
         $counts = json_decode(self::call('GET', '/__proxy/counts'), true);
-        return (int) ($counts['by_target']['AmazonSSM.GetParameter'] ?? 0);
+        return (int) ($counts['by_target'][$target] ?? 0);
     }
 
     public static function reset(): void
