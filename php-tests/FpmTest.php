@@ -154,6 +154,15 @@ final class FpmTest extends TestCase
         }
         self::assertGreaterThan(1, count($pids), 'several workers served');
         self::assertSame(1, Proxy::getParameterCalls(), 'one SSM request for the whole host');
+
+        // Refreshes from every worker at once (as the failover drop-ins make
+        // them): one fetch per second for the whole host.
+        usleep(1_100_000);
+        $refresh = $this->fpm->script('refresh.php', '<?php echo ssm_db_config_refresh()["DB_HOST"];');
+        foreach ($this->fpm->requests($refresh, 8) as $body) {
+            self::assertSame('shared-db.internal:5432', $body);
+        }
+        self::assertSame(2, Proxy::getParameterCalls(), 'eight refreshes, one fetch');
         $files = glob("$dir/*");
         self::assertNotEmpty($files);
         foreach ($files as $file) {

@@ -34,8 +34,8 @@ use crate::refresher::{self, Job, Outcome};
 
 /// While a value is due or stale, how often a worker looks at the host's entry again.
 pub const RECHECK: Duration = Duration::from_millis(250);
-/// `ssm_db_config_refresh()` returns a value fetched this recently (by any
-/// worker of the host) instead of fetching again.
+/// With the shared cache, `ssm_db_config_refresh()` returns a value fetched
+/// this recently (by any worker of the host) instead of fetching again.
 pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters reported by `ssm_db_config_status()` and phpinfo().
@@ -246,7 +246,10 @@ impl State {
         }
 
         if mode == Mode::Refresh {
-            if let Some(entry) = local.filter(|e| e.age(now) < REFRESH_MIN_INTERVAL) {
+            // Host-wide rate limit: when every failing request of every worker
+            // asks for a refresh (the failover drop-ins do), one fetch per
+            // second serves them all. A process on its own fetches when asked.
+            if let Some(entry) = local.filter(|e| slot.is_some() && e.age(now) < REFRESH_MIN_INTERVAL) {
                 self.counters.hits += 1;
                 return Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64));
             }

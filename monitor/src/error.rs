@@ -75,6 +75,7 @@ impl Error {
             C::Service { reason, .. } => reason,
             C::InvalidValue { reason, .. } => reason,
             C::BadConfiguration(_) => "AWS rejected the request as invalid".to_owned(),
+            C::Recent { message, .. } => message,
         };
         Error::Api { service, operation, target, kind, reason, transient }
     }
