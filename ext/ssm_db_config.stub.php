@@ -24,7 +24,8 @@
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
  *         DB_HOST is "host:port" (an IPv6 host in brackets: "[2001:db8::1]:5432").
- * @throws SsmDbConfigException when no fresh value is cached and it cannot be fetched or parsed.
+ * @throws SsmDbConfigException when nothing usable is cached (none, or older than
+ *         ssm_db_config.max_stale past its TTL) and it cannot be fetched or parsed.
  */
 function ssm_db_config(?string $parameter = null): array {}
 
@@ -43,10 +44,14 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  * Never contains a password.
  *
  * @return array{
- *   extension_version: string, pid: int, parameter: ?string, region: ?string, endpoint_url: ?string,
- *   ttl_seconds: int, timeout_ms: int, cached: bool, fresh: bool, cached_parameter: ?string,
- *   age_seconds: ?float, version: ?int, engine: ?string, host: ?string, port: ?int, user: ?string,
- *   dbname: ?string, options: array<string, string>, hits: int, misses: int, fetches: int, errors: int,
+ *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
+ *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int,
+ *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
+ *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
+ *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,
+ *   version: ?int, credentials_version: ?int, consecutive_failures: int, next_attempt_in_seconds: ?float,
+ *   engine: ?string, host: ?string, port: ?int, user: ?string, dbname: ?string, options: array<string, string>,
+ *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int,
  *   last_error: ?array{kind: string, code: int, message: string},
  *   last_fetch_duration_ms: ?float, last_fetch_time: ?float
  * }

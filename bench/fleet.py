@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: what ssm_db_config() costs a php-fpm host under load.
+
+- php-fpm (8 static workers) behind nginx, driven by wrk: (a) a page that
+  defines the DB_* constants hard-coded, as wp-config.php does today, from a
+  pool without the extension; (b) a page that defines them from
+  ssm_db_config() with ssm_db_config.ttl = 5, from a pool with the extension
+  and the shared cache. Throughput, p50 and p99 latency and their ratios, and
+  the GetParameter requests that reached the emulator during (b).
+- Private memory (Private_Dirty, /proc/PID/smaps_rollup) per worker of each
+  pool after the load, and the difference.
+- A soak: one PHP process, one million calls and ten thousand refreshes, RSS
+  before and after.
+
+Run after scripts/setup (and `apt install wrk`, listed in .ci/apt-bench.txt):
+    .venv/bin/python bench/fleet.py [--duration 60]
+"""
+import argparse
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from stack import AwsStack, free_port  # noqa: E402
+
+SO = os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so"))
+FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+AS_ROOT = os.geteuid() == 0
+PAGE_HARDCODED = """<?php
+define('DB_HOST', 'db.internal:5432'); define('DB_PORT', 5432); define('DB_USER', 'wp');
+define('DB_PASSWORD', 'bench-password'); define('DB_NAME', 'wp'); define('DB_ENGINE', 'postgresql');
+echo DB_HOST;
+"""
+PAGE_EXTENSION = """<?php
+foreach (ssm_db_config() as $name => $value) { define($name, $value); }
+echo DB_HOST;
+"""
+
+
+def demote():
+    if AS_ROOT:
+        user = pwd.getpwnam("nobody")
+        os.setgid(user.pw_gid)
+        os.setgroups([])
+        os.setuid(user.pw_uid)
+
+
+def start_fpm(work, name, port, ini, env):
+    conf = os.path.join(work, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[global]
+error_log = {work}/{name}-fpm.log
+daemonize = no
+pid = {work}/{name}.pid
+[{name}]
+listen = 127.0.0.1:{port}
+pm = static
+pm.max_children = 8
+""")
+    args = [FPM, "-F", "-y", conf, "-p", work]
+    for k, v in ini.items():
+        args += ["-d", f"{k}={v}"]
+    proc = subprocess.Popen(args, env=env, preexec_fn=demote, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+def wait_port(port, timeout=15):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start_nginx(work, routes):
+    servers = "".join(f"""
+    server {{
+        listen 127.0.0.1:{listen};
+        root {work};
+        location / {{
+            fastcgi_pass 127.0.0.1:{fpm};
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {work}/{script};
+        }}
+    }}""" for listen, fpm, script in routes)
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""{"user nobody nogroup;" if AS_ROOT else ""}
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    proxy_temp_path {work}/nginx-proxy;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    keepalive_requests 100000;
+{servers}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for listen, _, _ in routes:
+        wait_port(listen)
+    return proc
+
+
+def progress(message):
+    print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wrk(port, seconds):
+    progress(f"wrk on :{port} for {seconds} s")
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def children(ppid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == ppid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def private_dirty_kb(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return int(re.search(r"^Private_Dirty:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def soak(env, calls=1_000_000, refreshes=10_000):
+    code = f"""
+    $rss = fn() => (int) preg_replace('/\\D/', '', preg_grep('/^VmRSS/', file('/proc/self/status'))[array_key_first(preg_grep('/^VmRSS/', file('/proc/self/status')))]);
+    ssm_db_config();
+    for ($i = 0; $i < 300; $i++) {{ ssm_db_config_refresh(); }}
+    $before = $rss();
+    $every = intdiv({calls}, {refreshes});
+    for ($i = 1; $i <= {calls}; $i++) {{ ssm_db_config(); if ($i % $every === 0) {{ ssm_db_config_refresh(); }} }}
+    $s = ssm_db_config_status();
+    echo json_encode(["before_kb" => $before, "after_kb" => $rss(), "fetches" => $s["fetches"], "hits" => $s["hits"]]);
+    """
+    out = subprocess.run(["php", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db", "-r", code],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=60, help="seconds of load per page (default 60)")
+    ap.add_argument("--ttl", type=int, default=5)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("fleet.py: wrk is not installed (apt install wrk)")
+    work = tempfile.mkdtemp(prefix="ssm-fleet-")
+    os.chmod(work, 0o777)  # php-fpm runs as nobody when we are root: its log and pid go here
+    shared = os.path.join(work, "shared")
+    os.mkdir(shared, 0o700)
+    if AS_ROOT:
+        os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
+    procs = []
+    try:
+        with AwsStack() as aws:
+            aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
+                                            Value="postgresql://wp:bench-password@db.internal:5432/wp")
+            env = dict(os.environ, **aws.env())
+            env.pop("PHP_INI_SCAN_DIR", None)
+            for name, page in (("hardcoded.php", PAGE_HARDCODED), ("extension.php", PAGE_EXTENSION)):
+                with open(os.path.join(work, name), "w") as f:
+                    f.write(page)
+            fpm_a, fpm_b, web_a, web_b = free_port(), free_port(), free_port(), free_port()
+            pool_a = start_fpm(work, "hardcoded", fpm_a, {}, env)
+            procs.append(pool_a)
+            pool_b = start_fpm(work, "extension", fpm_b, {
+                "extension": SO, "ssm_db_config.parameter": "/bench/db",
+                "ssm_db_config.ttl": str(args.ttl), "ssm_db_config.shared_dir": shared}, env)
+            procs.append(pool_b)
+            procs.append(start_nginx(work, [(web_a, fpm_a, "hardcoded.php"), (web_b, fpm_b, "extension.php")]))
+
+            wrk(web_a, 3)  # warm-up: workers, opcache
+            wrk(web_b, 3)
+            a = wrk(web_a, args.duration)
+            started = time.time()
+            before = aws_calls(aws)
+            b = wrk(web_b, args.duration)
+            length = time.time() - started
+            ssm_requests = aws_calls(aws) - before
+            mem_a = [private_dirty_kb(p) for p in children(pool_a.pid)]
+            mem_b = [private_dirty_kb(p) for p in children(pool_b.pid)]
+            progress("soak: 1,000,000 calls, 10,000 refreshes")
+            # Straight to moto: the counting proxy would be the bottleneck of 10,000 fetches.
+            s = soak(dict(env, AWS_ENDPOINT_URL=aws.moto.url))
+
+        avg_a, avg_b = sum(mem_a) / len(mem_a), sum(mem_b) / len(mem_b)
+        bound = length / args.ttl + 1
+        print(f"== php-fpm, 8 static workers, nginx, wrk -t2 -c16 for {args.duration} s per page")
+        print(f"{'':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        print(f"{'(a) constants hard-coded':34} {a['rps']:10.0f} {a['p50_ms']:8.3f} {a['p99_ms']:8.3f} {a['errors']:8d}")
+        print(f"{'(b) ssm_db_config(), TTL ' + str(args.ttl) + ' s':34} {b['rps']:10.0f} {b['p50_ms']:8.3f} {b['p99_ms']:8.3f} {b['errors']:8d}")
+        print(f"throughput ratio b/a {b['rps'] / a['rps']:.3f} (target >= 0.98)")
+        print(f"p99 ratio b/a        {b['p99_ms'] / a['p99_ms']:.3f} (target <= 1.05)")
+        print(f"GetParameter requests at the emulator during (b): {ssm_requests} "
+              f"(target <= {length:.0f} s / {args.ttl} s + 1 = {bound:.1f})")
+        print()
+        print("== private dirty memory per worker after the load (kB)")
+        print(f"pool without the extension: avg {avg_a:.0f}  {sorted(mem_a)}")
+        print(f"pool with the extension:    avg {avg_b:.0f}  {sorted(mem_b)}")
+        print(f"added per worker on average: {avg_b - avg_a:.0f} kB (target <= 256)")
+        print()
+        growth = (s["after_kb"] - s["before_kb"]) / s["before_kb"] * 100
+        print(f"== soak: one process, 1,000,000 calls and 10,000 refreshes ({s['fetches']} fetches)")
+        print(f"RSS {s['before_kb']} kB -> {s['after_kb']} kB: {growth:+.2f} % (target <= 1 %)")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def aws_calls(aws):
+    import urllib.request
+    counts = json.load(urllib.request.urlopen(aws.proxy.url + "/__proxy/counts"))
+    return counts["by_target"].get("AmazonSSM.GetParameter", 0)
+
+
+if __name__ == "__main__":
+    main()
