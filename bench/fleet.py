@@ -176,6 +176,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=60, help="seconds of load per page (default 60)")
     ap.add_argument("--ttl", type=int, default=5)
+    ap.add_argument("--no-soak", action="store_true", help="skip the soak")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("fleet.py: wrk is not installed (apt install wrk)")
@@ -196,13 +197,18 @@ def main():
                 with open(os.path.join(work, name), "w") as f:
                     f.write(page)
             fpm_a, fpm_b, web_a, web_b = free_port(), free_port(), free_port(), free_port()
+            fpm_c, web_c = free_port(), free_port()
             pool_a = start_fpm(work, "hardcoded", fpm_a, {}, env)
             procs.append(pool_a)
             pool_b = start_fpm(work, "extension", fpm_b, {
                 "extension": SO, "ssm_db_config.parameter": "/bench/db",
                 "ssm_db_config.ttl": str(args.ttl), "ssm_db_config.shared_dir": shared}, env)
             procs.append(pool_b)
-            procs.append(start_nginx(work, [(web_a, fpm_a, "hardcoded.php"), (web_b, fpm_b, "extension.php")]))
+            # (c) for the memory figures: the extension loaded, never called.
+            pool_c = start_fpm(work, "loaded", fpm_c, {"extension": SO, "ssm_db_config.parameter": "/bench/db"}, env)
+            procs.append(pool_c)
+            procs.append(start_nginx(work, [(web_a, fpm_a, "hardcoded.php"), (web_b, fpm_b, "extension.php"),
+                                            (web_c, fpm_c, "hardcoded.php")]))
 
             wrk(web_a, 3)  # warm-up: workers, opcache
             wrk(web_b, 3)
@@ -212,13 +218,17 @@ def main():
             b = wrk(web_b, args.duration)
             length = time.time() - started
             ssm_requests = aws_calls(aws) - before
+            wrk(web_c, 5)
+            mem_c = [private_dirty_kb(p) for p in children(pool_c.pid)]
             mem_a = [private_dirty_kb(p) for p in children(pool_a.pid)]
             mem_b = [private_dirty_kb(p) for p in children(pool_b.pid)]
-            progress("soak: 1,000,000 calls, 10,000 refreshes")
-            # Straight to moto: the counting proxy would be the bottleneck of 10,000 fetches.
-            s = soak(dict(env, AWS_ENDPOINT_URL=aws.moto.url))
+            s = None
+            if not args.no_soak:
+                progress("soak: 1,000,000 calls, 10,000 refreshes")
+                # Straight to moto: the counting proxy would be the bottleneck of 10,000 fetches.
+                s = soak(dict(env, AWS_ENDPOINT_URL=aws.moto.url))
 
-        avg_a, avg_b = sum(mem_a) / len(mem_a), sum(mem_b) / len(mem_b)
+        avg_a, avg_b, avg_c = sum(mem_a) / len(mem_a), sum(mem_b) / len(mem_b), sum(mem_c) / len(mem_c)
         bound = length / args.ttl + 1
         print(f"== php-fpm, 8 static workers, nginx, wrk -t2 -c16 for {args.duration} s per page")
         print(f"{'':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
@@ -232,8 +242,11 @@ def main():
         print("== private dirty memory per worker after the load (kB)")
         print(f"pool without the extension: avg {avg_a:.0f}  {sorted(mem_a)}")
         print(f"pool with the extension:    avg {avg_b:.0f}  {sorted(mem_b)}")
-        print(f"added per worker on average: {avg_b - avg_a:.0f} kB (target <= 256)")
+        print(f"pool with it loaded, never called: avg {avg_c:.0f}  {sorted(mem_c)}")
+        print(f"added per worker on average: {avg_b - avg_a:.0f} kB (target <= 256); by loading alone: {avg_c - avg_a:.0f} kB")
         print()
+        if s is None:
+            return
         growth = (s["after_kb"] - s["before_kb"]) / s["before_kb"] * 100
         print(f"== soak: one process, 1,000,000 calls and 10,000 refreshes ({s['fetches']} fetches)")
         print(f"RSS {s['before_kb']} kB -> {s['after_kb']} kB: {growth:+.2f} % (target <= 1 %)")

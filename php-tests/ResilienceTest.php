@@ -118,7 +118,7 @@ final class ResilienceTest extends TestCase
             $result = ["calls" => $calls, "status" => ssm_db_config_status()];
             PHP;
         $r = PhpProcess::json($body, ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300']);
-        self::assertGreaterThan(500, $r['calls']);
+        self::assertGreaterThan(100, $r['calls'], 'calls went on (served stale) meanwhile');
         // Backoff after failures 1, 2, 3: at least 0.5, 1, 2 s, so in 4 s at
         // most 4 attempts, each at most 4 tries (retries inside the budget).
         self::assertLessThanOrEqual(4, $r['status']['errors']);

@@ -108,6 +108,10 @@ pub struct SharedEntry {
     pub last_error: Option<(i32, String)>,
     /// When the last attempt (good or bad) ended.
     pub last_attempt_ns: u64,
+    /// The process that made the last attempt: it gets the first go at the
+    /// next refresh, so that one worker (not each in turn) holds an AWS client.
+    #[serde(default)]
+    pub fetched_by_pid: u32,
 }
 
 /// A fetched value as stored: the raw parameter value(s), so every process
@@ -284,6 +288,7 @@ mod tests {
             next_attempt_ns: 0,
             last_error: None,
             last_attempt_ns: 1,
+            fetched_by_pid: 7,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Tracker {
     pub failures: u32,
     pub next_attempt_ns: u64,
     pub last_error: Option<LastError>,
+    /// Who refreshed last, per the host's entry (0: unknown, or no sharing).
+    pub last_refresher: u32,
 }
 
 struct Served {
@@ -263,7 +265,7 @@ impl State {
             }
             Some((Freshness::RefreshDue | Freshness::Stale, entry)) => {
                 self.counters.hits += 1;
-                self.refresh_in_background(&name, creds, slot, now);
+                self.refresh_in_background(&name, creds, slot, now, &entry);
                 Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64))
             }
             Some((Freshness::TooOld, _)) | None => {
@@ -286,6 +288,7 @@ impl State {
         let tracker = self.trackers.entry(name.to_owned()).or_default();
         tracker.failures = shared.failures;
         tracker.next_attempt_ns = shared.next_attempt_ns;
+        tracker.last_refresher = shared.fetched_by_pid;
         tracker.last_error = shared
             .last_error
             .as_ref()
@@ -301,9 +304,28 @@ impl State {
 
     /// Hands a refresh to the refresher thread, unless one is running, the
     /// host is backing off, or another worker holds the slot.
-    fn refresh_in_background(&mut self, name: &str, creds: Option<String>, slot: Option<(SharedSlot, &'static SharedKey)>, now: u64) {
+    fn refresh_in_background(
+        &mut self,
+        name: &str,
+        creds: Option<String>,
+        slot: Option<(SharedSlot, &'static SharedKey)>,
+        now: u64,
+        entry: &CachedConfig,
+    ) {
         if self.in_flight.contains(name) || self.trackers.get(name).is_some_and(|t| now < t.next_attempt_ns) {
             return;
+        }
+        // The worker that refreshed last gets the first half of the window
+        // before expiry to do it again; the others step in only if it does
+        // not (it may be idle or gone). So one worker of the host holds the
+        // AWS client, rather than each in turn.
+        let last_refresher = self.trackers.get(name).map_or(0, |t| t.last_refresher);
+        if slot.is_some() && last_refresher != 0 && last_refresher != std::process::id() {
+            let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
+            let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
+            if now < due_ns + expires_ns.saturating_sub(due_ns) / 2 {
+                return;
+            }
         }
         let shared = match slot {
             Some((slot, key)) => match slot.try_lock() {
