@@ -1,0 +1,79 @@
+<?php
+/**
+ * SSM_DB_Config_Collector with the real extension and the site's database (MariaDB A).
+ */
+final class CollectorTest extends SSM_DB_Config_TestCase {
+	private function collector(): SSM_DB_Config_Collector {
+		return new SSM_DB_Config_Collector( new SSM_DB_Config_Dropins( WP_CONTENT_DIR ) );
+	}
+
+	public function test_extension_state_reports_loaded_version_and_freshness(): void {
+		ssm_db_config();
+		$state = $this->collector()->extension();
+		$this->assertTrue( $state->loaded );
+		$this->assertSame( ssm_db_config_status()['extension_version'], $state->version );
+		$this->assertSame( '/wp/db', $state->status['parameter'] );
+		$this->assertSame( 'fresh', $state->freshness );
+		$this->assertTrue( $state->fresh );
+	}
+
+	public static function statuses(): array {
+		$error = array( 'kind' => 'throttled', 'code' => 3, 'message' => 'x' );
+		return array(
+			'cached and fresh'       => array( array( 'cached' => true, 'fresh' => true, 'last_error' => null ), 'fresh' ),
+			'cached past TTL'        => array( array( 'cached' => true, 'fresh' => false, 'last_error' => null ), 'stale' ),
+			'cached, fetch failing'  => array( array( 'cached' => true, 'fresh' => false, 'last_error' => $error ), 'failing' ),
+			'nothing cached'         => array( array( 'cached' => false, 'fresh' => false, 'last_error' => null ), 'not_cached' ),
+			'nothing cached, failed' => array( array( 'cached' => false, 'fresh' => false, 'last_error' => $error ), 'failing' ),
+		);
+	}
+
+	/** @dataProvider statuses */
+	public function test_freshness_explains_the_cache_state( array $status, string $code ): void {
+		$this->assertSame( $code, SSM_DB_Config_Collector::freshness( $status ) );
+	}
+
+	public function test_refresh_fetches_once_and_reports_version_without_secret(): void {
+		ssm_db_config();
+		$fetches = ssm_db_config_status()['fetches'];
+		$before  = self::fetch_count();
+		$result  = $this->collector()->refresh();
+		$this->assertTrue( $result->ok );
+		$this->assertSame( 'fetched', $result->code );
+		$this->assertSame( ssm_db_config_status()['version'], $result->details['version'] );
+		$this->assertSame( $fetches + 1, ssm_db_config_status()['fetches'] );
+		$this->assertSame( 1, self::fetch_count() - $before );
+		$this->assertNoCanary( $result, 'refresh result' );
+	}
+
+	public function test_error_codes_map_to_the_extension_kinds(): void {
+		$kinds = array( 1 => 'not_found', 2 => 'access_denied', 3 => 'throttled', 4 => 'timeout', 5 => 'network', 6 => 'invalid_value', 7 => 'no_credentials', 8 => 'bad_configuration', 9 => 'service' );
+		foreach ( $kinds as $code => $kind ) {
+			$this->assertSame( $kind, SSM_DB_Config_Collector::error_kind( $code ) );
+		}
+		$this->assertSame( 'unknown', SSM_DB_Config_Collector::error_kind( 42 ) );
+		// The extension's own names agree.
+		try {
+			ssm_db_config( '/phpunit/does-not-exist' );
+			$this->fail( 'a missing parameter throws' );
+		} catch ( SsmDbConfigException $e ) {
+			$this->assertSame( 'not_found', SSM_DB_Config_Collector::error_kind( $e->getCode() ) );
+			$this->assertSame( 'not_found', ssm_db_config_status()['last_error']['kind'] );
+		}
+	}
+
+	public function test_probe_finds_the_site_database_a_writer(): void {
+		$result = $this->collector()->probe();
+		$this->assertSame( SSM_DB_Config_Probe_Result::WRITER, $result->reason, (string) $result->detail );
+		$this->assertSame( 'mysql', $result->engine );
+	}
+
+	public function test_report_names_host_and_user_but_never_the_password(): void {
+		$report = $this->collector()->collect( true );
+		$this->assertSame( DB_HOST, $report->database['host'] );
+		$this->assertSame( 'wp', $report->database['user'] );
+		$this->assertSame( 'mysql', $report->database['engine'] );
+		$this->assertNoCanary( $report, 'report' );
+		$this->assertArrayHasKey( 'db.php', $report->dropins );
+	}
+}
