@@ -6,7 +6,8 @@
 # folder on a free 127.0.0.1 port and is stopped on exit.
 #
 # Assumes scripts/setup has run; run from the repository root:
-#     tests/suites/wordpress.sh
+#     tests/suites/wordpress.sh            run every test
+#     tests/suites/wordpress.sh --serve    start the site, print its URL and admin login, wait
 # The extension: ${SSM_DB_CONFIG_SO:-$PWD/target/release/libssm_db_config.so}.
 # Screenshots and saved pages: tests/artifacts/wordpress/. KEEP_RUN=1 keeps the run folder.
 # The last line of output is "N passed, M failed"; the exit status is non-zero on any failure.
@@ -79,7 +80,14 @@ phase "WordPress: a copy of /usr/share/wordpress with the plugin"
 WP=$RUN/wordpress
 cp -a /usr/share/wordpress "$WP"
 rm -f "$WP/.htaccess" "$WP/wp-config.php"
+# Debian links some libraries relatively (wp-includes/js/underscore.min.js ->
+# ../../../javascript/underscore/...): point the copies at the same files absolutely.
+(cd /usr/share/wordpress && find . -type l) | while read -r link; do
+  if [ -e "/usr/share/wordpress/$link" ]; then ln -sfn "$(readlink -f "/usr/share/wordpress/$link")" "$WP/$link"; fi
+done
 cp -r "$ROOT/wp-plugin" "$WP/wp-content/plugins/ssm-db-config"
+mkdir -p "$WP/wp-content/mu-plugins"
+cp "$T/mu-test-site.php" "$WP/wp-content/mu-plugins/"
 WP_PORT=$(free_port)
 HC_PORT=$(free_port)
 WP_URL=http://127.0.0.1:$WP_PORT
@@ -97,8 +105,8 @@ start_fpm FPMHC /health/db 1 4      # Health endpoints: TTL 1 s so that tests ca
 mkdir -p "$RUN/nginx/tmp"
 health_locations() {
   cat <<NGX
-    location = /health/live { include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/live.php; fastcgi_pass 127.0.0.1:$1; }
-    location = /health/db { include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/db.php; fastcgi_pass 127.0.0.1:$1; }
+    location = /health/live { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/live.php; fastcgi_pass 127.0.0.1:$1; }
+    location = /health/db { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/db.php; fastcgi_pass 127.0.0.1:$1; }
 NGX
 }
 cat >"$RUN/nginx/nginx.conf" <<NGX
@@ -123,7 +131,7 @@ http {
 $(health_locations "$FPMWP_PORT")
     location / { try_files \$uri \$uri/ /index.php?\$args; }
     location ~ \.php\$ {
-      include /etc/nginx/fastcgi_params;
+      include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port;
       fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
       fastcgi_pass 127.0.0.1:$FPMWP_PORT;
     }
@@ -139,6 +147,20 @@ mkdir -p "$RUN/nginx/empty"
 nginx -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log" &
 PIDS+=($!)
 wait_for 20 curl -sf -o /dev/null "$WP_URL/wp-login.php"
+
+if [ "${1:-}" = --serve ]; then
+  # For people: the same WordPress, left running until Ctrl-C. The admin password is this
+  # throw-away site's; the database password stays in SSM and is never printed.
+  echo "WordPress: $WP_URL/wp-admin/  (user admin, password $ADMIN_PASS)"
+  echo "Tools → Database Config: $WP_URL/wp-admin/tools.php?page=ssm-db-config"
+  echo "Health: $WP_URL/health/live  $WP_URL/health/db"
+  echo "Press Ctrl-C to stop every server."
+  SUMMARY_PRINTED=1
+  sleep infinity &
+  PIDS+=($!)
+  wait $! || true
+  exit 0
+fi
 
 phase "PHPUnit: the plugin's logic, with the extension loaded, in the installed WordPress"
 php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db -d ssm_db_config.ttl=300 -d ssm_db_config.timeout_ms=1000 \

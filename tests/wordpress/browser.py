@@ -77,6 +77,8 @@ def main():
 
         context.route("**/*", only_loopback)
         page = context.new_page()
+        js_errors = []
+        page.on("pageerror", lambda e: js_errors.append(str(e)[:200]))
 
         # --- administrator ---
         login(page, "admin", os.environ["ADMIN_PASS"])
@@ -162,6 +164,7 @@ def main():
         check("a subscriber's POST is refused", forged.status == 403, str(forged.status))
         check("the subscriber caused no SSM request", fetch_count() == before)
 
+        check("no JavaScript error on any page", not js_errors, "; ".join(js_errors[:3]))
         check("the browser made no request outside 127.0.0.1", not outside, ", ".join(outside[:3]))
         browser.close()
     return 0 if all(results) else 1
