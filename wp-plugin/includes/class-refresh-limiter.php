@@ -113,7 +113,14 @@ final class SSM_DB_Config_Refresh_Limiter {
 			return null;
 		}
 		$status = ssm_db_config_status();
-		return empty( $status['cached'] ) || ! isset( $status['version'] ) ? null : (int) $status['version'];
+		if ( empty( $status['cached'] ) || ! isset( $status['version'] ) ) {
+			return null;
+		}
+		// The cached value may be another parameter's, fetched by a call that named it.
+		if ( isset( $status['cached_parameter'], $status['parameter'] ) && $status['cached_parameter'] !== $status['parameter'] ) {
+			return null;
+		}
+		return (int) $status['version'];
 	}
 
 	/**
