@@ -46,7 +46,9 @@ export CANARY ADMIN_PASS SUBSCRIBER_PASS RUN SO
 phase() { echo "# $* ($(date -u +%H:%M:%S))"; }
 
 phase "AWS: moto and the counting proxy"
-"$PY" "$ROOT/tests/support/stack.py" --env-file "$RUN/aws.env" >"$RUN/stack.log" 2>&1 &
+# TMPDIR: moto's folder (and its log) lands in $RUN, is searched for the canary, and is removed.
+mkdir -p "$RUN/aws"
+TMPDIR=$RUN/aws "$PY" "$ROOT/tests/support/stack.py" --env-file "$RUN/aws.env" >"$RUN/stack.log" 2>&1 &
 PIDS+=($!)
 wait_for 60 test -s "$RUN/aws.env"
 # shellcheck disable=SC1091

@@ -101,6 +101,14 @@ point_health_at "mysql://wp:wrong-password@127.0.0.1:$MB_PORT/wp"
 hc /health/db
 check "health db: MariaDB with a wrong password answers 503" test "$CODE $BODY" = "503 NOT_WRITER connect_failed"
 
+# SSM itself hangs once the cached value has expired: still an answer within 1.5 s.
+"$PY" "$T/ssm.py" fault hang 10000
+sleep 2.1
+hc /health/db
+"$PY" "$T/ssm.py" fault none
+check "health db: SSM hanging answers 503 ($BODY)" test "$CODE" = 503
+check "health db: ... within 1.5 s (took $TIME s)" under "$TIME" 1.5
+
 ssm_delete /health/db
 sleep 2.1
 hc /health/db

@@ -4,6 +4,7 @@
     ssm.py put NAME            value from $SSM_VALUE (so no secret is on a command line)
     ssm.py delete NAME
     ssm.py count               GetParameter requests the counting proxy has seen
+    ssm.py fault MODE [MS]     make the proxy misbehave (none, hang, refuse, throttle, ...)
 Talks to moto directly (MOTO_URL), so these calls are not counted by the proxy.
 """
 import json
@@ -29,6 +30,10 @@ def main(argv):
         with urllib.request.urlopen(os.environ["PROXY_URL"] + "/__proxy/counts", timeout=5) as r:
             counts = json.load(r)
         print(counts["by_target"].get("AmazonSSM.GetParameter", 0))
+    elif cmd == "fault":
+        body = json.dumps({"mode": argv[2], "delay_ms": int(argv[3]) if len(argv) > 3 else 30000}).encode()
+        urllib.request.urlopen(urllib.request.Request(os.environ["PROXY_URL"] + "/__proxy/fault", data=body,
+                                                      method="POST"), timeout=5).read()
     else:
         sys.exit(f"unknown command {cmd}")
 
