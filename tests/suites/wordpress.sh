@@ -103,7 +103,7 @@ php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/install-wordpress.p
 
 phase "php-fpm and nginx"
 start_fpm FPMWP /wp/db 300 1        # One worker: "the next request" is served by the same cache.
-start_fpm FPMHC /health/db 1 4      # Health endpoints: TTL 1 s so that tests can move the endpoint.
+start_fpm FPMHC /health/db 60 4     # Health endpoints: restarted by each case (health.sh).
 mkdir -p "$RUN/nginx/tmp"
 health_locations() {
   cat <<NGX

@@ -141,12 +141,19 @@ pg_sql() {  # pg_sql NAME [DB] < SQL
 }
 
 # start_fpm NAME PARAMETER TTL CHILDREN: a php-fpm master with the extension, whose pool
-# listens on a free port (sets NAME_PORT). AWS settings come from the master's environment
-# only (clear_env stays at its default), as in production.
+# listens on a free port (sets NAME_PORT, NAME_PID). AWS settings come from the master's
+# environment only (clear_env stays at its default), as in production. The pool's temporary
+# folder (sys_temp_dir: the plugin's state files) and the extension's host-wide cache
+# (ssm_db_config.shared_dir) are folders of this run, fresh at each start, so that nothing
+# carries over from an earlier start or run.
+FPM_STARTS=0
 start_fpm() {
-  local name=$1 parameter=$2 ttl=$3 children=$4 dir=$RUN/$1 port user_line=""
-  port=$(free_port)
-  mkdir -p "$dir"
+  local name=$1 parameter=$2 ttl=$3 children=$4 dir=$RUN/$1 port_var="${1}_PORT" port user_line=""
+  port=${!port_var:-$(free_port)}
+  FPM_STARTS=$((FPM_STARTS + 1))
+  local tmp=$dir/tmp.$FPM_STARTS shared=$dir/shared.$FPM_STARTS
+  mkdir -p "$dir" "$tmp" "$shared"
+  chmod 700 "$shared"
   if [ "$(id -u)" = 0 ]; then user_line="user = www-data
 group = www-data"; give www-data "$dir"; fi
   cat >"$dir/php-fpm.conf" <<CONF
@@ -163,14 +170,25 @@ pm.max_children = $children
 catch_workers_output = yes
 env[AWS_EC2_METADATA_DISABLED] = true
 php_admin_value[error_log] = $dir/php-error.log
+php_admin_value[sys_temp_dir] = $tmp
 php_admin_flag[log_errors] = on
 php_admin_flag[display_errors] = off
 CONF
   php-fpm8.2 -F -y "$dir/php-fpm.conf" -d "extension=$SO" -d "ssm_db_config.parameter=$parameter" \
-    -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" >"$dir/stdout.log" 2>&1 &
+    -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
+    >>"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
-  eval "${name}_PORT=$port"
+  eval "${name}_PORT=$port ${name}_PID=$! ${name}_ARGS='$parameter $ttl $children'"
   wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}
+
+# restart_fpm NAME: new processes (empty caches) on the same port.
+restart_fpm() {
+  local pid_var="${1}_PID" args_var="${1}_ARGS" i
+  kill "${!pid_var}" 2>/dev/null || true
+  for i in $(seq 1 100); do kill -0 "${!pid_var}" 2>/dev/null || break; sleep 0.05; done
+  # shellcheck disable=SC2086
+  start_fpm "$1" ${!args_var}
 }
 
 SUMMARY_PRINTED=

@@ -86,6 +86,7 @@ final class AdminPageTest extends SSM_DB_Config_TestCase {
 	public function test_refresh_by_an_admin_fetches_once_and_the_page_says_so(): void {
 		self::login( 'admin' );
 		ssm_db_config();
+		self::age_cached_value();
 		$fetches = ssm_db_config_status()['fetches'];
 		self::post( array( 'ssm_db_config_action' => 'refresh' ), SSM_DB_Config_Admin_Page::nonce_action( 'refresh' ) );
 		$page = $this->page();

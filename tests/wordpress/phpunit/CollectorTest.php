@@ -35,6 +35,7 @@ final class CollectorTest extends SSM_DB_Config_TestCase {
 
 	public function test_refresh_fetches_once_and_reports_version_without_secret(): void {
 		ssm_db_config();
+		self::age_cached_value();
 		$fetches = ssm_db_config_status()['fetches'];
 		$before  = self::fetch_count();
 		$result  = $this->collector()->refresh();

@@ -38,6 +38,15 @@ abstract class SSM_DB_Config_TestCase extends TestCase {
 		return (int) ( $counts['by_target']['AmazonSSM.GetParameter'] ?? 0 );
 	}
 
+	/**
+	 * Lets the cached value grow older than one second. The extension answers
+	 * ssm_db_config_refresh() with a value fetched within the last second (by any process)
+	 * instead of fetching again; a test that expects a fetch waits this out first.
+	 */
+	protected static function age_cached_value(): void {
+		usleep( 1100000 );
+	}
+
 	protected static function canary(): string {
 		$canary = (string) getenv( 'CANARY' );
 		if ( strlen( $canary ) < 16 ) {
