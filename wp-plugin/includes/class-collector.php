@@ -68,10 +68,28 @@ class SSM_DB_Config_Collector {
 	/**
 	 * Why the value is fresh or not, as a code.
 	 *
+	 * Builds that report `state` (empty, fresh, refresh_due, stale, too_old) are read from it:
+	 * there "stale" means refreshing failed and the last good value is served (stale-if-error,
+	 * up to max_stale). Older builds report only `cached` and `fresh`.
+	 *
 	 * @param array $status ssm_db_config_status().
-	 * @return string fresh, stale, not_cached or failing.
+	 * @return string fresh, refresh_due, stale, serving_stale, too_old, not_cached or failing.
 	 */
 	public static function freshness( array $status ): string {
+		if ( isset( $status['state'] ) && is_string( $status['state'] ) ) {
+			switch ( $status['state'] ) {
+				case 'fresh':
+					return 'fresh';
+				case 'refresh_due':
+					return 'refresh_due';
+				case 'stale':
+					return 'serving_stale';
+				case 'too_old':
+					return 'too_old';
+				case 'empty':
+					return empty( $status['last_error'] ) ? 'not_cached' : 'failing';
+			}
+		}
 		if ( empty( $status['cached'] ) ) {
 			return empty( $status['last_error'] ) ? 'not_cached' : 'failing';
 		}

@@ -24,9 +24,18 @@ final class SSM_DB_Config_Labels {
 			case 'fresh':
 				/* translators: 1: age in seconds, 2: TTL in seconds */
 				return sprintf( __( 'Fresh: fetched %1$d s ago, within the TTL of %2$d s.', 'ssm-db-config' ), $age, $ttl );
+			case 'refresh_due':
+				/* translators: 1: age in seconds, 2: TTL in seconds */
+				return sprintf( __( 'Fresh: fetched %1$d s ago; a refresh ahead of the TTL of %2$d s is due and runs in the background.', 'ssm-db-config' ), $age, $ttl );
 			case 'stale':
 				/* translators: 1: age in seconds, 2: TTL in seconds */
 				return sprintf( __( 'Stale: fetched %1$d s ago, past the TTL of %2$d s; the next call fetches again.', 'ssm-db-config' ), $age, $ttl );
+			case 'serving_stale':
+				/* translators: 1: age in seconds, 2: reason */
+				return sprintf( __( 'Stale: refreshing from SSM failed, so the last good value (fetched %1$d s ago) is served until SSM answers again. Reason: %2$s', 'ssm-db-config' ), $age, (string) ( $status['stale_reason'] ?? __( 'unknown', 'ssm-db-config' ) ) );
+			case 'too_old':
+				/* translators: %d: max_stale in seconds */
+				return sprintf( __( 'Too old: refreshing has failed for longer than ssm_db_config.max_stale (%d s); the value is no longer served.', 'ssm-db-config' ), (int) ( $status['max_stale_seconds'] ?? 0 ) );
 			case 'failing':
 				return __( 'Failing: the last fetch from SSM failed (see the last error).', 'ssm-db-config' );
 			case 'not_cached':

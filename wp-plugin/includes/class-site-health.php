@@ -113,8 +113,11 @@ final class SSM_DB_Config_Site_Health {
 			return $this->result( 'ssm_db_config_fresh', 'recommended', __( 'Database settings are not from SSM', 'ssm-db-config' ), __( 'The ssm_db_config extension is not loaded.', 'ssm-db-config' ), true );
 		}
 		$text = SSM_DB_Config_Labels::freshness( $ext->freshness, $ext->status );
-		if ( in_array( $ext->freshness, array( 'fresh', 'not_cached' ), true ) ) {
+		if ( in_array( $ext->freshness, array( 'fresh', 'refresh_due', 'not_cached' ), true ) ) {
 			return $this->result( 'ssm_db_config_fresh', 'good', __( 'The database settings from SSM are current', 'ssm-db-config' ), $text );
+		}
+		if ( in_array( $ext->freshness, array( 'too_old', 'failing' ), true ) ) {
+			return $this->result( 'ssm_db_config_fresh', 'critical', __( 'The database settings cannot be read from SSM', 'ssm-db-config' ), $text, true );
 		}
 		return $this->result( 'ssm_db_config_fresh', 'recommended', __( 'The database settings from SSM may be out of date', 'ssm-db-config' ), $text, true );
 	}

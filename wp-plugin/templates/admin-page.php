@@ -53,6 +53,30 @@ $ssm_probe  = $report->connectivity;
 						<span data-field="errors"><?php echo esc_html( (string) (int) ( $ssm_status['errors'] ?? 0 ) ); ?></span>
 					</td>
 				</tr>
+				<?php if ( array_key_exists( 'consecutive_failures', $ssm_status ) ) : ?>
+				<tr><th scope="row"><?php echo esc_html__( 'Failed refreshes in a row', 'ssm-db-config' ); ?></th><td data-field="consecutive_failures">
+					<?php
+					echo esc_html( (string) (int) $ssm_status['consecutive_failures'] );
+					if ( isset( $ssm_status['next_attempt_in_seconds'] ) ) {
+						/* translators: %s: seconds */
+						echo esc_html( ' ' . sprintf( __( '(next attempt in %s s)', 'ssm-db-config' ), number_format_i18n( (float) $ssm_status['next_attempt_in_seconds'], 1 ) ) );
+					}
+					?>
+				</td></tr>
+				<?php endif; ?>
+				<?php if ( array_key_exists( 'shared_cache', $ssm_status ) ) : ?>
+				<tr><th scope="row"><?php echo esc_html__( 'Host-wide cache', 'ssm-db-config' ); ?></th><td data-field="shared_cache" data-on="<?php echo esc_attr( empty( $ssm_status['shared_cache'] ) ? '0' : '1' ); ?>">
+					<?php
+					echo esc_html(
+						empty( $ssm_status['shared_cache'] )
+							/* translators: %s: why the shared cache is off */
+							? sprintf( __( 'Off: %s', 'ssm-db-config' ), (string) ( $ssm_status['shared_cache_note'] ?? '' ) )
+							/* translators: 1: folder, 2: number of values taken from it */
+							: sprintf( __( 'On (%1$s); %2$d values taken from it by this process', 'ssm-db-config' ), (string) ( $ssm_status['shared_dir'] ?? '' ), (int) ( $ssm_status['shared_hits'] ?? 0 ) )
+					);
+					?>
+				</td></tr>
+				<?php endif; ?>
 				<tr><th scope="row"><?php echo esc_html__( 'Last fetch', 'ssm-db-config' ); ?></th><td data-field="last_fetch">
 					<?php
 					if ( isset( $ssm_status['last_fetch_time'] ) ) {

@@ -25,12 +25,29 @@ final class CollectorTest extends SSM_DB_Config_TestCase {
 			'cached, fetch failing'  => array( array( 'cached' => true, 'fresh' => false, 'last_error' => $error ), 'failing' ),
 			'nothing cached'         => array( array( 'cached' => false, 'fresh' => false, 'last_error' => null ), 'not_cached' ),
 			'nothing cached, failed' => array( array( 'cached' => false, 'fresh' => false, 'last_error' => $error ), 'failing' ),
+			// Builds that report `state` (stale-if-error, refresh-ahead).
+			'state fresh'            => array( array( 'state' => 'fresh', 'cached' => true, 'fresh' => true, 'last_error' => null ), 'fresh' ),
+			'state refresh due'      => array( array( 'state' => 'refresh_due', 'cached' => true, 'fresh' => true, 'last_error' => null ), 'refresh_due' ),
+			'state stale, serving'   => array( array( 'state' => 'stale', 'cached' => true, 'fresh' => false, 'last_error' => $error ), 'serving_stale' ),
+			'state too old'          => array( array( 'state' => 'too_old', 'cached' => true, 'fresh' => false, 'last_error' => $error ), 'too_old' ),
+			'state empty'            => array( array( 'state' => 'empty', 'cached' => false, 'fresh' => false, 'last_error' => null ), 'not_cached' ),
+			'state empty, failed'    => array( array( 'state' => 'empty', 'cached' => false, 'fresh' => false, 'last_error' => $error ), 'failing' ),
 		);
 	}
 
 	/** @dataProvider statuses */
 	public function test_freshness_explains_the_cache_state( array $status, string $code ): void {
 		$this->assertSame( $code, SSM_DB_Config_Collector::freshness( $status ) );
+	}
+
+	public function test_every_freshness_code_has_its_own_label(): void {
+		$status = array( 'age_seconds' => 3.0, 'ttl_seconds' => 60, 'stale_reason' => 'SSM throttled the call', 'max_stale_seconds' => 86400 );
+		$labels = array();
+		foreach ( array( 'fresh', 'refresh_due', 'stale', 'serving_stale', 'too_old', 'not_cached', 'failing', 'not_loaded' ) as $code ) {
+			$labels[ $code ] = SSM_DB_Config_Labels::freshness( $code, $status );
+		}
+		$this->assertCount( 8, array_unique( $labels ) );
+		$this->assertStringContainsString( 'SSM throttled the call', $labels['serving_stale'] );
 	}
 
 	public function test_refresh_fetches_once_and_reports_version_without_secret(): void {
