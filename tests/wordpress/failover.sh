@@ -16,8 +16,8 @@ dropin_src=$WP/wp-content/plugins/ssm-db-config/dropins
 
 # Server B gets A's data (as a promoted replica would have) and its own site title, so that a
 # page shows which server it came from.
-mariadb-dump --no-defaults --socket="$MA_SOCK" -uroot --single-transaction wp \
-  | mariadb --no-defaults --socket="$MB_SOCK" -uroot wp
+mariadb-dump --no-defaults --socket="$MA_SOCK" -u"$DB_ADMIN" --single-transaction wp \
+  | mariadb --no-defaults --socket="$MB_SOCK" -u"$DB_ADMIN" wp
 echo "UPDATE wp.wp_options SET option_value = 'Site on server B' WHERE option_name = 'blogname';" | mariadb_sql MB
 
 # --- db.php: the request that meets the dead server reconnects to the new one ---

@@ -4,6 +4,10 @@
 
 PASSED=0
 FAILED=0
+# MariaDB refuses to run as root: as root we run it as mysql and connect as root (unix_socket
+# authentication); as anyone else it runs as that user, who is also its administrator.
+if [ "$(id -u)" = 0 ]; then MYSQL_OS_USER=mysql DB_ADMIN=root; else MYSQL_OS_USER=$(id -un) DB_ADMIN=$(id -un); fi
+export DB_ADMIN
 PIDS=()          # Processes to stop on exit (servers started in the foreground of a subshell).
 PG_DIRS=()       # PostgreSQL data folders to stop with pg_ctl.
 
@@ -55,16 +59,16 @@ start_mariadb() {
   local name=$1 dir=$RUN/$1 port
   port=$(free_port)
   mkdir -p "$dir/data"
-  give mysql "$dir"
-  mariadb-install-db --no-defaults --user=mysql --datadir="$dir/data" \
+  give "$MYSQL_OS_USER" "$dir"
+  mariadb-install-db --no-defaults --user="$MYSQL_OS_USER" --datadir="$dir/data" \
     --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1
-  mariadbd --no-defaults --user=mysql --datadir="$dir/data" --socket="$dir/sock" \
+  mariadbd --no-defaults --user="$MYSQL_OS_USER" --datadir="$dir/data" --socket="$dir/sock" \
     --pid-file="$dir/pid" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
     --log-error="$dir/error.log" --innodb-buffer-pool-size=32M --skip-log-bin \
     --performance-schema=OFF >/dev/null 2>&1 &
   PIDS+=($!)
   eval "${name}_PORT=$port ${name}_SOCK=$dir/sock ${name}_PID=$!"
-  wait_for 60 mariadb-admin --no-defaults --socket="$dir/sock" -uroot ping
+  wait_for 60 mariadb-admin --no-defaults --socket="$dir/sock" -u"$DB_ADMIN" ping
 }
 
 stop_mariadb() {  # stop_mariadb NAME
@@ -77,18 +81,18 @@ stop_mariadb() {  # stop_mariadb NAME
 
 restart_mariadb() {  # restart_mariadb NAME: same data, same port
   local name=$1 dir=$RUN/$1 port_var="${1}_PORT"
-  mariadbd --no-defaults --user=mysql --datadir="$dir/data" --socket="$dir/sock" \
+  mariadbd --no-defaults --user="$MYSQL_OS_USER" --datadir="$dir/data" --socket="$dir/sock" \
     --pid-file="$dir/pid" --port="${!port_var}" --bind-address=127.0.0.1 --skip-name-resolve \
     --log-error="$dir/error.log" --innodb-buffer-pool-size=32M --skip-log-bin \
     --performance-schema=OFF >/dev/null 2>&1 &
   PIDS+=($!)
   eval "${name}_PID=$!"
-  wait_for 60 mariadb-admin --no-defaults --socket="$dir/sock" -uroot ping
+  wait_for 60 mariadb-admin --no-defaults --socket="$dir/sock" -u"$DB_ADMIN" ping
 }
 
 mariadb_sql() {  # mariadb_sql NAME < SQL
   local sock_var="${1}_SOCK"
-  mariadb --no-defaults --socket="${!sock_var}" -uroot --batch --skip-column-names
+  mariadb --no-defaults --socket="${!sock_var}" -u"$DB_ADMIN" --batch --skip-column-names
 }
 
 # start_postgres NAME: a PostgreSQL primary in $RUN/NAME; sets NAME_PORT.

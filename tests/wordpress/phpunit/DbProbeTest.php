@@ -44,7 +44,7 @@ final class DbProbeTest extends SSM_DB_Config_TestCase {
 	}
 
 	public function test_mariadb_read_only_is_reported_read_only(): void {
-		$root = new mysqli( null, 'root', '', '', 0, getenv( 'MB_SOCK' ) ?: null );
+		$root = new mysqli( null, (string) getenv( 'DB_ADMIN' ), '', '', 0, getenv( 'MB_SOCK' ) ?: null );
 		$root->query( 'SET GLOBAL read_only = 1' );
 		try {
 			$result = self::probe( self::config( 'mysql', self::port( 'MB_PORT' ) ) );
