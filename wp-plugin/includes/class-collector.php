@@ -138,7 +138,8 @@ class SSM_DB_Config_Collector {
 		if ( ! function_exists( 'ssm_db_config_refresh' ) ) {
 			return new SSM_DB_Config_Action_Result( 'refresh', false, 'not_loaded' );
 		}
-		$start = microtime( true );
+		$start   = microtime( true );
+		$fetches = (int) ( ssm_db_config_status()['fetches'] ?? 0 );
 		try {
 			ssm_db_config_refresh();
 		} catch ( \Throwable $e ) {
@@ -154,10 +155,12 @@ class SSM_DB_Config_Collector {
 			);
 		}
 		$status = ssm_db_config_status();
+		// The extension answers with a value fetched within the last second (by any process)
+		// instead of asking SSM again; say which happened.
 		return new SSM_DB_Config_Action_Result(
 			'refresh',
 			true,
-			'fetched',
+			(int) ( $status['fetches'] ?? 0 ) > $fetches ? 'fetched' : 'reused',
 			array(
 				'version'     => $status['version'] ?? null,
 				'fetches'     => $status['fetches'] ?? null,

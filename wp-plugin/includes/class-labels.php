@@ -107,6 +107,9 @@ final class SSM_DB_Config_Labels {
 			case 'refresh:fetched':
 				/* translators: 1: SSM parameter version, 2: milliseconds */
 				return sprintf( __( 'Fetched from SSM: parameter version %1$s in %2$s ms.', 'ssm-db-config' ), (string) ( $result->details['version'] ?? '?' ), (string) ( $result->details['duration_ms'] ?? '?' ) );
+			case 'refresh:reused':
+				/* translators: %s: SSM parameter version */
+				return sprintf( __( 'SSM was asked less than a second ago (by this or another PHP process); that answer is in use: parameter version %s.', 'ssm-db-config' ), (string) ( $result->details['version'] ?? '?' ) );
 			case 'refresh:failed':
 				/* translators: 1: error kind, 2: message */
 				return sprintf( __( 'The fetch failed (%1$s): %2$s', 'ssm-db-config' ), (string) ( $result->details['kind'] ?? '' ), (string) ( $result->details['message'] ?? '' ) );

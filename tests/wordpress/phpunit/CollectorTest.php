@@ -64,6 +64,23 @@ final class CollectorTest extends SSM_DB_Config_TestCase {
 		$this->assertNoCanary( $result, 'refresh result' );
 	}
 
+	public function test_second_refresh_within_a_second_says_whether_ssm_was_asked(): void {
+		ssm_db_config();
+		self::age_cached_value();
+		$this->assertSame( 'fetched', $this->collector()->refresh()->code );
+		$before = self::fetch_count();
+		$second = $this->collector()->refresh();
+		$this->assertTrue( $second->ok );
+		if ( array_key_exists( 'state', ssm_db_config_status() ) ) {
+			// Builds with a host-wide cache reuse an answer less than a second old.
+			$this->assertSame( 'reused', $second->code );
+			$this->assertSame( $before, self::fetch_count() );
+		} else {
+			$this->assertSame( 'fetched', $second->code );
+			$this->assertSame( $before + 1, self::fetch_count() );
+		}
+	}
+
 	public function test_error_codes_map_to_the_extension_kinds(): void {
 		$kinds = array( 1 => 'not_found', 2 => 'access_denied', 3 => 'throttled', 4 => 'timeout', 5 => 'network', 6 => 'invalid_value', 7 => 'no_credentials', 8 => 'bad_configuration', 9 => 'service' );
 		foreach ( $kinds as $code => $kind ) {
