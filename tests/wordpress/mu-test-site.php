@@ -10,7 +10,7 @@ defined( 'ABSPATH' ) || exit;
 add_filter(
 	'site_status_tests',
 	static function ( array $tests ): array {
-		foreach ( array( 'dotorg_communication', 'background_updates', 'loopback_requests', 'https_status', 'authorization_header', 'page_cache' ) as $id ) {
+		foreach ( array( 'dotorg_communication', 'background_updates', 'loopback_requests', 'https_status', 'authorization_header', 'page_cache', 'rest_availability' ) as $id ) {
 			unset( $tests['async'][ $id ], $tests['direct'][ $id ] );
 		}
 		return $tests;
