@@ -207,7 +207,8 @@ final class SSM_DB_Config_Db_Probe {
 		$address = str_contains( $host, ':' ) ? '[' . $host . ']' : $host;
 		$socket  = @stream_socket_client( 'tcp://' . $address . ':' . $port, $errno, $errstr, $remaining ); // phpcs:ignore WordPress.PHP.NoSilencedErrors
 		if ( false === $socket ) {
-			return array( $errno === 110 || microtime( true ) >= $deadline ? SSM_DB_Config_Probe_Result::TIMEOUT : SSM_DB_Config_Probe_Result::CONNECT_FAILED, $errstr );
+			// 110 is ETIMEDOUT on Linux (the sockets extension, which names it, may be absent).
+			return array( 110 === $errno || microtime( true ) >= $deadline ? SSM_DB_Config_Probe_Result::TIMEOUT : SSM_DB_Config_Probe_Result::CONNECT_FAILED, $errstr );
 		}
 		fclose( $socket );
 
