@@ -66,7 +66,7 @@ before=$(ssm_count)
 start=$(date +%s.%N)
 codes=""
 for i in $(seq 1 20); do page; codes="$codes $CODE"; done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 after=$(ssm_count)
 fetches=$((after - before))
 max=$(awk -v e="$elapsed" 'BEGIN { print int(e) + 2 }')
