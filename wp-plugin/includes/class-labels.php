@@ -31,8 +31,12 @@ final class SSM_DB_Config_Labels {
 				/* translators: 1: age in seconds, 2: TTL in seconds */
 				return sprintf( __( 'Stale: fetched %1$d s ago, past the TTL of %2$d s; the next call fetches again.', 'ssm-db-config' ), $age, $ttl );
 			case 'serving_stale':
+				if ( empty( $status['stale_reason'] ) ) {
+					/* translators: 1: age in seconds, 2: TTL in seconds */
+					return sprintf( __( 'Stale: fetched %1$d s ago, past the TTL of %2$d s; a refresh runs in the background and the last value is served meanwhile.', 'ssm-db-config' ), $age, $ttl );
+				}
 				/* translators: 1: age in seconds, 2: reason */
-				return sprintf( __( 'Stale: refreshing from SSM failed, so the last good value (fetched %1$d s ago) is served until SSM answers again. Reason: %2$s', 'ssm-db-config' ), $age, (string) ( $status['stale_reason'] ?? __( 'unknown', 'ssm-db-config' ) ) );
+				return sprintf( __( 'Stale: refreshing from SSM failed, so the last good value (fetched %1$d s ago) is served until SSM answers again. Reason: %2$s', 'ssm-db-config' ), $age, (string) $status['stale_reason'] );
 			case 'too_old':
 				/* translators: %d: max_stale in seconds */
 				return sprintf( __( 'Too old: refreshing has failed for longer than ssm_db_config.max_stale (%d s); the value is no longer served.', 'ssm-db-config' ), (int) ( $status['max_stale_seconds'] ?? 0 ) );

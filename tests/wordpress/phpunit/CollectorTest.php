@@ -48,6 +48,10 @@ final class CollectorTest extends SSM_DB_Config_TestCase {
 		}
 		$this->assertCount( 8, array_unique( $labels ) );
 		$this->assertStringContainsString( 'SSM throttled the call', $labels['serving_stale'] );
+		// Past the TTL with a refresh in flight, and no error: not called a failure.
+		$in_flight = SSM_DB_Config_Labels::freshness( 'serving_stale', array( 'stale_reason' => null ) + $status );
+		$this->assertStringNotContainsString( 'failed', $in_flight );
+		$this->assertStringContainsString( 'in the background', $in_flight );
 	}
 
 	public function test_refresh_fetches_once_and_reports_version_without_secret(): void {
