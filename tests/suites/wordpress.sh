@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# End-to-end tests of the WordPress plugin (wp-plugin/), against real servers only:
+# moto (tests/support/stack.py), two MariaDB servers, a PostgreSQL primary and a
+# pg_basebackup standby, php-fpm with the built extension, nginx serving a copy of Debian's
+# WordPress, and Debian's chromium driven by Playwright. Every server runs in a temporary
+# folder on a free 127.0.0.1 port and is stopped on exit.
+#
+# Assumes scripts/setup has run; run from the repository root:
+#     tests/suites/wordpress.sh            run every test
+#     tests/suites/wordpress.sh --serve    start the site, print its URL and admin login, wait
+# The extension: ${SSM_DB_CONFIG_SO:-$PWD/target/release/libssm_db_config.so}.
+# Screenshots and saved pages: tests/artifacts/wordpress/. KEEP_RUN=1 keeps the run folder.
+# The last line of output is "N passed, M failed"; the exit status is non-zero on any failure.
+set -euo pipefail
+
+ROOT=$PWD
+[ -d "$ROOT/wp-plugin" ] && [ -f "$ROOT/tests/support/stack.py" ] || { echo "run from the repository root"; echo "0 passed, 1 failed"; exit 1; }
+SO=${SSM_DB_CONFIG_SO:-$ROOT/target/release/libssm_db_config.so}
+PY=$ROOT/.venv/bin/python
+T=$ROOT/tests/wordpress
+export AWS_EC2_METADATA_DISABLED=true
+
+RUN=$(mktemp -d /tmp/ssm-db-config-wp.XXXXXX)
+chmod 755 "$RUN"
+ARTIFACTS=$ROOT/tests/artifacts/wordpress
+rm -rf "$ARTIFACTS"
+mkdir -p "$ARTIFACTS" "$RUN/bodies"
+# shellcheck source=../wordpress/lib.sh
+source "$T/lib.sh"
+trap cleanup EXIT
+trap 'exit 143' TERM INT   # so that a signal runs the EXIT trap and stops every server
+exec > >(tee "$RUN/output.log") 2>&1
+
+if [ ! -f "$SO" ]; then
+  echo "not ok - the extension is built ($SO is missing)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# The one database password of this run. It must never show up in a page, a log or this output.
+CANARY="Canary-Pa55-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+ADMIN_PASS="admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+SUBSCRIBER_PASS="sub-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+export CANARY ADMIN_PASS SUBSCRIBER_PASS RUN SO
+
+phase() { echo "# $* ($(date -u +%H:%M:%S))"; }
+
+phase "AWS: moto and the counting proxy"
+# TMPDIR: moto's folder (and its log) lands in $RUN, is searched for the canary, and is removed.
+mkdir -p "$RUN/aws"
+TMPDIR=$RUN/aws "$PY" "$ROOT/tests/support/stack.py" --env-file "$RUN/aws.env" >"$RUN/stack.log" 2>&1 &
+PIDS+=($!)
+wait_for 60 test -s "$RUN/aws.env"
+# shellcheck disable=SC1091
+source "$RUN/aws.env"
+ssm_put() { SSM_VALUE=$2 "$PY" "$T/ssm.py" put "$1"; }
+ssm_delete() { "$PY" "$T/ssm.py" delete "$1"; }
+ssm_count() { "$PY" "$T/ssm.py" count; }
+
+phase "databases: MariaDB A and B, PostgreSQL primary and standby"
+start_mariadb MA
+start_mariadb MB
+for db in MA MB; do
+  mariadb_sql "$db" <<SQL
+CREATE DATABASE wp;
+CREATE USER 'wp'@'%' IDENTIFIED BY '$CANARY';
+GRANT ALL ON wp.* TO 'wp'@'%';
+SQL
+done
+start_postgres PGP
+pg_sql PGP <<SQL
+CREATE ROLE app LOGIN PASSWORD '$CANARY';
+CREATE DATABASE app OWNER app;
+SQL
+start_pg_standby PGS PGP
+CLOSED_PORT=$(free_port)   # Nothing listens here: "the parameter points at nowhere".
+export MA_PORT MB_PORT PGP_PORT PGS_PORT CLOSED_PORT MA_SOCK MB_SOCK
+
+ssm_put /wp/db "mysql://wp:$CANARY@127.0.0.1:$MA_PORT/wp"
+
+phase "WordPress: a copy of /usr/share/wordpress with the plugin"
+WP=$RUN/wordpress
+cp -a /usr/share/wordpress "$WP"
+rm -f "$WP/.htaccess" "$WP/wp-config.php"
+# Debian links some libraries relatively (wp-includes/js/underscore.min.js ->
+# ../../../javascript/underscore/...): point the copies at the same files absolutely.
+(cd /usr/share/wordpress && find . -type l) | while read -r link; do
+  if [ -e "/usr/share/wordpress/$link" ]; then ln -sfn "$(readlink -f "/usr/share/wordpress/$link")" "$WP/$link"; fi
+done
+cp -r "$ROOT/wp-plugin" "$WP/wp-content/plugins/ssm-db-config"
+mkdir -p "$WP/wp-content/mu-plugins"
+cp "$T/mu-test-site.php" "$WP/wp-content/mu-plugins/"
+WP_PORT=$(free_port)
+HC_PORT=$(free_port)
+WP_URL=http://127.0.0.1:$WP_PORT
+export WP WP_URL HC_PORT
+sed_args=(-e "s#@WP_URL@#$WP_URL#g")
+for i in 1 2 3 4 5 6 7 8; do sed_args+=(-e "s#@KEY$i@#$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')#"); done
+sed "${sed_args[@]}" "$T/wp-config.php.in" >"$WP/wp-config.php"
+give www-data "$WP/wp-content"
+php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/install-wordpress.php" "$WP" >"$RUN/install.log" 2>&1 \
+  || { cat "$RUN/install.log"; echo "not ok - WordPress installs"; echo "0 passed, 1 failed"; exit 1; }
+
+phase "php-fpm and nginx"
+start_fpm FPMWP /wp/db 300 1        # One worker: "the next request" is served by the same cache.
+start_fpm FPMHC /health/db 60 4     # Health endpoints: restarted by each case (health.sh).
+mkdir -p "$RUN/nginx/tmp"
+health_locations() {
+  cat <<NGX
+    location = /health/live { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/live.php; fastcgi_pass 127.0.0.1:$1; }
+    location = /health/db { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/db.php; fastcgi_pass 127.0.0.1:$1; }
+NGX
+}
+cat >"$RUN/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log;
+$( [ "$(id -u)" = 0 ] && echo "user www-data;" )
+events { worker_connections 256; }
+http {
+  include /etc/nginx/mime.types;
+  access_log $RUN/nginx/access.log;
+  client_body_temp_path $RUN/nginx/tmp/body;
+  fastcgi_temp_path $RUN/nginx/tmp/fastcgi;
+  proxy_temp_path $RUN/nginx/tmp/proxy;
+  uwsgi_temp_path $RUN/nginx/tmp/uwsgi;
+  scgi_temp_path $RUN/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:$WP_PORT;
+    root $WP;
+    index index.php;
+$(health_locations "$FPMWP_PORT")
+    location / { try_files \$uri \$uri/ /index.php?\$args; }
+    location ~ \.php\$ {
+      include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port;
+      fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+      fastcgi_pass 127.0.0.1:$FPMWP_PORT;
+    }
+  }
+  server {
+    listen 127.0.0.1:$HC_PORT;
+    root $RUN/nginx/empty;
+$(health_locations "$FPMHC_PORT")
+  }
+}
+NGX
+mkdir -p "$RUN/nginx/empty"
+nginx -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log" &
+PIDS+=($!)
+wait_for 20 curl -sf -o /dev/null "$WP_URL/wp-login.php"
+
+if [ "${1:-}" = --serve ]; then
+  # For people: the same WordPress, left running until Ctrl-C. The admin password is this
+  # throw-away site's; the database password stays in SSM and is never printed.
+  echo "WordPress: $WP_URL/wp-admin/  (user admin, password $ADMIN_PASS)"
+  echo "Tools → Database Config: $WP_URL/wp-admin/tools.php?page=ssm-db-config"
+  echo "Health: $WP_URL/health/live  $WP_URL/health/db"
+  echo "Press Ctrl-C to stop every server."
+  SUMMARY_PRINTED=1
+  sleep infinity &
+  PIDS+=($!)
+  wait $! || true
+  exit 0
+fi
+
+phase "PHPUnit: the plugin's logic, with the extension loaded, in the installed WordPress"
+php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db -d ssm_db_config.ttl=300 -d ssm_db_config.timeout_ms=1000 \
+  /usr/bin/phpunit -c "$T/phpunit/phpunit.xml" --log-junit "$RUN/phpunit.xml" >"$RUN/phpunit.log" 2>&1 || true
+cat "$RUN/phpunit.log"
+"$PY" "$T/junit_tap.py" "$RUN/phpunit.xml" >"$RUN/phpunit.tap" || echo "not ok - PHPUnit wrote a report" >>"$RUN/phpunit.tap"
+cat "$RUN/phpunit.tap"
+count_tap "$RUN/phpunit.tap"
+
+phase "the admin page without the extension"
+php "$T/without-extension.php" >"$RUN/noext.tap" 2>"$RUN/noext.err" || echo "not ok - the page renders without the extension (exit status)" >>"$RUN/noext.tap"
+cat "$RUN/noext.tap" "$RUN/noext.err"
+count_tap "$RUN/noext.tap"
+
+phase "health endpoints"
+source "$T/health.sh"
+
+phase "browser: Tools → Database Config in Chromium"
+"$PY" "$T/browser.py" >"$RUN/browser.tap" 2>&1 || echo "not ok - the browser test ran to its end" >>"$RUN/browser.tap"
+cat "$RUN/browser.tap"
+count_tap "$RUN/browser.tap"
+
+phase "failover through WordPress"
+source "$T/failover.sh"
+
+phase "the canary password"
+leaks=$(grep -rlF --exclude-dir=data -- "$CANARY" "$RUN" "$ARTIFACTS" 2>/dev/null | grep -v '/output.log$' || true)
+check "the canary password is in no page, body, log or artifact" test -z "$leaks"
+[ -z "$leaks" ] || echo "# found in: $leaks"
+# This output itself (everything printed so far).
+sleep 0.2
+check "the canary password is not in the test output" bash -c '! grep -qF -- "$CANARY" "$RUN/output.log"'
+
+summary
+[ "$FAILED" = 0 ]

@@ -1,0 +1,273 @@
+<?php
+/**
+ * Connects to the database named by ssm_db_config() and asks whether it is a writer.
+ *
+ * Shared by the admin page, Site Health and the standalone health endpoints, so it uses no
+ * WordPress function. Everything runs against one deadline: a load balancer's health check
+ * must answer in time even when the database host is a black hole, so the PostgreSQL
+ * connection is made asynchronously (libpq rounds connect_timeout up to 2 s) and the MySQL
+ * query is sent with MYSQLI_ASYNC and polled.
+ *
+ * @package SsmDbConfig
+ */
+
+defined( 'ABSPATH' ) || defined( 'SSM_DB_CONFIG_STANDALONE' ) || exit;
+
+/**
+ * What one probe found. Plain data; `reason` is a stable code that is safe to show anyone
+ * (it names no host, user or password); `detail` is for administrators only.
+ */
+final class SSM_DB_Config_Probe_Result {
+	/** Reason codes. */
+	const WRITER            = 'writer';
+	const READ_ONLY         = 'read_only';
+	const IN_RECOVERY       = 'in_recovery';
+	const CONNECT_FAILED    = 'connect_failed';
+	const TIMEOUT           = 'timeout';
+	const QUERY_FAILED      = 'query_failed';
+	const DRIVER_MISSING    = 'driver_missing';
+	const UNKNOWN_ENGINE    = 'unknown_engine';
+	const CONFIG_UNAVAILABLE = 'config_unavailable';
+
+	/**
+	 * @param bool        $reachable  A connection was made.
+	 * @param bool        $writer     The server accepts writes.
+	 * @param string      $reason     One of the constants above.
+	 * @param float       $latency_ms Time from the start of the probe to its answer.
+	 * @param string      $engine     postgresql or mysql (or what the configuration said).
+	 * @param string|null $detail     Driver message with the password removed, for administrators.
+	 */
+	public function __construct(
+		public readonly bool $reachable,
+		public readonly bool $writer,
+		public readonly string $reason,
+		public readonly float $latency_ms,
+		public readonly string $engine,
+		public readonly ?string $detail = null
+	) {
+	}
+}
+
+/**
+ * The probe itself.
+ */
+final class SSM_DB_Config_Db_Probe {
+	/**
+	 * Probes the database that $config (the array ssm_db_config() returns) names.
+	 *
+	 * @param array $config   DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_ENGINE.
+	 * @param float $deadline Absolute time (microtime(true)) by which to answer.
+	 * @param array $options  Connection options from ssm_db_config_status()['options'] (e.g. sslmode).
+	 */
+	public function check( #[\SensitiveParameter] array $config, float $deadline, array $options = array() ): SSM_DB_Config_Probe_Result {
+		$start  = microtime( true );
+		$engine = (string) ( $config['DB_ENGINE'] ?? '' );
+		list( $host, $port ) = self::split_host( (string) ( $config['DB_HOST'] ?? '' ), (int) ( $config['DB_PORT'] ?? 0 ) );
+		try {
+			switch ( $engine ) {
+				case 'postgresql':
+					list( $reason, $detail ) = $this->check_postgresql( $host, $port, $config, $options, $deadline );
+					break;
+				case 'mysql':
+					list( $reason, $detail ) = $this->check_mysql( $host, $port, $config, $deadline );
+					break;
+				default:
+					list( $reason, $detail ) = array( SSM_DB_Config_Probe_Result::UNKNOWN_ENGINE, null );
+			}
+		} catch ( \Throwable $e ) {
+			// mysqli may throw when a caller enabled exceptions globally; treat it as a failed connection.
+			list( $reason, $detail ) = array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, get_class( $e ) . ': ' . $e->getMessage() );
+		}
+		$reachable = in_array( $reason, array( SSM_DB_Config_Probe_Result::WRITER, SSM_DB_Config_Probe_Result::READ_ONLY, SSM_DB_Config_Probe_Result::IN_RECOVERY ), true );
+		return new SSM_DB_Config_Probe_Result(
+			$reachable,
+			SSM_DB_Config_Probe_Result::WRITER === $reason,
+			$reason,
+			round( ( microtime( true ) - $start ) * 1000, 1 ),
+			$engine,
+			self::scrub( $detail, (string) ( $config['DB_PASSWORD'] ?? '' ) )
+		);
+	}
+
+	/**
+	 * Splits WordPress' "host:port" (IPv6 in brackets) into host and port.
+	 *
+	 * @param string $db_host      DB_HOST, e.g. "db.example:5432", "[2001:db8::1]:3306" or "db".
+	 * @param int    $default_port Used when DB_HOST carries no port.
+	 * @return array{0: string, 1: int}
+	 */
+	public static function split_host( string $db_host, int $default_port ): array {
+		if ( preg_match( '/^\[([^\]]+)\](?::(\d+))?$/', $db_host, $m ) ) {
+			return array( $m[1], isset( $m[2] ) ? (int) $m[2] : $default_port );
+		}
+		if ( 1 === substr_count( $db_host, ':' ) ) {
+			list( $host, $port ) = explode( ':', $db_host );
+			if ( ctype_digit( $port ) ) {
+				return array( $host, (int) $port );
+			}
+		}
+		return array( $db_host, $default_port );
+	}
+
+	/**
+	 * Removes the password from a driver message, should a driver ever echo it.
+	 *
+	 * @param string|null $text     Message.
+	 * @param string      $password Password to remove.
+	 */
+	public static function scrub( ?string $text, #[\SensitiveParameter] string $password ): ?string {
+		if ( null === $text ) {
+			return null;
+		}
+		$text = trim( $text );
+		if ( '' !== $password ) {
+			$text = str_replace( array( $password, rawurlencode( $password ) ), '***', $text );
+		}
+		return $text;
+	}
+
+	/**
+	 * @return array{0: string, 1: string|null} Reason and detail.
+	 */
+	private function check_postgresql( string $host, int $port, #[\SensitiveParameter] array $config, array $options, float $deadline ): array {
+		if ( ! function_exists( 'pg_connect' ) ) {
+			return array( SSM_DB_Config_Probe_Result::DRIVER_MISSING, 'The pgsql PHP extension is not loaded.' );
+		}
+		$params = array(
+			'host'             => $host,
+			'port'             => (string) $port,
+			'dbname'           => (string) $config['DB_NAME'],
+			'user'             => (string) $config['DB_USER'],
+			'password'         => (string) $config['DB_PASSWORD'],
+			'application_name' => 'ssm-db-config-probe',
+			'connect_timeout'  => '2',
+		);
+		foreach ( array( 'sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'target_session_attrs' ) as $key ) {
+			if ( isset( $options[ $key ] ) && is_scalar( $options[ $key ] ) ) {
+				$params[ $key ] = (string) $options[ $key ];
+			}
+		}
+		$dsn = '';
+		foreach ( $params as $key => $value ) {
+			$dsn .= $key . "='" . addcslashes( $value, "'\\" ) . "' ";
+		}
+		$conn = @pg_connect( $dsn, PGSQL_CONNECT_ASYNC | PGSQL_CONNECT_FORCE_NEW ); // phpcs:ignore WordPress.PHP.NoSilencedErrors -- the warning would name the host; we report a reason instead.
+		unset( $dsn, $params );
+		if ( false === $conn ) {
+			return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, null );
+		}
+		try {
+			while ( true ) {
+				$state = pg_connect_poll( $conn );
+				if ( PGSQL_POLLING_OK === $state ) {
+					break;
+				}
+				if ( PGSQL_POLLING_FAILED === $state ) {
+					return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, pg_last_error( $conn ) );
+				}
+				if ( ! $this->wait_socket( pg_socket( $conn ), PGSQL_POLLING_WRITING === $state, $deadline ) ) {
+					return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+				}
+			}
+			if ( ! pg_send_query( $conn, 'SELECT pg_is_in_recovery()' ) ) {
+				return array( SSM_DB_Config_Probe_Result::QUERY_FAILED, pg_last_error( $conn ) );
+			}
+			while ( pg_connection_busy( $conn ) ) {
+				if ( ! $this->wait_socket( pg_socket( $conn ), false, $deadline ) ) {
+					return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+				}
+			}
+			$result = pg_get_result( $conn );
+			$row    = false === $result ? false : pg_fetch_row( $result );
+			if ( false === $row ) {
+				return array( SSM_DB_Config_Probe_Result::QUERY_FAILED, pg_last_error( $conn ) );
+			}
+			return 'f' === $row[0]
+				? array( SSM_DB_Config_Probe_Result::WRITER, null )
+				: array( SSM_DB_Config_Probe_Result::IN_RECOVERY, null );
+		} finally {
+			pg_close( $conn );
+		}
+	}
+
+	/**
+	 * @return array{0: string, 1: string|null} Reason and detail.
+	 */
+	private function check_mysql( string $host, int $port, #[\SensitiveParameter] array $config, float $deadline ): array {
+		if ( ! function_exists( 'mysqli_init' ) ) {
+			return array( SSM_DB_Config_Probe_Result::DRIVER_MISSING, 'The mysqli PHP extension is not loaded.' );
+		}
+		// mysqli's connect timeout counts whole seconds; a TCP connection made first, within the
+		// deadline, answers "unreachable" in time. A server that accepts but never greets is
+		// bounded by MYSQLI_OPT_CONNECT_TIMEOUT (1 s).
+		$remaining = $deadline - microtime( true );
+		if ( $remaining <= 0 ) {
+			return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+		}
+		$address = str_contains( $host, ':' ) ? '[' . $host . ']' : $host;
+		$socket  = @stream_socket_client( 'tcp://' . $address . ':' . $port, $errno, $errstr, $remaining ); // phpcs:ignore WordPress.PHP.NoSilencedErrors
+		if ( false === $socket ) {
+			// 110 is ETIMEDOUT on Linux (the sockets extension, which names it, may be absent).
+			return array( 110 === $errno || microtime( true ) >= $deadline ? SSM_DB_Config_Probe_Result::TIMEOUT : SSM_DB_Config_Probe_Result::CONNECT_FAILED, $errstr );
+		}
+		fclose( $socket );
+
+		// Errors are read from the link, not thrown (WordPress' wpdb sets the same mode).
+		mysqli_report( MYSQLI_REPORT_OFF );
+		$link = mysqli_init();
+		$link->options( MYSQLI_OPT_CONNECT_TIMEOUT, 1 );
+		$link->options( MYSQLI_OPT_READ_TIMEOUT, 1 );
+		try {
+			if ( ! @$link->real_connect( $host, (string) $config['DB_USER'], (string) $config['DB_PASSWORD'], (string) $config['DB_NAME'], $port ) ) { // phpcs:ignore WordPress.PHP.NoSilencedErrors
+				return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, mysqli_connect_error() );
+			}
+			$link->query( 'SELECT @@GLOBAL.read_only, @@GLOBAL.innodb_read_only', MYSQLI_ASYNC );
+			while ( true ) {
+				$remaining = $deadline - microtime( true );
+				if ( $remaining <= 0 ) {
+					return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+				}
+				$read   = array( $link );
+				$error  = array( $link );
+				$reject = array();
+				$ready  = mysqli_poll( $read, $error, $reject, (int) $remaining, (int) ( fmod( $remaining, 1.0 ) * 1e6 ) );
+				if ( false === $ready ) {
+					return array( SSM_DB_Config_Probe_Result::QUERY_FAILED, null );
+				}
+				if ( $ready > 0 ) {
+					break;
+				}
+			}
+			$result = $link->reap_async_query();
+			$row    = $result instanceof mysqli_result ? $result->fetch_row() : null;
+			if ( ! is_array( $row ) ) {
+				return array( SSM_DB_Config_Probe_Result::QUERY_FAILED, $link->error );
+			}
+			return ( '0' === (string) $row[0] && '0' === (string) $row[1] )
+				? array( SSM_DB_Config_Probe_Result::WRITER, null )
+				: array( SSM_DB_Config_Probe_Result::READ_ONLY, null );
+		} finally {
+			@$link->close(); // phpcs:ignore WordPress.PHP.NoSilencedErrors -- closing a link that never connected warns.
+		}
+	}
+
+	/**
+	 * Waits until $stream can be read (or written), or the deadline passes.
+	 *
+	 * @param resource|false $stream   The connection's socket.
+	 * @param bool           $write    Wait for writability rather than readability.
+	 * @param float          $deadline Absolute time.
+	 * @return bool False when the deadline passed.
+	 */
+	private function wait_socket( $stream, bool $write, float $deadline ): bool {
+		$remaining = $deadline - microtime( true );
+		if ( $remaining <= 0 || ! is_resource( $stream ) ) {
+			return false;
+		}
+		$read   = $write ? null : array( $stream );
+		$writes = $write ? array( $stream ) : null;
+		$except = null;
+		$ready  = @stream_select( $read, $writes, $except, (int) $remaining, (int) ( fmod( $remaining, 1.0 ) * 1e6 ) ); // phpcs:ignore WordPress.PHP.NoSilencedErrors
+		return false !== $ready && $ready > 0;
+	}
+}
