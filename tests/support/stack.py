@@ -24,6 +24,7 @@ Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -85,6 +86,7 @@ class Moto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class FaultProxy:
