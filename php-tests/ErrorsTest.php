@@ -3,8 +3,6 @@ declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
 
-use PHPUnit\Framework\TestCase;
-
 /**
  * Every error kind, with its stable code, a message that names the parameter
  * and what is wrong, and never the value. Faults moto cannot produce (a
@@ -12,30 +10,6 @@ use PHPUnit\Framework\TestCase;
  */
 final class ErrorsTest extends TestCase
 {
-    private static Moto $moto;
-    private static string $canary;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$moto = Moto::fromEnv();
-        self::$canary = (string) getenv('SSM_TEST_CANARY');
-    }
-
-    protected function setUp(): void
-    {
-        Proxy::reset();
-    }
-
-    protected function tearDown(): void
-    {
-        Proxy::reset();
-    }
-
-    private function name(string $suffix): string
-    {
-        return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
-    }
-
     /** Runs ssm_db_config() in a child and returns the exception it threw. */
     private function failure(string $parameter, array $ini = [], array $env = []): array
     {

@@ -3,33 +3,12 @@ declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
 
-use PHPUnit\Framework\TestCase;
-
 /**
  * ssm_db_config() against moto, in this process (the cache, refresh, status)
  * and in child processes where a case needs other php.ini settings.
  */
 final class ExtensionTest extends TestCase
 {
-    private static Moto $moto;
-    private static string $canary;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$moto = Moto::fromEnv();
-        self::$canary = (string) getenv('SSM_TEST_CANARY');
-    }
-
-    protected function setUp(): void
-    {
-        Proxy::reset();
-    }
-
-    private function name(string $suffix): string
-    {
-        return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
-    }
-
     private static function assertPassword(string $expected, array $config): void
     {
         // Never assertSame on the password: a failure message would print it.

@@ -3,8 +3,6 @@ declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
 
-use PHPUnit\Framework\TestCase;
-
 /**
  * SSM failing in every way the proxy can make it fail: a value already
  * cached keeps being served (stale) without the request waiting; with
@@ -14,28 +12,6 @@ use PHPUnit\Framework\TestCase;
  */
 final class ResilienceTest extends TestCase
 {
-    private static Moto $moto;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$moto = Moto::fromEnv();
-    }
-
-    protected function setUp(): void
-    {
-        Proxy::reset();
-    }
-
-    protected function tearDown(): void
-    {
-        Proxy::reset();
-    }
-
-    private function name(string $suffix): string
-    {
-        return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
-    }
-
     /** @return array<string, array{string, int}> mode => [mode, code when nothing is cached] */
     public static function faults(): array
     {

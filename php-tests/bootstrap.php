@@ -16,3 +16,4 @@ foreach (['MOTO_URL', 'PROXY_URL', 'SSM_DB_CONFIG_SO', 'SSM_TEST_CANARY'] as $va
 require __DIR__ . '/support/Aws.php';
 require __DIR__ . '/support/PhpProcess.php';
 require __DIR__ . '/support/Fpm.php';
+require __DIR__ . '/support/TestCase.php';

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ssm_db_config_core::policy::mono_now_ns;
+use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
     CachedConfig, ConfigCache, Error, ErrorKind, FetchSettings, Freshness, SharedKey, SharedSlot, Timing,
 };
@@ -219,11 +220,21 @@ impl State {
         }
     }
 
-    fn fetch_settings(&self) -> FetchSettings {
-        FetchSettings {
-            region: self.settings.region.clone(),
-            endpoint_url: self.settings.endpoint_url.clone(),
-            timeout: self.settings.timeout,
+    /// A fetch for the refresher thread; its answer goes to the mailbox
+    /// unless `refresher::fetch_and_wait` asks for it.
+    fn job(&self, name: &str, creds: Option<String>, shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>) -> Job {
+        Job {
+            parameter: name.to_owned(),
+            credentials: creds,
+            settings: FetchSettings {
+                region: self.settings.region.clone(),
+                endpoint_url: self.settings.endpoint_url.clone(),
+                timeout: self.settings.timeout,
+            },
+            ttl: self.settings.ttl,
+            failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
+            shared,
+            reply: None,
         }
     }
 
@@ -335,15 +346,7 @@ impl State {
             },
             None => None,
         };
-        let job = Job {
-            parameter: name.to_owned(),
-            credentials: creds,
-            settings: self.fetch_settings(),
-            ttl: self.settings.ttl,
-            failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
-            shared,
-            reply: None,
-        };
+        let job = self.job(name, creds, shared);
         if refresher::submit(job).is_ok() {
             self.in_flight.insert(name.to_owned());
             self.counters.fetches += 1;
@@ -394,15 +397,7 @@ impl State {
                 }
             }
         }
-        let job = Job {
-            parameter: name.to_owned(),
-            credentials: creds,
-            settings: self.fetch_settings(),
-            ttl: self.settings.ttl,
-            failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
-            shared,
-            reply: None,
-        };
+        let job = self.job(name, creds, shared);
         self.counters.fetches += 1;
         let outcome = refresher::fetch_and_wait(job, budget + Duration::from_millis(500));
         match self.record(outcome) {
