@@ -28,6 +28,7 @@
 //! before it lets the lock go.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,33 +65,39 @@ pub struct Outcome {
 /// How long the thread waits for another job before it ends.
 const IDLE_EXIT: Duration = Duration::from_millis(200);
 
-/// The running thread's queue, tagged with the process that started it.
-/// `None` inside: no thread is running. The PHP thread sends under this lock
-/// and the fetch thread ends under it, after a last look at its queue, so
-/// that no job is sent to a thread that is going away.
+/// The running thread's queue; `None`: no thread is running. The PHP thread
+/// sends under this lock and the fetch thread ends under it, after a last
+/// look at its queue, so that no job is sent to a thread that is going away.
 struct Queue {
-    pid: u32,
     jobs: Option<Sender<Job>>,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue { pid: 0, jobs: None });
+/// This process's queue. A queue made before a `fork` is never touched in
+/// the child: the thread that may have held its lock at that moment does not
+/// exist there, so the lock might never be released.
+static QUEUE: AtomicPtr<Mutex<Queue>> = AtomicPtr::new(std::ptr::null_mut());
+static QUEUE_PID: AtomicU32 = AtomicU32::new(0);
+
+fn queue() -> &'static Mutex<Queue> {
+    let pid = std::process::id();
+    if QUEUE_PID.load(Ordering::Relaxed) != pid || QUEUE.load(Ordering::Acquire).is_null() {
+        // The old one (and its sender) is leaked on purpose.
+        let fresh: &'static Mutex<Queue> = Box::leak(Box::new(Mutex::new(Queue { jobs: None })));
+        QUEUE.store(std::ptr::from_ref(fresh).cast_mut(), Ordering::Release);
+        QUEUE_PID.store(pid, Ordering::Relaxed);
+    }
+    // SAFETY: set above to a leaked, never freed Box.
+    unsafe { &*QUEUE.load(Ordering::Acquire) }
+}
 /// Answers to background jobs, collected by the PHP thread on its slow path.
 static MAILBOX: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
 
 /// Sends a job to this process's thread, starting it if needed.
 pub fn submit(job: Job) -> Result<(), Error> {
-    let pid = std::process::id();
-    let mut queue = match QUEUE.lock() {
-        Ok(q) => q,
-        // Poisoned only if a thread panicked while holding it; the data is a
-        // sender and a pid, always consistent.
-        Err(p) => p.into_inner(),
-    };
-    if queue.pid != pid {
-        // Inherited through fork: the thread behind it does not exist here.
-        std::mem::forget(queue.jobs.take());
-        queue.pid = pid;
-    }
+    let own = queue();
+    // Poisoned only if a thread panicked while holding it; the data (a
+    // sender) is always consistent.
+    let mut queue = own.lock().unwrap_or_else(|p| p.into_inner());
     if queue.jobs.is_none() {
         // Before the thread exists: setting the environment is only safe
         // while no other thread of ours can read it.
@@ -99,7 +106,7 @@ pub fn submit(job: Job) -> Result<(), Error> {
         std::thread::Builder::new()
             .name("ssm_db_config".into())
             .stack_size(512 * 1024)
-            .spawn(move || run(inbox))
+            .spawn(move || run(inbox, own))
             .map_err(|_| Error::BadConfiguration("could not start the fetch thread".into()))?;
         queue.jobs = Some(jobs);
     }
@@ -132,7 +139,7 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
     rx.recv_timeout(wait).unwrap_or_else(|_| lost(Error::Timeout { parameter: parameter.clone(), budget }))
 }
 
-fn run(inbox: Receiver<Job>) {
+fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(2)
@@ -147,7 +154,7 @@ fn run(inbox: Receiver<Job>) {
         let job = match inbox.recv_timeout(IDLE_EXIT) {
             Ok(job) => job,
             Err(_) => {
-                let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+                let mut queue = own.lock().unwrap_or_else(|p| p.into_inner());
                 match inbox.try_recv() {
                     // Sent just before we took the lock: do it, then look again.
                     Ok(job) => {
@@ -155,9 +162,7 @@ fn run(inbox: Receiver<Job>) {
                         job
                     }
                     Err(_) => {
-                        if queue.pid == std::process::id() {
-                            queue.jobs = None;
-                        }
+                        queue.jobs = None;
                         drop(queue);
                         break;
                     }
