@@ -45,7 +45,7 @@ final class Fpm
             array_push($cmd, 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups');
         }
         array_push($cmd, self::binary(), '-F', '-y', "$fpm->dir/fpm.conf", '-p', $fpm->dir,
-            '-d', 'extension=' . getenv('SSM_DB_CONFIG_SO'), '-d', 'error_log=' . "$fpm->dir/php.log");
+            ...PhpProcess::extensionArgs(), '-d', 'error_log=' . "$fpm->dir/php.log");
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }
