@@ -150,6 +150,7 @@ SSM_DB_CONFIG_INSTALLED=1 SSM_DB_CONFIG_SO= php-tests/run > "$work/phpunit.log" 
 phpunit_status=$?
 set -e
 tail -n 4 "$work/phpunit.log"
+mkdir -p tests/artifacts/packages && cp "$work/phpunit.log" tests/artifacts/packages/phpunit.log
 if [ "$phpunit_status" = 0 ]; then ok "PHPUnit passes against the installed extension"; else
   { grep -E '^[0-9]+\)|FAIL|Error' "$work/phpunit.log" || true; } | head -20; not_ok "PHPUnit passes against the installed extension"; fi
 check "PHPUnit ran tests" grep -qE '^(OK \(|Tests: )[0-9]+' "$work/phpunit.log"
@@ -236,7 +237,7 @@ if [ -f docker/compose.yml ]; then
   check "docker/*.Dockerfile call only make targets and scripts that exist" bash -c '
     for f in docker/*Dockerfile*; do
       for s in $(grep -oE "scripts/[a-z_-]+|php-tests/run" "$f" | sort -u); do [ -x "$s" ] || { echo "$f: $s missing"; exit 1; }; done
-      for t in $(grep -oE "make [a-z-]+" "$f" | awk "{print \$2}" | sort -u); do grep -qE "(^|[ ])$t( |:|\$)" Makefile || { echo "$f: make $t missing"; exit 1; }; done
+      for t in $(grep -oE "^RUN make [a-z-]+" "$f" | awk "{print \$3}" | sort -u); do grep -qE "(^|[ ])$t( |:|\$)" Makefile || { echo "$f: make $t missing"; exit 1; }; done
     done'
 fi
 
