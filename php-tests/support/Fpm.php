@@ -44,8 +44,9 @@ final class Fpm
         if (posix_geteuid() === 0) {
             array_push($cmd, 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups');
         }
-        array_push($cmd, self::binary(), '-F', '-y', "$fpm->dir/fpm.conf", '-p', $fpm->dir,
-            '-d', 'extension=' . getenv('SSM_DB_CONFIG_SO'), '-d', 'error_log=' . "$fpm->dir/php.log");
+        array_push($cmd, self::binary(), '-F', '-y', "$fpm->dir/fpm.conf", '-p', $fpm->dir);
+        array_push($cmd, ...PhpProcess::extensionArgs());
+        array_push($cmd, '-d', 'error_log=' . "$fpm->dir/php.log");
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }

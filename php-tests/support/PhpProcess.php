@@ -11,13 +11,29 @@ namespace SsmDbConfig\Tests;
 final class PhpProcess
 {
     /**
+     * What a child `php` or `php-fpm` needs on its command line to load the
+     * extension: `-d extension=$SSM_DB_CONFIG_SO`, or nothing when
+     * SSM_DB_CONFIG_INSTALLED=1 (the Debian package's conf.d link loads it;
+     * tests/suites/packages.sh), so that the installed package is what runs.
+     *
+     * @return list<string>
+     */
+    public static function extensionArgs(): array
+    {
+        if (getenv('SSM_DB_CONFIG_INSTALLED') === '1') {
+            return [];
+        }
+        return ['-d', 'extension=' . getenv('SSM_DB_CONFIG_SO')];
+    }
+
+    /**
      * @param array<string, string> $ini  extra -d directives
      * @param array<string, string|false> $env  environment changes (false removes)
      * @return array{stdout: string, stderr: string, exit: int, seconds: float}
      */
     public static function run(string $code, array $ini = [], array $env = [], int $timeout = 30, ?callable $meanwhile = null): array
     {
-        $cmd = ['timeout', (string) $timeout, PHP_BINARY, '-d', 'extension=' . getenv('SSM_DB_CONFIG_SO'), '-d', 'display_errors=stderr'];
+        $cmd = ['timeout', (string) $timeout, PHP_BINARY, ...self::extensionArgs(), '-d', 'display_errors=stderr'];
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }

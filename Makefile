@@ -1,0 +1,13 @@
+# Release artefacts into dist/ (scripts/dist does the work; see it for what
+# each one contains). `make dist` is what CI runs (tests/suites/packages.sh)
+# and what docker/Dockerfile runs.
+.PHONY: dist ext monitor plugin clean-dist
+
+dist:
+	scripts/dist
+
+ext monitor plugin:
+	scripts/dist $@
+
+clean-dist:
+	rm -rf dist
