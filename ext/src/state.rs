@@ -445,8 +445,10 @@ impl State {
                     Some(_) => "serving the last good value",
                     None => "nothing cached to serve",
                 };
-                crate::log(&format!("ssm_db_config: {e}; {serving}; next attempt in {} s",
-                    Duration::from_nanos(outcome.next_attempt_ns.saturating_sub(mono_now_ns())).as_secs()));
+                crate::log(&format!(
+                    "ssm_db_config: {e}; {serving}; next attempt in {:.1} s",
+                    Duration::from_nanos(outcome.next_attempt_ns.saturating_sub(mono_now_ns())).as_secs_f64()
+                ));
                 Err(e)
             }
         }
