@@ -175,6 +175,65 @@ final class FpmTest extends TestCase
         rmdir($dir);
     }
 
+    /**
+     * Refresh-ahead stays with one worker of the host (the one that refreshed
+     * last), so that one worker holds what a fetch leaves in memory; when it
+     * dies, another takes the role within the grace and the value keeps
+     * being refreshed.
+     */
+    public function test_one_worker_refreshes_for_the_host_and_another_takes_over_when_it_dies(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/refresher/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'postgresql://wp:pw@refresher.internal:5432/shop');
+        $dir = sys_get_temp_dir() . '/ssm-refresher-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir, 'ssm_db_config.ttl' => '1'], self::masterEnv(), 4);
+        // Slow enough that eight requests at once keep all four workers busy.
+        $script = $this->fpm->script('index.php', <<<'PHP'
+        <?php
+        $c = ssm_db_config();
+        usleep(100_000);
+        echo json_encode(['pid' => getmypid(), 'host' => $c['DB_HOST'], 'fetches' => ssm_db_config_status()['fetches']]);
+        PHP);
+        $load = function (float $seconds) use ($script): array {
+            $fetches = [];
+            $until = microtime(true) + $seconds;
+            while (microtime(true) < $until) {
+                foreach ($this->fpm->requests($script, 8) as $body) {
+                    $r = json_decode($body, true);
+                    self::assertSame('refresher.internal:5432', $r['host'] ?? null, $body);
+                    $fetches[$r['pid']] = max($fetches[$r['pid']] ?? 0, $r['fetches']);
+                }
+            }
+            return $fetches;
+        };
+
+        $started = microtime(true);
+        $fetches = $load(4.5);
+        $elapsed = microtime(true) - $started;
+        self::assertCount(4, $fetches, 'all four workers served');
+        $refreshers = array_keys(array_filter($fetches));
+        self::assertCount(1, $refreshers, 'one worker fetched for the host: ' . json_encode($fetches));
+        self::assertGreaterThanOrEqual(4, $fetches[$refreshers[0]], 'it refreshed ahead, TTL after TTL');
+        $calls = Proxy::getParameterCalls();
+        self::assertLessThanOrEqual((int) ceil($elapsed) + 1, $calls, 'at most one SSM request per TTL');
+
+        posix_kill($refreshers[0], SIGKILL);
+        usleep(300_000);
+        $after = $load(3.5);
+        unset($after[$refreshers[0]]);
+        $taken = array_keys(array_filter($after));
+        self::assertCount(1, $taken, 'one worker took the role: ' . json_encode($after));
+        self::assertGreaterThanOrEqual($calls + 3, Proxy::getParameterCalls(), 'the value kept being refreshed');
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*"));
+        rmdir($dir);
+    }
+
     public function test_unwritable_shared_dir_falls_back_to_per_process_with_one_warning(): void
     {
         $moto = Moto::fromEnv();

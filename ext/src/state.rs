@@ -38,6 +38,10 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 /// With the shared cache, `ssm_db_config_refresh()` returns a value fetched
 /// this recently (by any worker of the host) instead of fetching again.
 pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a worker that finds the value due leaves the refresh to the
+/// host's refresher (the worker that refreshed last) before doing it itself.
+/// Under load every worker sees a request well within it.
+pub const REFRESHER_GRACE: Duration = Duration::from_millis(500);
 
 /// Counters reported by `ssm_db_config_status()` and phpinfo().
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,6 +73,9 @@ pub struct Tracker {
     pub last_error: Option<LastError>,
     /// Who refreshed last, per the host's entry (0: unknown, or no sharing).
     pub last_refresher: u32,
+    /// When this process first found the value fetched at `.0` due, while
+    /// leaving its refresh to `last_refresher`.
+    pub due_noticed: Option<(u64, u64)>,
 }
 
 struct Served {
@@ -326,16 +333,30 @@ impl State {
         if self.in_flight.contains(name) || self.trackers.get(name).is_some_and(|t| now < t.next_attempt_ns) {
             return;
         }
-        // The worker that refreshed last gets the first half of the window
-        // before expiry to do it again; the others step in only if it does
-        // not (it may be idle or gone). So one worker of the host holds the
-        // AWS client, rather than each in turn.
-        let last_refresher = self.trackers.get(name).map_or(0, |t| t.last_refresher);
-        if slot.is_some() && last_refresher != 0 && last_refresher != std::process::id() {
-            let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
-            let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
-            if now < due_ns + expires_ns.saturating_sub(due_ns) / 2 {
-                return;
+        // The worker that refreshed last is the host's refresher: the others
+        // leave the refresh to it while it is alive and has had a fair chance
+        // to see a request (the first half of the window before expiry, and at
+        // least REFRESHER_GRACE after this worker noticed), and step in only
+        // if it does not (it may be idle, busy or gone). So one worker of the
+        // host holds the memory a fetch leaves behind, rather than each in
+        // turn, also after an idle gap when all of them find the value stale
+        // at once.
+        let own_pid = std::process::id();
+        if let Some(tracker) = self.trackers.get_mut(name).filter(|t| slot.is_some() && t.last_refresher != 0) {
+            if tracker.last_refresher != own_pid {
+                let noticed_ns = match tracker.due_noticed {
+                    Some((fetched_ns, noticed_ns)) if fetched_ns == entry.fetched_ns => noticed_ns,
+                    _ => {
+                        tracker.due_noticed = Some((entry.fetched_ns, now));
+                        now
+                    }
+                };
+                let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
+                let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
+                let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2).max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
+                if now < turn_ns && process_alive(tracker.last_refresher) {
+                    return;
+                }
             }
         }
         let shared = match slot {
@@ -496,3 +517,11 @@ const NO_PARAMETER: &str =
     "no SSM parameter given: pass a name to ssm_db_config() or set ssm_db_config.parameter in php.ini";
 const EMPTY_NAME: &str = "the SSM parameter name passed to ssm_db_config() is empty";
 const NOT_UTF8: &str = "the SSM parameter name passed to ssm_db_config() is not valid UTF-8";
+
+/// Whether process `pid` exists (it may be another user's: EPERM).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
