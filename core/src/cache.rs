@@ -132,7 +132,7 @@ pub struct ConfigCache {
 
 /// A process reads one or two parameters; the bound only stops a caller that
 /// loops over generated names from growing the process without limit.
-const MAX_ENTRIES: u64 = 64;
+pub const MAX_ENTRIES: u64 = 64;
 
 impl Default for ConfigCache {
     fn default() -> Self {

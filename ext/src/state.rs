@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ssm_db_config_core::cache::MAX_ENTRIES;
 use ssm_db_config_core::policy::mono_now_ns;
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
@@ -477,6 +478,9 @@ impl State {
 
     /// Finds or builds the array for `entry`, and makes it the hot one until `until_ns`.
     fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, until_ns: u64) -> Arc<FrozenArray> {
+        if !self.served.contains_key(name) && self.served.len() as u64 >= MAX_ENTRIES {
+            self.forget_dropped_names(name);
+        }
         let array = match self.served.get_mut(name) {
             Some(served) if Arc::ptr_eq(&served.entry, &entry) => served.array.clone(),
             // Same settings fetched again (the common refresh): keep the array
@@ -495,6 +499,32 @@ impl State {
         };
         self.hot = Some(Hot { explicit: requested.map(Box::from), array: array.clone(), until_ns });
         array
+    }
+
+    /// Makes room for `keep` among the names served: drops what this process
+    /// remembers of names the cache has let go (it keeps [`MAX_ENTRIES`]),
+    /// or of some other name if it has not let go of any yet. A script that
+    /// walks through generated parameter names then cannot grow these maps
+    /// without bound. The arrays dropped are freed after the request.
+    fn forget_dropped_names(&mut self, keep: &str) {
+        let mut dropped: Vec<String> =
+            self.served.keys().filter(|n| n.as_str() != keep && self.cache.get(n).is_none()).cloned().collect();
+        if dropped.is_empty() {
+            dropped.extend(self.served.keys().find(|n| n.as_str() != keep).cloned());
+        }
+        for name in dropped {
+            if let Some(old) = self.served.remove(&name) {
+                self.retired.push(old.array);
+            }
+            if !self.in_flight.contains(&name) {
+                self.trackers.remove(&name);
+            }
+        }
+    }
+
+    /// How many parameters this process holds an array for.
+    pub fn parameters_cached(&self) -> usize {
+        self.served.len()
     }
 
     /// The cache entry for the default parameter, else the newest one.

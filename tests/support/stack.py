@@ -234,6 +234,12 @@ class AwsStack:
     def __enter__(self):
         self.moto = Moto()
         self.proxy = FaultProxy(self.moto.url)
+        # moto builds a service's backend at its first request (for SSM, with
+        # AWS's public parameters): over a second, more on a busy machine,
+        # which a test's first fetch with a 2 s budget must not pay.
+        for service, warm in (("ssm", lambda c: c.describe_parameters(MaxResults=1)),
+                              ("secretsmanager", lambda c: c.list_secrets(MaxResults=1))):
+            warm(self.client(service))
         return self
 
     def __exit__(self, *exc):
