@@ -210,16 +210,24 @@ def private_dirty_kb(pid):
         return int(re.search(r"^Private_Dirty:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
-def soak(env, calls=1_000_000, refreshes=10_000):
+def soak(env, calls=1_000_000, refreshes=10_000, checkpoints=5):
+    """RSS before and after; also at `checkpoints` points along the way, so
+    that a leak (steady growth) can be told from the allocator settling."""
     code = f"""
-    $rss = fn() => (int) preg_replace('/\\D/', '', preg_grep('/^VmRSS/', file('/proc/self/status'))[array_key_first(preg_grep('/^VmRSS/', file('/proc/self/status')))]);
+    $rss = function () {{ foreach (file('/proc/self/status') as $l) {{ if (str_starts_with($l, 'VmRSS')) {{ return (int) preg_replace('/\\D/', '', $l); }} }} }};
     ssm_db_config();
     for ($i = 0; $i < 300; $i++) {{ ssm_db_config_refresh(); }}
     $before = $rss();
     $every = intdiv({calls}, {refreshes});
-    for ($i = 1; $i <= {calls}; $i++) {{ ssm_db_config(); if ($i % $every === 0) {{ ssm_db_config_refresh(); }} }}
+    $checkpoint = intdiv({calls}, {checkpoints});
+    $along = [];
+    for ($i = 1; $i <= {calls}; $i++) {{
+        ssm_db_config();
+        if ($i % $every === 0) {{ ssm_db_config_refresh(); }}
+        if ($i % $checkpoint === 0) {{ $along[] = $rss(); }}
+    }}
     $s = ssm_db_config_status();
-    echo json_encode(["before_kb" => $before, "after_kb" => $rss(), "fetches" => $s["fetches"], "hits" => $s["hits"]]);
+    echo json_encode(["before_kb" => $before, "after_kb" => $rss(), "along_kb" => $along, "fetches" => $s["fetches"], "hits" => $s["hits"]]);
     """
     out = subprocess.run(["php", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db", "-r", code],
                          env=env, capture_output=True, text=True, check=True).stdout
@@ -314,6 +322,7 @@ def main():
         growth = (s["after_kb"] - s["before_kb"]) / s["before_kb"] * 100
         print(f"== soak: one process, 1,000,000 calls and 10,000 refreshes ({s['fetches']} fetches)")
         print(f"RSS {s['before_kb']} kB -> {s['after_kb']} kB: {growth:+.2f} % (target <= 1 %)")
+        print("RSS along the way, every 200,000 calls / 2,000 refreshes (kB): " + ", ".join(map(str, s["along_kb"])))
     finally:
         for p in reversed(procs):
             stop(p)

@@ -234,6 +234,83 @@ final class FpmTest extends TestCase
         rmdir($dir);
     }
 
+    /**
+     * 8 workers, many requests, several TTLs: at most one SSM request per
+     * TTL; while SSM answers 500, every request is still served (stale) and
+     * the host asks once per backoff interval (plus the retries inside each
+     * attempt); once SSM is back, the value is fresh again within a TTL.
+     */
+    public function test_eight_workers_over_several_ttls_and_a_failing_ssm(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/eight/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'postgresql://wp:pw@eight.internal:5432/shop');
+        $dir = sys_get_temp_dir() . '/ssm-eight-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir,
+            'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300'], self::masterEnv(), 8);
+        $script = $this->fpm->script('index.php', <<<'PHP'
+        <?php
+        $c = ssm_db_config();
+        usleep(50_000);
+        echo json_encode(['pid' => getmypid(), 'host' => $c['DB_HOST'], 'state' => ssm_db_config_status()['state']]);
+        PHP);
+        // Sixteen requests at a time for `$seconds`: every answer, with when it came.
+        $load = function (float $seconds) use ($script): array {
+            $answers = [];
+            $until = microtime(true) + $seconds;
+            while (($now = microtime(true)) < $until) {
+                foreach ($this->fpm->requests($script, 16) as $body) {
+                    $r = json_decode($body, true);
+                    self::assertIsArray($r, "a worker answered: $body");
+                    $answers[] = ['left' => $until - $now] + $r;
+                }
+            }
+            return $answers;
+        };
+        $hosts = fn (array $answers) => array_values(array_unique(array_column($answers, 'host')));
+
+        $started = microtime(true);
+        $healthy = $load(5.0);
+        $elapsed = microtime(true) - $started;
+        self::assertCount(8, array_unique(array_column($healthy, 'pid')), 'all eight workers served');
+        self::assertSame(['eight.internal:5432'], $hosts($healthy));
+        $calls = Proxy::getParameterCalls();
+        self::assertGreaterThanOrEqual(3, $calls, 'refreshed TTL after TTL');
+        self::assertLessThanOrEqual((int) ceil($elapsed) + 1, $calls, "at most one SSM request per TTL over $elapsed s");
+
+        // SSM fails, and meanwhile the database moves: the old value is served.
+        Proxy::fault('500');
+        $moto->putParameter($name, 'postgresql://wp:pw@moved.internal:5432/shop');
+        $failing = $load(3.0);
+        $during = Proxy::getParameterCalls() - $calls;
+        self::assertSame(['eight.internal:5432'], $hosts($failing), 'the last good value, served while SSM fails');
+        self::assertContains('stale', array_column($failing, 'state'));
+        // Backoff after failures 1, 2, 3: at least 0.5, 1, 2 s, so in 3 s at
+        // most 3 attempts for the host (4 with one that began as the load
+        // ended), each at most 4 tries inside 300 ms.
+        self::assertGreaterThanOrEqual(1, $during);
+        self::assertLessThanOrEqual(16, $during, 'the host backs off, not one attempt per worker or request');
+        $logged = substr_count($this->fpm->logs(), 'serving the last good value');
+        self::assertGreaterThan(0, $logged);
+        self::assertLessThanOrEqual(4, $logged, 'one log line per attempt, not per request');
+
+        // SSM is back. The next attempt may be up to 4 s away (the backoff
+        // after a third failure); after it, every worker serves the new value.
+        Proxy::fault('none');
+        $recovered = $load(6.0);
+        $last = array_filter($recovered, fn ($a) => $a['left'] < 1.0);
+        self::assertNotEmpty($last);
+        self::assertSame(['moved.internal:5432'], $hosts($last), 'the new value, from every worker, once SSM answers');
+        self::assertContains('fresh', array_column($last, 'state'));
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*"));
+        rmdir($dir);
+    }
+
     public function test_unwritable_shared_dir_falls_back_to_per_process_with_one_warning(): void
     {
         $moto = Moto::fromEnv();
