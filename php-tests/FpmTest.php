@@ -53,6 +53,59 @@ final class FpmTest extends TestCase
         PHP;
     }
 
+    /** A fresh shared-cache directory, owned by the workers' user. */
+    private static function sharedDir(string $prefix): string
+    {
+        $dir = sys_get_temp_dir() . "/$prefix-" . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        return $dir;
+    }
+
+    private static function removeDir(string $dir): void
+    {
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+
+    /**
+     * `$concurrency` requests at a time for `$seconds`: every answer (JSON),
+     * with `left`, the seconds of the load left when its batch was sent.
+     *
+     * @return list<array<string, mixed>>
+     */
+    private function load(string $script, int $concurrency, float $seconds): array
+    {
+        $answers = [];
+        $until = microtime(true) + $seconds;
+        while (($now = microtime(true)) < $until) {
+            foreach ($this->fpm->requests($script, $concurrency) as $body) {
+                $r = json_decode($body, true);
+                self::assertIsArray($r, "a worker answered: $body");
+                $answers[] = ['left' => $until - $now] + $r;
+            }
+        }
+        return $answers;
+    }
+
+    /** @return list<string> the hosts served, each once */
+    private static function hosts(array $answers): array
+    {
+        return array_values(array_unique(array_column($answers, 'host')));
+    }
+
+    /** @return array<int, int> per worker, the most fetches it reported */
+    private static function fetchesByWorker(array $answers): array
+    {
+        $fetches = [];
+        foreach ($answers as $a) {
+            $fetches[$a['pid']] = max($fetches[$a['pid']] ?? 0, $a['fetches']);
+        }
+        return $fetches;
+    }
+
     public function test_per_process_cache_with_cleared_env_fetches_once_per_worker(): void
     {
         $moto = Moto::fromEnv();
@@ -135,11 +188,7 @@ final class FpmTest extends TestCase
         $name = '/test-db-config/shared/' . bin2hex(random_bytes(4));
         $canary = (string) getenv('SSM_TEST_CANARY');
         $moto->putParameter($name, 'postgresql://wp:' . rawurlencode($canary) . '@shared-db.internal:5432/shop');
-        $dir = sys_get_temp_dir() . '/ssm-shared-' . bin2hex(random_bytes(4));
-        mkdir($dir, 0700);
-        if (posix_geteuid() === 0) {
-            chown($dir, 'nobody');
-        }
+        $dir = self::sharedDir('ssm-shared');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], self::masterEnv(), 8);
         $script = $this->fpm->script('index.php', self::page());
         $pids = [];
@@ -171,8 +220,7 @@ final class FpmTest extends TestCase
             self::assertStringNotContainsString('shared-db', (string) file_get_contents($file), 'nothing in plaintext');
         }
         $this->fpm->stop();
-        array_map('unlink', glob("$dir/*"));
-        rmdir($dir);
+        self::removeDir($dir);
     }
 
     /**
@@ -186,11 +234,7 @@ final class FpmTest extends TestCase
         $moto = Moto::fromEnv();
         $name = '/test-db-config/refresher/' . bin2hex(random_bytes(4));
         $moto->putParameter($name, 'postgresql://wp:pw@refresher.internal:5432/shop');
-        $dir = sys_get_temp_dir() . '/ssm-refresher-' . bin2hex(random_bytes(4));
-        mkdir($dir, 0700);
-        if (posix_geteuid() === 0) {
-            chown($dir, 'nobody');
-        }
+        $dir = self::sharedDir('ssm-refresher');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir, 'ssm_db_config.ttl' => '1'], self::masterEnv(), 4);
         // Slow enough that eight requests at once keep all four workers busy.
         $script = $this->fpm->script('index.php', <<<'PHP'
@@ -199,22 +243,12 @@ final class FpmTest extends TestCase
         usleep(100_000);
         echo json_encode(['pid' => getmypid(), 'host' => $c['DB_HOST'], 'fetches' => ssm_db_config_status()['fetches']]);
         PHP);
-        $load = function (float $seconds) use ($script): array {
-            $fetches = [];
-            $until = microtime(true) + $seconds;
-            while (microtime(true) < $until) {
-                foreach ($this->fpm->requests($script, 8) as $body) {
-                    $r = json_decode($body, true);
-                    self::assertSame('refresher.internal:5432', $r['host'] ?? null, $body);
-                    $fetches[$r['pid']] = max($fetches[$r['pid']] ?? 0, $r['fetches']);
-                }
-            }
-            return $fetches;
-        };
 
         $started = microtime(true);
-        $fetches = $load(4.5);
+        $answers = $this->load($script, 8, 4.5);
         $elapsed = microtime(true) - $started;
+        self::assertSame(['refresher.internal:5432'], self::hosts($answers));
+        $fetches = self::fetchesByWorker($answers);
         self::assertCount(4, $fetches, 'all four workers served');
         $refreshers = array_keys(array_filter($fetches));
         self::assertCount(1, $refreshers, 'one worker fetched for the host: ' . json_encode($fetches));
@@ -224,14 +258,13 @@ final class FpmTest extends TestCase
 
         posix_kill($refreshers[0], SIGKILL);
         usleep(300_000);
-        $after = $load(3.5);
+        $after = self::fetchesByWorker($this->load($script, 8, 3.5));
         unset($after[$refreshers[0]]);
         $taken = array_keys(array_filter($after));
         self::assertCount(1, $taken, 'one worker took the role: ' . json_encode($after));
         self::assertGreaterThanOrEqual($calls + 3, Proxy::getParameterCalls(), 'the value kept being refreshed');
         $this->fpm->stop();
-        array_map('unlink', glob("$dir/*"));
-        rmdir($dir);
+        self::removeDir($dir);
     }
 
     /**
@@ -245,11 +278,7 @@ final class FpmTest extends TestCase
         $moto = Moto::fromEnv();
         $name = '/test-db-config/eight/' . bin2hex(random_bytes(4));
         $moto->putParameter($name, 'postgresql://wp:pw@eight.internal:5432/shop');
-        $dir = sys_get_temp_dir() . '/ssm-eight-' . bin2hex(random_bytes(4));
-        mkdir($dir, 0700);
-        if (posix_geteuid() === 0) {
-            chown($dir, 'nobody');
-        }
+        $dir = self::sharedDir('ssm-eight');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir,
             'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300'], self::masterEnv(), 8);
         $script = $this->fpm->script('index.php', <<<'PHP'
@@ -258,26 +287,11 @@ final class FpmTest extends TestCase
         usleep(50_000);
         echo json_encode(['pid' => getmypid(), 'host' => $c['DB_HOST'], 'state' => ssm_db_config_status()['state']]);
         PHP);
-        // Sixteen requests at a time for `$seconds`: every answer, with when it came.
-        $load = function (float $seconds) use ($script): array {
-            $answers = [];
-            $until = microtime(true) + $seconds;
-            while (($now = microtime(true)) < $until) {
-                foreach ($this->fpm->requests($script, 16) as $body) {
-                    $r = json_decode($body, true);
-                    self::assertIsArray($r, "a worker answered: $body");
-                    $answers[] = ['left' => $until - $now] + $r;
-                }
-            }
-            return $answers;
-        };
-        $hosts = fn (array $answers) => array_values(array_unique(array_column($answers, 'host')));
-
         $started = microtime(true);
-        $healthy = $load(5.0);
+        $healthy = $this->load($script, 16, 5.0);
         $elapsed = microtime(true) - $started;
         self::assertCount(8, array_unique(array_column($healthy, 'pid')), 'all eight workers served');
-        self::assertSame(['eight.internal:5432'], $hosts($healthy));
+        self::assertSame(['eight.internal:5432'], self::hosts($healthy));
         $calls = Proxy::getParameterCalls();
         self::assertGreaterThanOrEqual(3, $calls, 'refreshed TTL after TTL');
         self::assertLessThanOrEqual((int) ceil($elapsed) + 1, $calls, "at most one SSM request per TTL over $elapsed s");
@@ -285,9 +299,9 @@ final class FpmTest extends TestCase
         // SSM fails, and meanwhile the database moves: the old value is served.
         Proxy::fault('500');
         $moto->putParameter($name, 'postgresql://wp:pw@moved.internal:5432/shop');
-        $failing = $load(3.0);
+        $failing = $this->load($script, 16, 3.0);
         $during = Proxy::getParameterCalls() - $calls;
-        self::assertSame(['eight.internal:5432'], $hosts($failing), 'the last good value, served while SSM fails');
+        self::assertSame(['eight.internal:5432'], self::hosts($failing), 'the last good value, served while SSM fails');
         self::assertContains('stale', array_column($failing, 'state'));
         // Backoff after failures 1, 2, 3: at least 0.5, 1, 2 s, so in 3 s at
         // most 3 attempts for the host (4 with one that began as the load
@@ -301,14 +315,13 @@ final class FpmTest extends TestCase
         // SSM is back. The next attempt may be up to 4 s away (the backoff
         // after a third failure); after it, every worker serves the new value.
         Proxy::fault('none');
-        $recovered = $load(6.0);
+        $recovered = $this->load($script, 16, 6.0);
         $last = array_filter($recovered, fn ($a) => $a['left'] < 1.0);
         self::assertNotEmpty($last);
-        self::assertSame(['moved.internal:5432'], $hosts($last), 'the new value, from every worker, once SSM answers');
+        self::assertSame(['moved.internal:5432'], self::hosts($last), 'the new value, from every worker, once SSM answers');
         self::assertContains('fresh', array_column($last, 'state'));
         $this->fpm->stop();
-        array_map('unlink', glob("$dir/*"));
-        rmdir($dir);
+        self::removeDir($dir);
     }
 
     public function test_unwritable_shared_dir_falls_back_to_per_process_with_one_warning(): void
