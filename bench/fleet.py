@@ -44,9 +44,10 @@ echo DB_HOST;
 """
 
 
-# With two CPUs or more, wrk gets CPU 0 and the servers (nginx, php-fpm) the
-# others, so that the load generator does not steal time from one pool more
-# than from another. Set by main() (--no-pin turns it off).
+# With two CPUs or more, wrk (and the AWS emulator) get CPU 0 and the servers
+# (nginx, php-fpm) the others, so that neither the load generator nor the
+# stand-in for SSM takes time from one pool more than from another. Set by
+# main() (--no-pin turns it off).
 LOAD_CPUS = None
 SERVER_CPUS = None
 
@@ -246,6 +247,9 @@ def main():
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2 and not args.no_pin:
         LOAD_CPUS, SERVER_CPUS = {cpus[0]}, set(cpus[1:])
+        # This process runs the fault proxy and starts moto: they stand in
+        # for SSM, which is not on the host, so they stay off the servers' CPUs.
+        place(LOAD_CPUS)
     if not shutil.which("wrk"):
         sys.exit("fleet.py: wrk is not installed (apt install wrk)")
     work = tempfile.mkdtemp(prefix="ssm-fleet-")
