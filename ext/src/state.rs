@@ -343,21 +343,20 @@ impl State {
         // turn, also after an idle gap when all of them find the value stale
         // at once.
         let own_pid = std::process::id();
-        if let Some(tracker) = self.trackers.get_mut(name).filter(|t| slot.is_some() && t.last_refresher != 0) {
-            if tracker.last_refresher != own_pid {
-                let noticed_ns = match tracker.due_noticed {
-                    Some((fetched_ns, noticed_ns)) if fetched_ns == entry.fetched_ns => noticed_ns,
-                    _ => {
-                        tracker.due_noticed = Some((entry.fetched_ns, now));
-                        now
-                    }
-                };
-                let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
-                let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
-                let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2).max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
-                if now < turn_ns && process_alive(tracker.last_refresher) {
-                    return;
+        let someone_else = |t: &&mut Tracker| slot.is_some() && t.last_refresher != 0 && t.last_refresher != own_pid;
+        if let Some(tracker) = self.trackers.get_mut(name).filter(someone_else) {
+            let noticed_ns = match tracker.due_noticed {
+                Some((fetched_ns, noticed_ns)) if fetched_ns == entry.fetched_ns => noticed_ns,
+                _ => {
+                    tracker.due_noticed = Some((entry.fetched_ns, now));
+                    now
                 }
+            };
+            let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
+            let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
+            let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2).max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
+            if now < turn_ns && process_alive(tracker.last_refresher) {
+                return;
             }
         }
         let shared = match slot {
