@@ -17,14 +17,21 @@
 //!   (dropping would wait on a thread that does not exist here) and starts its own;
 //! - the runtime's blocking threads (getaddrinfo) exit one second after use.
 //!
-//! The thread does not stay: once its queue has been empty for [`IDLE_EXIT`]
-//! it drops its runtime and SSM client, trims the allocator and ends. A
-//! worker then holds no AWS client between fetches, at the price of loading
-//! the AWS configuration again at the next fetch, once per TTL (about 2.5 ms
-//! of CPU). The allocator still keeps about 0.7 MB of what the SDK used
-//! (fragmented pages of the thread's arena, and the SDK's one-time statics
-//! such as its parsed root certificates); `state` keeps refreshing with one
-//! worker of the host, so that this is paid once per host, not per worker.
+//! The thread does not stay: once its queue has been empty for a while (see
+//! [`linger`]) it drops its runtime and SSM client, trims the allocator and
+//! ends. A worker then holds no AWS client between fetches, at the price of
+//! starting the thread and loading the AWS configuration again at the next
+//! fetch: 4.3 ms of CPU and 12 ms in all per refresh, against 0.55 ms for a
+//! refresh on a thread that is still there (measured with the emulator). With
+//! a short TTL that price comes every few seconds, on the CPU that serves
+//! requests, and shows in their latency (`bench/fleet.py`: p99 1.44 times
+//! the baseline with TTL 5 s, 1.01 with TTL 3600). So the thread waits for
+//! the next refresh when it is due within [`KEEP_FOR_TTL_UP_TO`], and ends
+//! [`IDLE_EXIT`] after its last job otherwise. The allocator still keeps
+//! about 0.7 MB of what the SDK used (fragmented pages of the thread's arena,
+//! and the SDK's one-time statics such as its parsed root certificates);
+//! `state` keeps refreshing with one worker of the host, so that this, and
+//! the thread kept waiting, is paid once per host, not per worker.
 //!
 //! When the host shares its cache (see `core::shared`), the job carries the
 //! slot's lock: the thread updates the shared entry, success or failure,
@@ -65,8 +72,23 @@ pub struct Outcome {
     pub next_attempt_ns: u64,
 }
 
-/// How long the thread waits for another job before it ends.
+/// How long the thread waits for another job before it ends, when no
+/// refresh is due soon.
 const IDLE_EXIT: Duration = Duration::from_millis(200);
+/// TTLs up to this keep the thread, its runtime and client from one refresh
+/// to the next: rebuilding them costs more than keeping them for that long.
+pub const KEEP_FOR_TTL_UP_TO: Duration = Duration::from_secs(60);
+
+/// How long the thread waits for the next job after one for a value of `ttl`:
+/// past the next refresh-ahead (which comes before the TTL is over) when the
+/// TTL is short, else [`IDLE_EXIT`].
+fn linger(ttl: Duration) -> Duration {
+    if ttl <= KEEP_FOR_TTL_UP_TO {
+        ttl + Duration::from_secs(1)
+    } else {
+        IDLE_EXIT
+    }
+}
 
 /// The running thread's queue; `None`: no thread is running. The PHP thread
 /// sends under this lock and the fetch thread ends under it, after a last
@@ -153,8 +175,9 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
         Err(_) => return,
     };
     let mut fetcher: Option<(FetchSettings, SsmFetcher)> = None;
+    let mut idle = IDLE_EXIT;
     loop {
-        let job = match inbox.recv_timeout(IDLE_EXIT) {
+        let job = match inbox.recv_timeout(idle) {
             Ok(job) => job,
             Err(_) => {
                 let mut queue = own.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,6 +195,7 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
                 }
             }
         };
+        idle = linger(job.ttl);
         let outcome = runtime.block_on(handle(&job, &mut fetcher));
         match job.reply {
             Some(reply) => {
