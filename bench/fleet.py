@@ -42,6 +42,19 @@ PAGE_EXTENSION = """<?php
 foreach (ssm_db_config() as $name => $value) { define($name, $value); }
 echo DB_HOST;
 """
+# --decompose: (d) page (b)'s loop over a literal array, without the
+# extension: what the wp-config.php idiom costs by itself; (f) the call, its
+# result unused, then page (a): what calling costs without reading the array.
+PAGE_LOOP_LITERAL = """<?php
+foreach (['DB_HOST' => 'db.internal:5432', 'DB_PORT' => 5432, 'DB_USER' => 'wp', 'DB_PASSWORD' => 'bench-password',
+          'DB_NAME' => 'wp', 'DB_ENGINE' => 'postgresql'] as $name => $value) { define($name, $value); }
+echo DB_HOST;
+"""
+PAGE_CALL_ONLY = PAGE_HARDCODED.replace("<?php", "<?php\nssm_db_config();", 1)
+PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
+         "d": ("loop.php", PAGE_LOOP_LITERAL), "f": ("call.php", PAGE_CALL_ONLY)}
+LABELS = {"a": "(a) constants hard-coded", "c": "(c) constants, extension loaded",
+          "d": "(d) loop over a literal array", "f": "(f) call unused, then as (a)"}
 
 
 # With two CPUs or more, wrk (and the AWS emulator) get CPU 0 and the servers
@@ -167,6 +180,25 @@ def merge(results):
             "errors": sum(r["errors"] for r in results)}
 
 
+# Two-sided 95 % quantiles of Student's t, by degrees of freedom.
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
+       11: 2.20, 12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09}
+
+
+def paired(num, den, key):
+    """The per-round ratios num/den of `key` (each round's two pools ran on
+    the same machine minutes apart), their mean and a 95 % interval. The
+    machine's drift between rounds is as large as the effect measured, so a
+    ratio is worth as much as its interval."""
+    ratios = [n[key] / d[key] for n, d in zip(num, den)]
+    mean = sum(ratios) / len(ratios)
+    if len(ratios) < 2:
+        return mean, float("nan"), float("nan")
+    sd = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5
+    half = T95.get(len(ratios) - 1, 2.0) * sd / len(ratios) ** 0.5
+    return mean, mean - half, mean + half
+
+
 def children(ppid):
     pids = []
     for entry in os.listdir("/proc"):
@@ -182,19 +214,19 @@ def children(ppid):
 
 
 def start_pools(work, round_no, ports, ttl, env):
-    """(a) without the extension; (b) with it, TTL `ttl`, a fresh shared
-    directory; (c) with it loaded and never called, for the memory figures."""
-    shared = os.path.join(work, f"shared-{round_no}")
-    os.mkdir(shared, 0o700)
-    if AS_ROOT:
-        os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
-    return {
-        "a": start_fpm(work, "hardcoded", ports["a"], {}, env),
-        "b": start_fpm(work, "extension", ports["b"], {
-            "extension": SO, "ssm_db_config.parameter": "/bench/db",
-            "ssm_db_config.ttl": str(ttl), "ssm_db_config.shared_dir": shared}, env),
-        "c": start_fpm(work, "loaded", ports["c"], {"extension": SO, "ssm_db_config.parameter": "/bench/db"}, env),
-    }
+    """(a) and (d) without the extension; (b) and (f) with it, TTL `ttl`, a
+    fresh shared directory each; (c) with it loaded and never called, for
+    the memory figures."""
+    def calling(key):
+        shared = os.path.join(work, f"shared-{key}-{round_no}")
+        os.mkdir(shared, 0o700)
+        if AS_ROOT:
+            os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
+        return {"extension": SO, "ssm_db_config.parameter": "/bench/db",
+                "ssm_db_config.ttl": str(ttl), "ssm_db_config.shared_dir": shared}
+    ini = {"a": lambda: {}, "b": lambda: calling("b"), "d": lambda: {}, "f": lambda: calling("f"),
+           "c": lambda: {"extension": SO, "ssm_db_config.parameter": "/bench/db"}}
+    return {key: start_fpm(work, f"pool-{key}", port, ini[key](), env) for key, port in ports.items()}
 
 
 def stop(proc):
@@ -242,6 +274,8 @@ def main():
     ap.add_argument("--no-pin", action="store_true", help="do not give wrk a CPU of its own")
     ap.add_argument("--ttl", type=int, default=5)
     ap.add_argument("--no-soak", action="store_true", help="skip the soak")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also load (d) the loop over a literal array and (f) the call alone (see PAGE_LOOP_LITERAL)")
     args = ap.parse_args()
     global LOAD_CPUS, SERVER_CPUS
     cpus = sorted(os.sched_getaffinity(0))
@@ -261,31 +295,32 @@ def main():
                                             Value="postgresql://wp:bench-password@db.internal:5432/wp")
             env = dict(os.environ, **aws.env())
             env.pop("PHP_INI_SCAN_DIR", None)
-            for name, page in (("hardcoded.php", PAGE_HARDCODED), ("extension.php", PAGE_EXTENSION)):
-                with open(os.path.join(work, name), "w") as f:
-                    f.write(page)
-            fpm = {k: free_port() for k in "abc"}
-            web = {k: free_port() for k in "abc"}
-            procs.append(start_nginx(work, [(web["a"], fpm["a"], "hardcoded.php"), (web["b"], fpm["b"], "extension.php"),
-                                            (web["c"], fpm["c"], "hardcoded.php")]))
+            keys = "abc" + ("df" if args.decompose else "")
+            for key in keys:
+                with open(os.path.join(work, PAGES[key][0]), "w") as f:
+                    f.write(PAGES[key][1])
+            fpm = {k: free_port() for k in keys}
+            web = {k: free_port() for k in keys}
+            procs.append(start_nginx(work, [(web[k], fpm[k], PAGES[k][0]) for k in keys]))
             # Rounds, each with fresh pools: a process's memory layout (ASLR)
             # can make one pool a few per cent faster than an identical one
             # for its whole life, so each round starts new masters and the
             # figures average over layouts. Within a round the pages take
             # turns, the order rotating, so that drift hits them alike.
-            runs = {"a": [], "b": [], "c": []}
-            mem = {"a": [], "b": [], "c": []}
+            runs = {k: [] for k in keys}
+            mem = {k: [] for k in keys}
             ssm_requests, bound, round_seconds = 0, 0.0, max(1, args.duration // args.rounds)
             for i in range(args.rounds):
                 pools = start_pools(work, i, fpm, args.ttl, env)
                 procs.extend(pools.values())
-                for key in "abc":
+                for key in keys:
                     wrk(web[key], 2)  # warm-up: workers, opcache, (b)'s first fetch
                 before, started = aws_calls(aws), time.time()
-                for key in ("abc" * 2)[i % 3:i % 3 + 3]:
+                for key in (keys * 2)[i % len(keys):i % len(keys) + len(keys)]:
                     runs[key].append(wrk(web[key], round_seconds))
                 ssm_requests += aws_calls(aws) - before
-                bound += (time.time() - started) / args.ttl + 1
+                # Each pool that calls the extension has a shared directory of its own: a host each.
+                bound += sum(k in "bf" for k in keys) * ((time.time() - started) / args.ttl + 1)
                 for key, pool in pools.items():
                     mem[key].append([private_dirty_kb(p) for p in children(pool.pid)])
                     stop(pool)
@@ -306,14 +341,21 @@ def main():
         print(f"{'(a) constants hard-coded':34} {a['rps']:10.0f} {a['p50_ms']:8.3f} {a['p99_ms']:8.3f} {a['errors']:8d}")
         print(f"{'(b) ssm_db_config(), TTL ' + str(args.ttl) + ' s':34} {b['rps']:10.0f} {b['p50_ms']:8.3f} {b['p99_ms']:8.3f} {b['errors']:8d}")
         print(f"{'(c) constants, extension loaded':34} {c['rps']:10.0f} {c['p50_ms']:8.3f} {c['p99_ms']:8.3f} {c['errors']:8d}")
+        for key in keys[3:]:
+            m = merge(runs[key])
+            print(f"{LABELS[key]:34} {m['rps']:10.0f} {m['p50_ms']:8.3f} {m['p99_ms']:8.3f} {m['errors']:8d}")
         print(f"throughput ratio b/a {b['rps'] / a['rps']:.3f} (target >= 0.98); control c/a {c['rps'] / a['rps']:.3f}")
         print(f"p99 ratio b/a        {b['p99_ms'] / a['p99_ms']:.3f} (target <= 1.05); control c/a {c['p99_ms'] / a['p99_ms']:.3f}")
+        for label, key in (("throughput", "rps"), ("p99", "p99_ms")):
+            for pair in keys[1:]:
+                mean, low, high = paired(runs[pair], runs["a"], key)
+                print(f"per-round {label} ratio {pair}/a: mean {mean:.3f}, 95 % interval {low:.3f} to {high:.3f}")
         print("per round, req/s and p99 ms:")
         for i in range(args.rounds):
             print(f"  round {i + 1}: " + "  ".join(
-                f"{k} {runs[k][i]['rps']:7.0f} {runs[k][i]['p99_ms']:6.2f}" for k in ("a", "b", "c")))
+                f"{k} {runs[k][i]['rps']:7.0f} {runs[k][i]['p99_ms']:6.2f}" for k in keys))
         print(f"GetParameter requests at the emulator: {ssm_requests} (target: at most one per TTL plus one per "
-              f"host lifetime = {bound:.1f} over the {args.rounds} pools of (b), each alive ~{3 * round_seconds} s)")
+              f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if k in 'bf')}, each alive ~{len(keys) * round_seconds} s)")
         print()
         print("== private dirty memory per worker after the load (kB)")
         print(f"pool without the extension: avg {avg_a:.0f}  {sorted(mem_a)}")
