@@ -172,6 +172,19 @@ final class ExtensionTest extends TestCase
         self::assertLessThanOrEqual(64, $r['held'], 'the process holds at most as many arrays as the cache keeps');
     }
 
+    public function test_fetch_thread_waits_for_the_next_refresh_only_with_a_short_ttl(): void
+    {
+        $name = $this->name('linger');
+        self::$moto->putParameter($name, 'postgresql://u:p@h/d');
+        $code = '$threads = function () { $n = 0; foreach (glob("/proc/self/task/*/comm") as $f) { $n += trim(file_get_contents($f)) === "ssm_db_config"; } return $n; };'
+            . ' ssm_db_config(); $during = $threads(); usleep(600_000); $result = ["during" => $during, "after" => $threads()];';
+        $short = PhpProcess::json($code, ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '5']);
+        $long = PhpProcess::json($code, ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '300']);
+        $threads = fn (array $r) => ['during' => $r['during'] ?? $r, 'after' => $r['after'] ?? null];
+        self::assertSame(['during' => 1, 'after' => 1], $threads($short), 'TTL 5 s: the thread and its client wait for the next refresh');
+        self::assertSame(['during' => 1, 'after' => 0], $threads($long), 'TTL 300 s: the thread ends 0.2 s after the fetch');
+    }
+
     public function test_default_parameter_comes_from_ini(): void
     {
         $name = $this->name('ini');
