@@ -53,7 +53,7 @@ echo DB_HOST;
 PAGE_CALL_ONLY = PAGE_HARDCODED.replace("<?php", "<?php\nssm_db_config();", 1)
 PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
          "d": ("loop.php", PAGE_LOOP_LITERAL), "f": ("call.php", PAGE_CALL_ONLY)}
-LABELS = {"a": "(a) constants hard-coded", "c": "(c) constants, extension loaded",
+LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} s", "c": "(c) constants, extension loaded",
           "d": "(d) loop over a literal array", "f": "(f) call unused, then as (a)"}
 
 
@@ -217,16 +217,18 @@ def start_pools(work, round_no, ports, ttl, env):
     """(a) and (d) without the extension; (b) and (f) with it, TTL `ttl`, a
     fresh shared directory each; (c) with it loaded and never called, for
     the memory figures."""
-    def calling(key):
+    def ini(key):
+        if key == "c":
+            return {"extension": SO, "ssm_db_config.parameter": "/bench/db"}
+        if key not in "bf":
+            return {}
         shared = os.path.join(work, f"shared-{key}-{round_no}")
         os.mkdir(shared, 0o700)
         if AS_ROOT:
             os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
         return {"extension": SO, "ssm_db_config.parameter": "/bench/db",
                 "ssm_db_config.ttl": str(ttl), "ssm_db_config.shared_dir": shared}
-    ini = {"a": lambda: {}, "b": lambda: calling("b"), "d": lambda: {}, "f": lambda: calling("f"),
-           "c": lambda: {"extension": SO, "ssm_db_config.parameter": "/bench/db"}}
-    return {key: start_fpm(work, f"pool-{key}", port, ini[key](), env) for key, port in ports.items()}
+    return {key: start_fpm(work, f"pool-{key}", port, ini(key), env) for key, port in ports.items()}
 
 
 def stop(proc):
@@ -338,12 +340,10 @@ def main():
         print(f"== php-fpm, 8 static workers, nginx, wrk -t2 -c16 for {args.duration} s per page "
               f"in {args.rounds} rounds, fresh pools each round ({placement})")
         print(f"{'':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-        print(f"{'(a) constants hard-coded':34} {a['rps']:10.0f} {a['p50_ms']:8.3f} {a['p99_ms']:8.3f} {a['errors']:8d}")
-        print(f"{'(b) ssm_db_config(), TTL ' + str(args.ttl) + ' s':34} {b['rps']:10.0f} {b['p50_ms']:8.3f} {b['p99_ms']:8.3f} {b['errors']:8d}")
-        print(f"{'(c) constants, extension loaded':34} {c['rps']:10.0f} {c['p50_ms']:8.3f} {c['p99_ms']:8.3f} {c['errors']:8d}")
-        for key in keys[3:]:
+        for key in keys:
             m = merge(runs[key])
-            print(f"{LABELS[key]:34} {m['rps']:10.0f} {m['p50_ms']:8.3f} {m['p99_ms']:8.3f} {m['errors']:8d}")
+            label = LABELS[key].format(ttl=args.ttl)
+            print(f"{label:34} {m['rps']:10.0f} {m['p50_ms']:8.3f} {m['p99_ms']:8.3f} {m['errors']:8d}")
         print(f"throughput ratio b/a {b['rps'] / a['rps']:.3f} (target >= 0.98); control c/a {c['rps'] / a['rps']:.3f}")
         print(f"p99 ratio b/a        {b['p99_ms'] / a['p99_ms']:.3f} (target <= 1.05); control c/a {c['p99_ms'] / a['p99_ms']:.3f}")
         for label, key in (("throughput", "rps"), ("p99", "p99_ms")):

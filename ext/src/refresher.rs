@@ -21,10 +21,10 @@
 //! [`linger`]) it drops its runtime and SSM client, trims the allocator and
 //! ends. A worker then holds no AWS client between fetches, at the price of
 //! starting the thread and loading the AWS configuration again at the next
-//! fetch: 4.3 ms of CPU and 12 ms in all per refresh, against 0.55 ms for a
-//! refresh on a thread that is still there (measured with the emulator). With
+//! fetch: 2.5–4.3 ms of CPU per refresh, against 1.5 ms when the thread is
+//! still there (PHP CLI against the emulator, a refresh every 0.3 s). With
 //! a short TTL that price comes every few seconds, on the CPU that serves
-//! requests, and shows in their latency (`bench/fleet.py`: p99 1.44 times
+//! requests, and shows in their latency (`bench/README.md`: p99 1.44 times
 //! the baseline with TTL 5 s, 1.01 with TTL 3600). So the thread waits for
 //! the next refresh when it is due within [`KEEP_FOR_TTL_UP_TO`], and ends
 //! [`IDLE_EXIT`] after its last job otherwise. The allocator still keeps
@@ -77,7 +77,7 @@ pub struct Outcome {
 const IDLE_EXIT: Duration = Duration::from_millis(200);
 /// TTLs up to this keep the thread, its runtime and client from one refresh
 /// to the next: rebuilding them costs more than keeping them for that long.
-pub const KEEP_FOR_TTL_UP_TO: Duration = Duration::from_secs(60);
+const KEEP_FOR_TTL_UP_TO: Duration = Duration::from_secs(60);
 
 /// How long the thread waits for the next job after one for a value of `ttl`:
 /// past the next refresh-ahead (which comes before the TTL is over) when the
