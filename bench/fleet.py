@@ -52,9 +52,18 @@ echo DB_HOST;
 """
 PAGE_CALL_ONLY = PAGE_HARDCODED.replace("<?php", "<?php\nssm_db_config();", 1)
 PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
-         "d": ("loop.php", PAGE_LOOP_LITERAL), "f": ("call.php", PAGE_CALL_ONLY)}
+         "d": ("loop.php", PAGE_LOOP_LITERAL), "f": ("call.php", PAGE_CALL_ONLY), "g": ("extension.php", PAGE_EXTENSION),
+         **{k: ("extension.php", PAGE_EXTENSION) for k in "hij"}}
 LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} s", "c": "(c) constants, extension loaded",
-          "d": "(d) loop over a literal array", "f": "(f) call unused, then as (a)"}
+          "d": "(d) loop over a literal array", "f": "(f) call unused, then as (a)", "g": "(g) as (b), TTL 3600 s",
+          **{k: f"({k}) as (b), --other-so {n + 1}" for n, k in enumerate("hij")}}
+# (g) never refreshes during a run: (b) against (g) is what refreshing costs.
+LONG_TTL = 3600
+
+
+def ttl_of(key, ttl):
+    """The TTL of a pool that calls the extension, else None."""
+    return LONG_TTL if key == "g" else ttl if key in "bfhij" else None
 
 
 # With two CPUs or more, wrk (and the AWS emulator) get CPU 0 and the servers
@@ -63,6 +72,8 @@ LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} 
 # main() (--no-pin turns it off).
 LOAD_CPUS = None
 SERVER_CPUS = None
+# --other-so: the builds of the extension that pools (h), (i), (j) load.
+OTHER_SO = {}
 
 
 def place(cpus):
@@ -213,21 +224,22 @@ def children(ppid):
     return pids
 
 
-def start_pools(work, round_no, ports, ttl, env):
-    """(a) and (d) without the extension; (b) and (f) with it, TTL `ttl`, a
-    fresh shared directory each; (c) with it loaded and never called, for
-    the memory figures."""
+def start_pools(work, shared_root, round_no, ports, ttl, env):
+    """(a) and (d) without the extension; (b), (f) and the --other-so builds
+    (h), (i), (j) with it, TTL `ttl`, and (g) with a TTL of an hour, a fresh
+    shared directory each; (c) with it loaded and never called, for the
+    memory figures."""
     def ini(key):
         if key == "c":
             return {"extension": SO, "ssm_db_config.parameter": "/bench/db"}
-        if key not in "bf":
+        if ttl_of(key, ttl) is None:
             return {}
-        shared = os.path.join(work, f"shared-{key}-{round_no}")
+        shared = os.path.join(shared_root, f"shared-{key}-{round_no}")
         os.mkdir(shared, 0o700)
         if AS_ROOT:
             os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
-        return {"extension": SO, "ssm_db_config.parameter": "/bench/db",
-                "ssm_db_config.ttl": str(ttl), "ssm_db_config.shared_dir": shared}
+        return {"extension": OTHER_SO.get(key, SO), "ssm_db_config.parameter": "/bench/db",
+                "ssm_db_config.ttl": str(ttl_of(key, ttl)), "ssm_db_config.shared_dir": shared}
     return {key: start_fpm(work, f"pool-{key}", port, ini(key), env) for key, port in ports.items()}
 
 
@@ -277,9 +289,15 @@ def main():
     ap.add_argument("--ttl", type=int, default=5)
     ap.add_argument("--no-soak", action="store_true", help="skip the soak")
     ap.add_argument("--decompose", action="store_true",
-                    help="also load (d) the loop over a literal array and (f) the call alone (see PAGE_LOOP_LITERAL)")
+                    help="also load (d) the loop over a literal array, (f) the call alone (see PAGE_LOOP_LITERAL) "
+                         "and (g) page (b) with a TTL of an hour")
+    ap.add_argument("--other-so", metavar="PATH", nargs="+", default=[],
+                    help="also load page (b) with these builds of the extension, as (h), (i), (j): builds compared in one run")
     args = ap.parse_args()
-    global LOAD_CPUS, SERVER_CPUS
+    global LOAD_CPUS, SERVER_CPUS, OTHER_SO
+    if len(args.other_so) > 3:
+        sys.exit("fleet.py: at most three --other-so builds")
+    OTHER_SO = dict(zip("hij", args.other_so))
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2 and not args.no_pin:
         LOAD_CPUS, SERVER_CPUS = {cpus[0]}, set(cpus[1:])
@@ -289,6 +307,12 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("fleet.py: wrk is not installed (apt install wrk)")
     work = tempfile.mkdtemp(prefix="ssm-fleet-")
+    # The shared directories on tmpfs, as the default (`auto`, under
+    # /dev/shm) puts them: on ext4, replacing the entry by rename() makes
+    # the refresh write the file back to disk (auto_da_alloc), a cost a
+    # default install does not have.
+    shared_root = tempfile.mkdtemp(prefix="ssm-fleet-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.chmod(shared_root, 0o711)
     os.chmod(work, 0o777)  # php-fpm runs as nobody when we are root: its log and pid go here
     procs = []
     try:
@@ -297,7 +321,7 @@ def main():
                                             Value="postgresql://wp:bench-password@db.internal:5432/wp")
             env = dict(os.environ, **aws.env())
             env.pop("PHP_INI_SCAN_DIR", None)
-            keys = "abc" + ("df" if args.decompose else "")
+            keys = "abc" + ("dfg" if args.decompose else "") + "".join(OTHER_SO)
             for key in keys:
                 with open(os.path.join(work, PAGES[key][0]), "w") as f:
                     f.write(PAGES[key][1])
@@ -313,16 +337,20 @@ def main():
             mem = {k: [] for k in keys}
             ssm_requests, bound, round_seconds = 0, 0.0, max(1, args.duration // args.rounds)
             for i in range(args.rounds):
-                pools = start_pools(work, i, fpm, args.ttl, env)
+                pools = start_pools(work, shared_root, i, fpm, args.ttl, env)
                 procs.extend(pools.values())
-                for key in keys:
-                    wrk(web[key], 2)  # warm-up: workers, opcache, (b)'s first fetch
                 before, started = aws_calls(aws), time.time()
                 for key in (keys * 2)[i % len(keys):i % len(keys) + len(keys)]:
+                    # Warm-up (workers, opcache, the first fetch) right before
+                    # the load, so that every pool starts it in one state: an
+                    # extension pool left idle while the others are loaded
+                    # starts with its value past the TTL and its fetch thread
+                    # gone, and pays that transient in its p99.
+                    wrk(web[key], 2)
                     runs[key].append(wrk(web[key], round_seconds))
                 ssm_requests += aws_calls(aws) - before
                 # Each pool that calls the extension has a shared directory of its own: a host each.
-                bound += sum(k in "bf" for k in keys) * ((time.time() - started) / args.ttl + 1)
+                bound += sum((time.time() - started) / ttl_of(k, args.ttl) + 1 for k in keys if ttl_of(k, args.ttl))
                 for key, pool in pools.items():
                     mem[key].append([private_dirty_kb(p) for p in children(pool.pid)])
                     stop(pool)
@@ -355,7 +383,7 @@ def main():
             print(f"  round {i + 1}: " + "  ".join(
                 f"{k} {runs[k][i]['rps']:7.0f} {runs[k][i]['p99_ms']:6.2f}" for k in keys))
         print(f"GetParameter requests at the emulator: {ssm_requests} (target: at most one per TTL plus one per "
-              f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if k in 'bf')}, each alive ~{len(keys) * round_seconds} s)")
+              f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if ttl_of(k, args.ttl))}, each alive ~{len(keys) * (round_seconds + 2)} s)")
         print()
         print("== private dirty memory per worker after the load (kB)")
         print(f"pool without the extension: avg {avg_a:.0f}  {sorted(mem_a)}")
@@ -373,6 +401,7 @@ def main():
         for p in reversed(procs):
             stop(p)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(shared_root, ignore_errors=True)
 
 
 def aws_calls(aws):
