@@ -22,12 +22,15 @@
 //! ends. A worker then holds no AWS client between fetches, at the price of
 //! starting the thread and loading the AWS configuration again at the next
 //! fetch: 2.5–4.3 ms of CPU per refresh, against 1.5 ms when the thread is
-//! still there (PHP CLI against the emulator, a refresh every 0.3 s). With
-//! a short TTL that price comes every few seconds, on the CPU that serves
-//! requests, and shows in their latency (`bench/README.md`: p99 1.44 times
-//! the baseline with TTL 5 s, 1.01 with TTL 3600). So the thread waits for
-//! the next refresh when it is due within [`KEEP_FOR_TTL_UP_TO`], and ends
-//! [`IDLE_EXIT`] after its last job otherwise. The allocator still keeps
+//! still there (PHP CLI against the emulator, a refresh every 0.3 s; in a
+//! php-fpm worker under load, refreshing every 5 s with its caches cold,
+//! 8–18 ms, nearly all in the SDK's request pipeline: `bench/README.md`,
+//! session 4). With a short TTL that price comes every few seconds, on the
+//! CPU that serves requests, and shows in their latency (`bench/README.md`:
+//! p99 1.44 times the baseline with TTL 5 s, 1.01 with TTL 3600). So the
+//! thread waits for the next refresh when it is due within
+//! [`KEEP_FOR_TTL_UP_TO`], and ends [`IDLE_EXIT`] after its last job
+//! otherwise. The allocator still keeps
 //! about 0.7 MB of what the SDK used (fragmented pages of the thread's arena,
 //! and the SDK's one-time statics such as its parsed root certificates);
 //! `state` keeps refreshing with one worker of the host, so that this, and
