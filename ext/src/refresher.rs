@@ -17,24 +17,23 @@
 //!   (dropping would wait on a thread that does not exist here) and starts its own;
 //! - the runtime's blocking threads (getaddrinfo) exit one second after use.
 //!
-//! The thread does not stay: once its queue has been empty for a while (see
-//! [`linger`]) it drops its runtime and SSM client, trims the allocator and
-//! ends. A worker then holds no AWS client between fetches, at the price of
-//! starting the thread and loading the AWS configuration again at the next
-//! fetch: 2.5–4.3 ms of CPU per refresh, against 1.5 ms when the thread is
-//! still there (PHP CLI against the emulator, a refresh every 0.3 s; in a
-//! php-fpm worker under load, refreshing every 5 s with its caches cold,
-//! 8–18 ms, nearly all in the SDK's request pipeline: `bench/README.md`,
-//! session 4). With a short TTL that price comes every few seconds, on the
-//! CPU that serves requests, and shows in their latency (`bench/README.md`:
-//! p99 1.44 times the baseline with TTL 5 s, 1.01 with TTL 3600). So the
-//! thread waits for the next refresh when it is due within
-//! [`KEEP_FOR_TTL_UP_TO`], and ends [`IDLE_EXIT`] after its last job
-//! otherwise. The allocator still keeps
-//! about 0.7 MB of what the SDK used (fragmented pages of the thread's arena,
-//! and the SDK's one-time statics such as its parsed root certificates);
-//! `state` keeps refreshing with one worker of the host, so that this, and
-//! the thread kept waiting, is paid once per host, not per worker.
+//! How long the thread stays depends on the TTL (see [`linger`]). With a
+//! TTL of [`KEEP_FOR_TTL_UP_TO`] or less it waits for the next refresh:
+//! building the thread, runtime and client again costs more than keeping
+//! them (2.5–4.3 ms of CPU per refresh against 1.5 ms in PHP CLI refreshing
+//! every 0.3 s), and with a short TTL that price comes every few seconds on
+//! the CPU that serves requests (`bench/README.md`: p99 1.44 times the
+//! baseline with TTL 5 s, 1.01 with TTL 3600). Even a kept thread costs
+//! 8–18 ms per refresh in a php-fpm worker under load, nearly all in the
+//! SDK's request pipeline with its caches cold (`bench/README.md`, session
+//! 4). With a longer TTL the thread ends [`IDLE_EXIT`] after its last job:
+//! it drops its runtime and SSM client and trims the allocator, so that a
+//! worker holds no AWS client between fetches. The allocator still keeps
+//! about 0.7 MB of what the SDK used (fragmented pages of the thread's
+//! arena, and the SDK's one-time statics such as its parsed root
+//! certificates); `state` keeps refreshing with one worker of the host, so
+//! that this, and a thread kept waiting, is paid once per host, not per
+//! worker.
 //!
 //! When the host shares its cache (see `core::shared`), the job carries the
 //! slot's lock: the thread updates the shared entry, success or failure,
