@@ -5,19 +5,29 @@
 //! call runs under one budget (`timeout`) that covers credential resolution,
 //! connecting, retries and reading the answer.
 //!
+//! Once the SDK has answered, refreshes go out through [`crate::direct`]:
+//! the same request, endpoint, credentials and connector, without the SDK's
+//! request pipeline, which costs more CPU than the rest of a refresh
+//! together. A failure there sends the next attempt back through the SDK.
+//!
 //! AWS failures are classified here into [`Error`] kinds from the error's
 //! *type*, its AWS error code and its HTTP status: never from its `Display`
 //! text, which for the SDK includes the raw response.
 
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use serde::Deserialize;
 
-use crate::{policy, Error, Secret};
+use crate::direct::{Direct, RouteCapture};
+use crate::{policy, Error, ErrorKind, Secret};
 
 /// Where and how to reach SSM. Anything left `None` comes from the default AWS chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +55,21 @@ pub struct FetchedParameter {
 #[derive(Debug, Clone)]
 pub struct SsmFetcher {
     client: aws_sdk_ssm::Client,
+    /// `None` when the SDK gave no credentials provider or connector.
+    direct: Option<Arc<Direct>>,
+    /// Attempts made: through the SDK, and direct.
+    attempts: Arc<[AtomicU64; 2]>,
     region: String,
     timeout: Duration,
+}
+
+/// Which way an attempt went (see [`SsmFetcher::attempts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Through the SDK's request pipeline.
+    pub sdk: u64,
+    /// Through [`crate::direct`].
+    pub direct: u64,
 }
 
 /// Upper bound for establishing a TCP/TLS connection, within the overall budget:
@@ -81,7 +104,25 @@ impl SsmFetcher {
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| Error::BadConfiguration(NO_REGION.into()))?;
-        Ok(SsmFetcher { client: aws_sdk_ssm::Client::new(&sdk_config), region, timeout: settings.timeout })
+        let route = RouteCapture::default();
+        let config = aws_sdk_ssm::config::Builder::from(&sdk_config).interceptor(route.clone()).build();
+        let direct = match (
+            sdk_config.credentials_provider(),
+            Direct::default_connector(settings.timeout.min(MAX_CONNECT_TIMEOUT), sdk_config.sleep_impl()),
+        ) {
+            (Some(credentials), Some(connector)) => Some(Arc::new(Direct::new(route, credentials, connector))),
+            _ => None,
+        };
+        Ok(SsmFetcher { client: aws_sdk_ssm::Client::from_conf(config), direct, attempts: Arc::default(), region, timeout: settings.timeout })
+    }
+
+    /// How many attempts went through the SDK and how many went direct.
+    pub fn attempts(&self) -> Attempts {
+        Attempts { sdk: self.attempts[0].load(Ordering::Relaxed), direct: self.attempts[1].load(Ordering::Relaxed) }
+    }
+
+    fn count(&self, direct: bool) {
+        self.attempts[usize::from(direct)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The region in use.
@@ -138,8 +179,49 @@ impl SsmFetcher {
         unreachable!("the loop returns")
     }
 
+    /// The direct path, when it may be taken: `None` sends the attempt
+    /// through the SDK. An answer that a fresh look through the SDK might
+    /// change (credentials refused, as after a rotation or with a skewed
+    /// clock) is retried that way at once; any other failure is returned,
+    /// and the next attempt goes through the SDK.
+    async fn try_direct<T>(&self, name: &str, target: &str, body: serde_json::Value, read: impl FnOnce(&[u8]) -> Result<T, Error>) -> Option<Result<T, Error>> {
+        let direct = self.direct.as_ref().filter(|d| d.ready())?;
+        let body = serde_json::to_vec(&body).ok()?;
+        self.count(true);
+        let result = match direct.call(target, body, name, self.timeout).await {
+            Ok(bytes) => read(&bytes),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => Some(Ok(value)),
+            Err(e) => {
+                direct.failed();
+                match e.kind() {
+                    ErrorKind::AccessDenied | ErrorKind::NoCredentials => None,
+                    _ => Some(Err(e)),
+                }
+            }
+        }
+    }
+
+    fn sdk_answered(&self) {
+        if let Some(direct) = &self.direct {
+            direct.sdk_succeeded();
+        }
+    }
+
     async fn get_once(&self, name: &str) -> Result<FetchedParameter, Error> {
         let started = Instant::now();
+        let direct = self.try_direct(name, "AmazonSSM.GetParameter", serde_json::json!({"Name": name, "WithDecryption": true}), |body| {
+            let output: DirectGetParameter = serde_json::from_slice(body).map_err(|_| unreadable(name))?;
+            let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
+            let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
+            Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
+        });
+        if let Some(result) = direct.await {
+            return result;
+        }
+        self.count(false);
         let output = self
             .client
             .get_parameter()
@@ -148,15 +230,24 @@ impl SsmFetcher {
             .send()
             .await
             .map_err(|e| classify(name, self.timeout, e))?;
-        let parameter = output
-            .parameter
-            .ok_or_else(|| Error::Service { parameter: name.into(), reason: "the response had no parameter".into(), transient: true })?;
+        self.sdk_answered();
+        let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
         let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
         Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
     }
 
     async fn get_pair_once(&self, name: &str, credentials: &str) -> Result<(FetchedParameter, FetchedParameter), Error> {
         let started = Instant::now();
+        let body = serde_json::json!({"Names": [name, credentials], "WithDecryption": true});
+        let direct = self.try_direct(name, "AmazonSSM.GetParameters", body, |body| {
+            let output: DirectGetParameters = serde_json::from_slice(body).map_err(|_| unreadable(name))?;
+            let found = output.parameters.into_iter().map(|p| (p.name.unwrap_or_default(), p.value, p.version));
+            pick_pair(name, credentials, &output.invalid_parameters, found, started.elapsed())
+        });
+        if let Some(result) = direct.await {
+            return result;
+        }
+        self.count(false);
         let output = self
             .client
             .get_parameters()
@@ -166,25 +257,73 @@ impl SsmFetcher {
             .send()
             .await
             .map_err(|e| classify(name, self.timeout, e))?;
-        if let Some(invalid) = output.invalid_parameters().first() {
-            return Err(Error::NotFound { parameter: invalid.clone() });
-        }
-        let duration = started.elapsed();
-        let found = |p: &aws_sdk_ssm::types::Parameter, wanted: &str| -> Result<FetchedParameter, Error> {
-            let value = p.value().ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
-            Ok(FetchedParameter { value: Secret::new(value.to_owned()), version: p.version(), duration })
-        };
-        let parameters = output.parameters();
-        let is_main = |p: &&aws_sdk_ssm::types::Parameter| p.name().is_some_and(|n| n == name || n == without_selector(name));
-        let main = parameters.iter().find(is_main).ok_or_else(|| Error::NotFound { parameter: name.to_owned() })?;
-        // The other one. (Secrets Manager references come back under the
-        // secret's own name rather than the /aws/reference/... path.)
-        let creds = parameters
-            .iter()
-            .find(|p| !std::ptr::eq(*p, main))
-            .ok_or_else(|| Error::NotFound { parameter: credentials.to_owned() })?;
-        Ok((found(main, name)?, found(creds, credentials)?))
+        self.sdk_answered();
+        let found = output.parameters.unwrap_or_default().into_iter().map(|p| (p.name.unwrap_or_default(), p.value, p.version));
+        pick_pair(name, credentials, output.invalid_parameters.as_deref().unwrap_or_default(), found, started.elapsed())
     }
+}
+
+/// The two parameters of a GetParameters answer: `name`'s and the other one.
+fn pick_pair(
+    name: &str,
+    credentials: &str,
+    invalid: &[String],
+    found: impl Iterator<Item = (String, Option<String>, i64)>,
+    duration: Duration,
+) -> Result<(FetchedParameter, FetchedParameter), Error> {
+    if let Some(invalid) = invalid.first() {
+        return Err(Error::NotFound { parameter: invalid.clone() });
+    }
+    let (mut main, mut creds) = (None, None);
+    for (found_name, value, version) in found {
+        if main.is_none() && (found_name == name || found_name == without_selector(name)) {
+            main = Some((value, version));
+        } else if creds.is_none() {
+            // The other one. (Secrets Manager references come back under the
+            // secret's own name rather than the /aws/reference/... path.)
+            creds = Some((value, version));
+        }
+    }
+    let take = |found: Option<(Option<String>, i64)>, wanted: &str| -> Result<FetchedParameter, Error> {
+        let (value, version) = found.ok_or_else(|| Error::NotFound { parameter: wanted.to_owned() })?;
+        let value = value.ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
+        Ok(FetchedParameter { value: Secret::new(value), version, duration })
+    };
+    Ok((take(main, name)?, take(creds, credentials)?))
+}
+
+/// GetParameter's answer, as far as we read it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DirectGetParameter {
+    parameter: Option<DirectParameter>,
+}
+
+/// GetParameters' answer, as far as we read it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DirectGetParameters {
+    #[serde(default)]
+    parameters: Vec<DirectParameter>,
+    #[serde(default)]
+    invalid_parameters: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DirectParameter {
+    name: Option<String>,
+    value: Option<String>,
+    #[serde(default)]
+    version: i64,
+}
+
+fn no_parameter(name: &str) -> Error {
+    Error::Service { parameter: name.into(), reason: "the response had no parameter".into(), transient: true }
+}
+
+fn unreadable(name: &str) -> Error {
+    Error::Service { parameter: name.into(), reason: "unreadable response (HTTP 200)".into(), transient: true }
 }
 
 /// At most this many attempts per fetch (the budget usually ends it first).
@@ -273,7 +412,7 @@ pub fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Erro
 
 /// The AWS error code in a response body (`<Code>X</Code>` or `"__type":"X"`),
 /// and nothing else from it: only a short identifier is ever taken.
-fn error_code_in_body(body: &[u8]) -> Option<String> {
+pub(crate) fn error_code_in_body(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let rest = match text.find("<Code>") {
         Some(i) => &text[i + "<Code>".len()..],
@@ -296,23 +435,34 @@ fn sources<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (d
 }
 
 fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
-    sources(err).find_map(|e| e.downcast_ref::<CredentialsError>()).map(|c| {
-        match c {
-            CredentialsError::CredentialsNotLoaded(_) => "no credentials were found in the environment, profile, container or instance metadata",
-            CredentialsError::ProviderTimedOut(_) => "the credential provider timed out",
-            CredentialsError::InvalidConfiguration(_) => "the credential configuration is invalid",
-            CredentialsError::ProviderError(_) => "the credential provider failed",
-            _ => "the credential provider failed unexpectedly",
-        }
-        .to_owned()
-    })
+    sources(err).find_map(|e| e.downcast_ref::<CredentialsError>()).map(|c| credentials_reason(c).to_owned())
+}
+
+/// Why the credential chain gave nothing, without its own text.
+pub(crate) fn credentials_reason(err: &CredentialsError) -> &'static str {
+    match err {
+        CredentialsError::CredentialsNotLoaded(_) => "no credentials were found in the environment, profile, container or instance metadata",
+        CredentialsError::ProviderTimedOut(_) => "the credential provider timed out",
+        CredentialsError::InvalidConfiguration(_) => "the credential configuration is invalid",
+        CredentialsError::ProviderError(_) => "the credential provider failed",
+        _ => "the credential provider failed unexpectedly",
+    }
+}
+
+/// A request of the direct path that got no answer.
+pub(crate) fn connector_failure(parameter: &str, budget: Duration, err: &ConnectorError) -> Error {
+    if err.is_timeout() {
+        Error::Timeout { parameter: parameter.to_owned(), budget }
+    } else {
+        Error::Network { parameter: parameter.to_owned(), reason: io_reason(err) }
+    }
 }
 
 fn has_io_error(err: &(dyn StdError + 'static)) -> bool {
     sources(err).any(|e| e.is::<std::io::Error>())
 }
 
-fn io_reason(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn io_reason(err: &(dyn StdError + 'static)) -> String {
     use std::io::ErrorKind as K;
     let kind = sources(err).find_map(|e| e.downcast_ref::<std::io::Error>()).map(|io| io.kind());
     match kind {

@@ -7,6 +7,8 @@
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
 //! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
 //!   classifying AWS failures.
+//! - `direct`: the same request sent without the SDK's request pipeline, for
+//!   refreshes (endpoint, credentials and connector still the SDK's).
 //! - [`cache`]: [`ConfigCache`], the process-local moka cache, and freshness states.
 //! - [`policy`]: refresh-ahead point, retry delays, failure backoff; the shared clock.
 //! - [`shared`]: the encrypted host-wide entry php-fpm workers share, and its lock.
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod direct;
 pub mod error;
 pub mod fetch;
 pub mod parse;
@@ -25,7 +28,7 @@ pub mod shared;
 
 pub use cache::{CachedConfig, ConfigCache, Freshness, Timing};
 pub use error::{Error, ErrorKind};
-pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
+pub use fetch::{Attempts, FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat};
 pub use rewrite::with_endpoint;
 pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
