@@ -106,7 +106,8 @@ pub(crate) struct Direct {
     credentials: SharedCredentialsProvider,
     cached: Mutex<Option<Credentials>>,
     connector: SharedHttpConnector,
-    /// Cleared by a failure; set again when the SDK has answered.
+    /// Whether the next attempt may be direct: set by an answer, cleared
+    /// while an attempt is in flight and by a failure.
     usable: AtomicBool,
 }
 
@@ -124,20 +125,22 @@ impl Direct {
         aws_smithy_http_client::default_connector(&settings, sleep)
     }
 
-    /// Whether the next attempt may go this way.
-    pub(crate) fn ready(&self) -> bool {
-        self.usable.load(Ordering::Relaxed) && self.route.0.lock().is_ok_and(|r| r.is_some())
+    /// Whether this attempt may go this way. Taking the turn makes the next
+    /// attempt the SDK's until [`Direct::succeeded`] says otherwise, so that
+    /// an attempt cut off by the budget (its future dropped, no error seen)
+    /// counts as a failure too.
+    pub(crate) fn take_turn(&self) -> bool {
+        self.route.0.lock().is_ok_and(|r| r.is_some()) && self.usable.swap(false, Ordering::Relaxed)
     }
 
-    /// After the SDK answered: its route is fresh, the next attempt may be direct.
-    pub(crate) fn sdk_succeeded(&self) {
+    /// After an answer, from the SDK (its route is fresh) or from here: the
+    /// next attempt may be direct.
+    pub(crate) fn succeeded(&self) {
         self.usable.store(true, Ordering::Relaxed);
     }
 
-    /// After a failure here: the next attempt goes through the SDK, with
-    /// credentials resolved anew.
+    /// After a failure here: credentials are resolved anew next time.
     pub(crate) fn failed(&self) {
-        self.usable.store(false, Ordering::Relaxed);
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 

@@ -185,7 +185,7 @@ impl SsmFetcher {
     /// clock) is retried that way at once; any other failure is returned,
     /// and the next attempt goes through the SDK.
     async fn try_direct<T>(&self, name: &str, target: &str, body: serde_json::Value, read: impl FnOnce(&[u8]) -> Result<T, Error>) -> Option<Result<T, Error>> {
-        let direct = self.direct.as_ref().filter(|d| d.ready())?;
+        let direct = self.direct.as_ref().filter(|d| d.take_turn())?;
         let body = serde_json::to_vec(&body).ok()?;
         self.count(true);
         let result = match direct.call(target, body, name, self.timeout).await {
@@ -193,7 +193,10 @@ impl SsmFetcher {
             Err(e) => Err(e),
         };
         match result {
-            Ok(value) => Some(Ok(value)),
+            Ok(value) => {
+                direct.succeeded();
+                Some(Ok(value))
+            }
             Err(e) => {
                 direct.failed();
                 match e.kind() {
@@ -206,7 +209,7 @@ impl SsmFetcher {
 
     fn sdk_answered(&self) {
         if let Some(direct) = &self.direct {
-            direct.sdk_succeeded();
+            direct.succeeded();
         }
     }
 
@@ -389,7 +392,8 @@ pub fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Erro
         }
         "ParameterNotFound" | "ParameterVersionNotFound" | "ResourceNotFoundException" => Error::NotFound { parameter },
         code @ ("AccessDeniedException" | "AccessDenied" | "KMSAccessDeniedException" | "InvalidKeyId"
-        | "KMSDisabledException" | "ExpiredTokenException" | "InvalidSignatureException") => {
+        | "KMSDisabledException" | "ExpiredTokenException" | "InvalidSignatureException" | "SignatureDoesNotMatch"
+        | "IncompleteSignature") => {
             Error::AccessDenied { parameter, aws_code: code.to_owned() }
         }
         "UnrecognizedClientException" | "InvalidClientTokenId" | "MissingAuthenticationToken" => {

@@ -24,6 +24,17 @@ fn repo_root() -> PathBuf {
 impl AwsStack {
     /// Starts the stack with the repository's `.venv` Python (made by scripts/setup).
     pub fn start() -> AwsStack {
+        AwsStack::start_with(&[])
+    }
+
+    /// Starts the stack with moto checking every request's signature and IAM
+    /// policy; `env["AWS_ACCESS_KEY_ID"]` and `env["AWS_SECRET_ACCESS_KEY"]`
+    /// are then an IAM user's keys that are allowed SSM.
+    pub fn start_with_auth() -> AwsStack {
+        AwsStack::start_with(&["--auth"])
+    }
+
+    fn start_with(flags: &[&str]) -> AwsStack {
         let root = repo_root();
         let python = std::env::var("PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/bin/python"));
         let dir = std::env::temp_dir().join(format!("ssm-stack-{}-{:?}", std::process::id(), Instant::now()).replace([' ', '{', '}', ':', ','], ""));
@@ -33,6 +44,7 @@ impl AwsStack {
             .arg(root.join("tests/support/stack.py"))
             .arg("--env-file")
             .arg(&env_file)
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -66,7 +78,13 @@ impl AwsStack {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(self.moto_url())
-            .credentials_provider(aws_sdk_ssm::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                &self.env["AWS_ACCESS_KEY_ID"],
+                &self.env["AWS_SECRET_ACCESS_KEY"],
+                None,
+                None,
+                "tests",
+            ))
             .load()
             .await;
         aws_sdk_ssm::Client::new(&config)

@@ -19,7 +19,14 @@ Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
   ``none``, ``refuse`` (close the connection at once), ``hang`` (accept, never answer),
   ``slow`` (answer after delay_ms), ``500``, ``throttle`` (400 ThrottlingException; for
   query protocols such as RDS, the XML error with code Throttling),
-  ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body).
+  ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body),
+  ``denied`` (400 AccessDeniedException, as IAM answers a policy that does not
+  allow one parameter: moto's IAM does not scope policies to resources).
+
+``--auth`` (``AwsStack(auth=True)``): moto checks every request's SigV4
+signature and IAM policy, as AWS does. The stack creates an IAM user allowed
+``ssm:*`` and ``secretsmanager:*`` and hands out its keys instead of
+``testing``; a request signed wrongly gets ``SignatureDoesNotMatch``.
 """
 import argparse
 import json
@@ -66,11 +73,14 @@ def wait_http(url, timeout=30.0):
 class Moto:
     """A moto server on a free loopback port, in a temporary folder."""
 
-    def __init__(self):
+    def __init__(self, unauthenticated_actions=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="moto-")
         env = dict(os.environ, **FAKE_ENV)
+        if unauthenticated_actions is not None:
+            # moto authenticates every request after the first N.
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unauthenticated_actions)
         self.log = open(os.path.join(self.dir, "moto.log"), "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -153,9 +163,10 @@ class FaultProxy:
                 if mode == "hang":
                     time.sleep(fault.get("delay_ms", 30000) / 1000)
                     return self._hard_close()
-                if mode in ("500", "throttle"):
-                    status, code, message = (500, "InternalServerError", "injected") if mode == "500" \
-                        else (400, "ThrottlingException", "Rate exceeded")
+                if mode in ("500", "throttle", "denied"):
+                    status, code, message = {"500": (500, "InternalServerError", "injected"),
+                                             "throttle": (400, "ThrottlingException", "Rate exceeded"),
+                                             "denied": (400, "AccessDeniedException", "injected denial")}[mode]
                     if "X-Amz-Target" not in self.headers and \
                             (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
                         # Query protocols (RDS, CloudWatch) answer in XML, with RDS's code for throttling.
@@ -173,7 +184,9 @@ class FaultProxy:
                 req = urllib.request.Request(proxy.upstream + self.path, data=body if self.command != "GET" else None,
                                              method=self.command)
                 for k, v in self.headers.items():
-                    if k.lower() not in ("host", "content-length", "connection"):
+                    # Host passes as the client sent it: it is signed, and
+                    # moto checks signatures in --auth mode.
+                    if k.lower() not in ("content-length", "connection"):
                         req.add_header(k, v)
                 try:
                     resp = urllib.request.urlopen(req, timeout=30)
@@ -231,9 +244,25 @@ class FaultProxy:
 class AwsStack:
     """moto + proxy, with boto3 clients that talk to moto directly (uncounted)."""
 
+    # What the stack's own setup sends before moto checks signatures: three
+    # IAM calls to make the user (see --auth).
+    SETUP_ACTIONS = 3
+
+    def __init__(self, auth=False):
+        self.auth = auth
+        self.keys = (FAKE_ENV["AWS_ACCESS_KEY_ID"], FAKE_ENV["AWS_SECRET_ACCESS_KEY"])
+
     def __enter__(self):
-        self.moto = Moto()
+        self.moto = Moto(self.SETUP_ACTIONS if self.auth else None)
         self.proxy = FaultProxy(self.moto.url)
+        if self.auth:
+            iam = self.client("iam")
+            iam.create_user(UserName="ssm-db-config-tests")
+            key = iam.create_access_key(UserName="ssm-db-config-tests")["AccessKey"]
+            policy = {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["ssm:*", "secretsmanager:*", "kms:*"], "Resource": "*"}]}
+            iam.put_user_policy(UserName="ssm-db-config-tests", PolicyName="tests", PolicyDocument=json.dumps(policy))
+            self.keys = (key["AccessKeyId"], key["SecretAccessKey"])
         # moto builds a service's backend at its first request (for SSM, with
         # AWS's public parameters): over a second, more on a busy machine,
         # which a test's first fetch with a 2 s budget must not pay.
@@ -249,21 +278,23 @@ class AwsStack:
     def client(self, service):
         import boto3
         return boto3.client(service, endpoint_url=self.moto.url, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id=self.keys[0], aws_secret_access_key=self.keys[1])
 
     def env(self):
         """Settings for a process that should reach AWS through the proxy."""
-        return dict(FAKE_ENV, AWS_ENDPOINT_URL=self.proxy.url, MOTO_URL=self.moto.url, PROXY_URL=self.proxy.url)
+        return dict(FAKE_ENV, AWS_ENDPOINT_URL=self.proxy.url, MOTO_URL=self.moto.url, PROXY_URL=self.proxy.url,
+                    AWS_ACCESS_KEY_ID=self.keys[0], AWS_SECRET_ACCESS_KEY=self.keys[1])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--env-file", required=True, help="where to write the AWS_* settings (shell syntax)")
+    ap.add_argument("--auth", action="store_true", help="moto checks signatures and IAM policies (see above)")
     args = ap.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    with AwsStack() as aws:
+    with AwsStack(auth=args.auth) as aws:
         tmp = args.env_file + ".tmp"
         with open(tmp, "w") as f:
             for k, v in aws.env().items():

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{CachedConfig, ErrorKind, FetchSettings, SsmFetcher};
+use ssm_db_config_core::{Attempts, CachedConfig, ErrorKind, FetchSettings, SsmFetcher};
 use ssm_db_config_tests::AwsStack;
 
 async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
@@ -79,4 +79,81 @@ async fn classifies_injected_faults_within_the_budget() {
         assert!(message.contains("/it/anything"), "{mode}: {message}");
         assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
     }
+}
+
+/// Once the SDK has answered, refreshes go direct (`core/src/direct.rs`):
+/// every fault must come out of that path as it does out of the SDK's, and
+/// hand the next attempt back to the SDK.
+#[tokio::test(flavor = "current_thread")]
+async fn direct_path_classifies_faults_as_the_sdk_path_does() {
+    let aws = AwsStack::start();
+    let seed = aws.seed_client().await;
+    seed.put_parameter()
+        .name("/it/direct")
+        .value("postgresql://wp:pw@db.internal:5432/shop")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    // (mode, budget, kind, transient, retried: whether the budget leaves
+    // room for another attempt after the direct one)
+    let cases = [
+        ("throttle", 2000, ErrorKind::Throttled, true, true),
+        ("500", 2000, ErrorKind::Service, true, true),
+        ("garbage", 2000, ErrorKind::Service, true, true),
+        ("hang", 600, ErrorKind::Timeout, true, false),
+        ("refuse", 2000, ErrorKind::Network, true, true),
+        ("reset", 2000, ErrorKind::Network, true, true),
+        ("denied", 2000, ErrorKind::AccessDenied, false, true),
+    ];
+    for (mode, budget_ms, kind, transient, retried) in cases {
+        let f = fetcher(aws.proxy_url(), budget_ms).await;
+        f.get("/it/direct").await.expect("through the SDK");
+        f.get("/it/direct").await.expect("direct");
+        assert_eq!(f.attempts(), Attempts { sdk: 1, direct: 1 }, "{mode}");
+
+        aws.fault(mode, 5_000);
+        let started = Instant::now();
+        let err = f.get("/it/direct").await.unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.kind(), kind, "{mode}: {err}");
+        assert_eq!(err.is_transient(), transient, "{mode}");
+        assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
+        let message = err.to_string();
+        assert!(message.contains("/it/direct"), "{mode}: {message}");
+        assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
+        // The failed direct attempt was the first; the retries inside the
+        // budget (transient faults), or the one immediate retry (a denial,
+        // in case the cached credentials were the cause), went through the SDK.
+        let after_fault = f.attempts();
+        assert_eq!(after_fault.direct, 2, "{mode}: {after_fault:?}");
+        if retried {
+            assert!(after_fault.sdk >= 2, "{mode}: nothing went back to the SDK: {after_fault:?}");
+        }
+
+        aws.fault("none", 0);
+        f.get("/it/direct").await.expect("through the SDK again");
+        f.get("/it/direct").await.expect("direct again");
+        assert_eq!(f.attempts(), Attempts { sdk: after_fault.sdk + 1, direct: 3 }, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn direct_path_reads_missing_parameters_and_pairs() {
+    let aws = AwsStack::start();
+    let seed = aws.seed_client().await;
+    for (name, value) in [("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop"), ("/it/pair/creds", r#"{"username":"u","password":"p"}"#)] {
+        seed.put_parameter().name(name).value(value).r#type(aws_sdk_ssm::types::ParameterType::SecureString).send().await.unwrap();
+    }
+    let f = fetcher(aws.proxy_url(), 2000).await;
+    f.get("/it/pair/db").await.expect("through the SDK");
+    // A missing parameter, or one of a pair: not found, from the direct path.
+    assert_eq!(f.get("/it/pair/none").await.unwrap_err().kind(), ErrorKind::NotFound);
+    f.get("/it/pair/db").await.expect("through the SDK");
+    let err = f.get_pair("/it/pair/db", "/it/pair/nocreds").await.unwrap_err();
+    assert_eq!((err.kind(), err.to_string().contains("/it/pair/nocreds")), (ErrorKind::NotFound, true), "{err}");
+    f.get("/it/pair/db").await.expect("through the SDK");
+    let (main, creds) = f.get_pair("/it/pair/db:1", "/it/pair/creds").await.expect("direct pair");
+    assert!(main.value.expose().starts_with("postgresql://") && creds.value.expose().contains("\"u\""));
+    assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 3 });
 }
