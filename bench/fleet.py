@@ -224,6 +224,23 @@ def children(ppid):
     return pids
 
 
+def fetch_thread_ns(master_pid):
+    """CPU time of the extension's fetch threads (named ssm_db_config) in the
+    workers of one pool, by thread: what refreshing costs the CPUs that serve."""
+    ns = {}
+    for pid in children(master_pid):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    if f.read().strip() != "ssm_db_config":
+                        continue
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    ns[tid] = int(f.read().split()[0])
+        except OSError:
+            pass  # the thread (or worker) ended while we looked
+    return ns
+
+
 def start_pools(work, shared_root, round_no, ports, ttl, env):
     """(a) and (d) without the extension; (b), (f) and the --other-so builds
     (h), (i), (j) with it, TTL `ttl`, and (g) with a TTL of an hour, a fresh
@@ -335,6 +352,7 @@ def main():
             # turns, the order rotating, so that drift hits them alike.
             runs = {k: [] for k in keys}
             mem = {k: [] for k in keys}
+            refresh_cost = {k: [] for k in keys}
             ssm_requests, bound, round_seconds = 0, 0.0, max(1, args.duration // args.rounds)
             for i in range(args.rounds):
                 pools = start_pools(work, shared_root, i, fpm, args.ttl, env)
@@ -347,7 +365,11 @@ def main():
                     # starts with its value past the TTL and its fetch thread
                     # gone, and pays that transient in its p99.
                     wrk(web[key], 2)
+                    threads, calls = fetch_thread_ns(pools[key].pid), aws_calls(aws)
                     runs[key].append(wrk(web[key], round_seconds))
+                    # A thread that ended during the load is not counted; under load they stay.
+                    spent = sum(t - threads.get(tid, 0) for tid, t in fetch_thread_ns(pools[key].pid).items())
+                    refresh_cost[key].append((spent, aws_calls(aws) - calls))
                 ssm_requests += aws_calls(aws) - before
                 # Each pool that calls the extension has a shared directory of its own: a host each.
                 bound += sum((time.time() - started) / ttl_of(k, args.ttl) + 1 for k in keys if ttl_of(k, args.ttl))
@@ -382,6 +404,12 @@ def main():
         for i in range(args.rounds):
             print(f"  round {i + 1}: " + "  ".join(
                 f"{k} {runs[k][i]['rps']:7.0f} {runs[k][i]['p99_ms']:6.2f}" for k in keys))
+        print("fetch threads' CPU per SSM request during the load (median round; requests in all rounds):")
+        for key in keys:
+            per_request = [ns / 1e6 / n for ns, n in refresh_cost[key] if n]
+            if per_request:
+                print(f"  ({key}) {median(per_request):6.2f} ms  (rounds: {', '.join(f'{x:.1f}' for x in per_request)}; "
+                      f"{sum(n for _, n in refresh_cost[key])} requests)")
         print(f"GetParameter requests at the emulator: {ssm_requests} (target: at most one per TTL plus one per "
               f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if ttl_of(k, args.ttl))}, each alive ~{len(keys) * (round_seconds + 2)} s)")
         print()

@@ -51,7 +51,8 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,
  *   version: ?int, credentials_version: ?int, consecutive_failures: int, next_attempt_in_seconds: ?float,
  *   engine: ?string, host: ?string, port: ?int, user: ?string, dbname: ?string, options: array<string, string>,
- *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, parameters_cached: int,
+ *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, sdk_requests: int, direct_requests: int,
+ *   parameters_cached: int,
  *   last_error: ?array{kind: string, code: int, message: string},
  *   last_fetch_duration_ms: ?float, last_fetch_time: ?float
  * }

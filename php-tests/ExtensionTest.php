@@ -151,6 +151,8 @@ final class ExtensionTest extends TestCase
         self::assertSame('fresh', $r['after']['state']);
         self::assertSame(2, $r['after']['fetches']);
         self::assertSame(1, $r['after']['misses'], 'only the first call waited');
+        self::assertSame(['sdk_requests' => 1, 'direct_requests' => 1], array_intersect_key($r['after'], array_flip(['sdk_requests', 'direct_requests'])),
+            'the first fetch goes through the SDK, the refresh directly');
         self::assertSame(2, Proxy::getParameterCalls());
     }
 

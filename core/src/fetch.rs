@@ -72,6 +72,13 @@ pub struct Attempts {
     pub direct: u64,
 }
 
+impl Attempts {
+    /// The attempts made since `earlier` was read.
+    pub fn since(self, earlier: Attempts) -> Attempts {
+        Attempts { sdk: self.sdk - earlier.sdk, direct: self.direct - earlier.direct }
+    }
+}
+
 /// Upper bound for establishing a TCP/TLS connection, within the overall budget:
 /// a black-holed endpoint must leave time for a retry on another address.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);

@@ -191,6 +191,8 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("fetches", c.fetches as i64)?;
     ht.insert("errors", c.errors as i64)?;
     ht.insert("shared_hits", c.shared_hits as i64)?;
+    ht.insert("sdk_requests", c.sdk_requests as i64)?;
+    ht.insert("direct_requests", c.direct_requests as i64)?;
     ht.insert("parameters_cached", state.parameters_cached() as i64)?;
     match &state.last_error {
         None => ht.insert("last_error", Option::<i64>::None)?,

@@ -35,6 +35,7 @@ pub extern "C" fn info(module: *mut ModuleEntry) {
     row("Fetches", &c.fetches.to_string());
     row("Fetch errors", &c.errors.to_string());
     row("Values from the shared cache", &c.shared_hits.to_string());
+    row("SSM requests (through the SDK / direct)", &format!("{} / {}", c.sdk_requests, c.direct_requests));
     row("Shared cache", &match &state.sharing {
         Sharing::Ready(dir, _) => dir.display().to_string(),
         Sharing::Pending(dir, _) => format!("{} (set up at first use)", dir.resolve().display()),

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
 use ssm_db_config_core::shared::SlotLock;
-use ssm_db_config_core::{CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher, StoredValue};
+use ssm_db_config_core::{Attempts, CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher, StoredValue};
 
 use crate::environment;
 
@@ -72,6 +72,8 @@ pub struct Outcome {
     /// Failures in a row (as the host counts them) and when to try again.
     pub failures: u32,
     pub next_attempt_ns: u64,
+    /// The requests this job sent to SSM, by path.
+    pub attempts: Attempts,
 }
 
 /// How long the thread waits for another job before it ends, when no
@@ -159,7 +161,8 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
     job.reply = Some(tx);
     let parameter = job.parameter.clone();
     let budget = job.settings.timeout;
-    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0 };
+    // (A late answer is dropped, and its requests go uncounted.)
+    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0, attempts: Attempts::default() };
     if let Err(e) = submit(job) {
         return lost(e);
     }
@@ -216,7 +219,7 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
 }
 
 async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Outcome {
-    let result = fetch(job, fetcher).await;
+    let (result, attempts) = fetch(job, fetcher).await;
     let region = fetcher.as_ref().map(|(_, f)| f.region().to_owned());
     let previous = job.shared.as_ref().and_then(|(slot, _, key)| slot.read(key));
     let (failures, next_attempt_ns) = match &result {
@@ -242,14 +245,24 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         // A failed write only costs the other workers a fetch of their own.
         let _ = slot.write(key, &entry);
     }
-    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns }
+    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns, attempts }
 }
 
-async fn fetch(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Result<(StoredValue, CachedConfig), Error> {
+/// The fetch, and the requests it sent.
+async fn fetch(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> (Result<(StoredValue, CachedConfig), Error>, Attempts) {
     if fetcher.as_ref().is_none_or(|(settings, _)| *settings != job.settings) {
-        *fetcher = Some((job.settings.clone(), SsmFetcher::new(&job.settings).await?));
+        match SsmFetcher::new(&job.settings).await {
+            Ok(client) => *fetcher = Some((job.settings.clone(), client)),
+            Err(e) => return (Err(e), Attempts::default()),
+        }
     }
     let (_, client) = fetcher.as_ref().expect("set above");
+    let before = client.attempts();
+    let result = fetch_with(job, client).await;
+    (result, client.attempts().since(before))
+}
+
+async fn fetch_with(job: &Job, client: &SsmFetcher) -> Result<(StoredValue, CachedConfig), Error> {
     let stored = match &job.credentials {
         None => StoredValue::fetched(client.get(&job.parameter).await?, None, job.ttl),
         Some(creds) => {

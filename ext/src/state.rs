@@ -57,6 +57,11 @@ pub struct Counters {
     pub errors: u64,
     /// Values taken from the host's shared entry, fetched by another worker.
     pub shared_hits: u64,
+    /// Requests this process sent to SSM through the AWS SDK's pipeline (the
+    /// first of a fetch thread, and any after a failure).
+    pub sdk_requests: u64,
+    /// Requests this process sent to SSM directly (refreshes; see `core::direct`).
+    pub direct_requests: u64,
 }
 
 /// The last failure, for the status array. The message is the exception's.
@@ -446,6 +451,8 @@ impl State {
         if let Some(region) = outcome.region {
             self.region = Some(region);
         }
+        self.counters.sdk_requests += outcome.attempts.sdk;
+        self.counters.direct_requests += outcome.attempts.direct;
         let tracker = self.trackers.entry(outcome.parameter.clone()).or_default();
         tracker.failures = outcome.failures;
         tracker.next_attempt_ns = outcome.next_attempt_ns;
