@@ -45,7 +45,7 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  *
  * @return array{
  *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
- *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int,
+ *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int, direct_refresh: bool,
  *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
  *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,

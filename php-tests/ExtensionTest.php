@@ -156,6 +156,21 @@ final class ExtensionTest extends TestCase
         self::assertSame(2, Proxy::getParameterCalls());
     }
 
+    public function test_with_direct_refresh_off_every_request_goes_through_the_sdk(): void
+    {
+        $name = $this->name('sdkonly');
+        self::$moto->putParameter($name, 'postgresql://u:p@before/d');
+        $r = PhpProcess::json(
+            'ssm_db_config(); usleep(1_300_000); ssm_db_config(); usleep(400_000); $d = ssm_db_config(); $result = ["host" => $d["DB_HOST"], "status" => ssm_db_config_status()];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.direct_refresh' => 'off'],
+            [],
+            function () use ($name) { self::$moto->putParameter($name, 'postgresql://u:p@after/d'); }
+        );
+        self::assertSame('after:5432', $r['host'], 'the refresh landed');
+        self::assertFalse($r['status']['direct_refresh']);
+        self::assertSame(['sdk_requests' => 2, 'direct_requests' => 0], array_intersect_key($r['status'], array_flip(['sdk_requests', 'direct_requests'])));
+    }
+
     public function test_a_script_walking_many_names_keeps_a_bounded_set(): void
     {
         $prefix = $this->name('many');

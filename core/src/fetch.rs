@@ -38,6 +38,10 @@ pub struct FetchSettings {
     pub endpoint_url: Option<String>,
     /// Budget for one whole fetch, retries included.
     pub timeout: Duration,
+    /// Whether attempts after the SDK's first answer may go out through
+    /// [`crate::direct`] (`ssm_db_config.direct_refresh`); `false` sends
+    /// every one through the SDK.
+    pub direct: bool,
 }
 
 /// One parameter as SSM returned it.
@@ -117,7 +121,7 @@ impl SsmFetcher {
             sdk_config.credentials_provider(),
             Direct::default_connector(settings.timeout.min(MAX_CONNECT_TIMEOUT), sdk_config.sleep_impl()),
         ) {
-            (Some(credentials), Some(connector)) => Some(Arc::new(Direct::new(route, credentials, connector))),
+            (Some(credentials), Some(connector)) if settings.direct => Some(Arc::new(Direct::new(route, credentials, connector))),
             _ => None,
         };
         Ok(SsmFetcher { client: aws_sdk_ssm::Client::from_conf(config), direct, attempts: Arc::default(), region, timeout: settings.timeout })

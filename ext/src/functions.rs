@@ -136,6 +136,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
+    ht.insert("direct_refresh", settings.direct_refresh)?;
     let (shared_dir, shared_error): (Option<String>, Option<String>) = match &state.sharing {
         Sharing::Ready(dir, _) => (Some(dir.display().to_string()), None),
         Sharing::Pending(dir, _) => (Some(dir.resolve().display().to_string()), None),

@@ -27,7 +27,7 @@ pub const MAX_STALE_RANGE: (u64, u64) = (0, 30 * 86_400);
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
 
-pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
     IniEntryDef::new(c"ssm_db_config.parameter", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.region", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.endpoint_url", c"", IniEntryPermission::System),
@@ -36,6 +36,7 @@ pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"ssm_db_config.max_stale", c"86400", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.shared_dir", c"auto", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.credentials_parameter", c"", IniEntryPermission::System),
+    IniEntryDef::new(c"ssm_db_config.direct_refresh", c"1", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -58,6 +59,8 @@ pub struct Settings {
     pub shared_dir: Option<SharedDir>,
     /// A parameter whose `username` and `password` override the main one's.
     pub credentials_parameter: Option<String>,
+    /// Whether requests after the SDK's first may skip its pipeline (`core::direct`).
+    pub direct_refresh: bool,
 }
 
 /// Where workers share their cache.
@@ -99,6 +102,8 @@ impl Settings {
                 v => v.to_owned(),
             }),
             get("ssm_db_config.credentials_parameter"),
+            // PHP's INI parser turns on/yes/true into "1" and off/no/false into "".
+            values.get("ssm_db_config.direct_refresh").cloned().flatten().map(|v| v.trim().to_owned()),
         )
     }
 }
@@ -112,6 +117,7 @@ fn validate(
     max_stale: Option<String>,
     shared_dir: Option<String>,
     credentials_parameter: Option<String>,
+    direct_refresh: Option<String>,
 ) -> (Settings, Vec<String>) {
     let mut warnings = Vec::new();
     let mut number = |directive: &str, raw: Option<String>, (min, max): (u64, u64), default: u64, unit: &str| -> u64 {
@@ -168,6 +174,14 @@ fn validate(
             Some(SharedDir::Auto)
         }
     };
+    let direct_refresh = match direct_refresh.as_deref() {
+        None | Some("1") => true,
+        Some("" | "0") => false,
+        Some(_) => {
+            warnings.push("ssm_db_config.direct_refresh must be on or off (1 or 0); using on".into());
+            true
+        }
+    };
     let settings = Settings {
         parameter,
         region,
@@ -177,6 +191,7 @@ fn validate(
         max_stale: Duration::from_secs(max_stale),
         shared_dir,
         credentials_parameter,
+        direct_refresh,
     };
     (settings, warnings)
 }
@@ -191,7 +206,7 @@ mod tests {
 
     #[test]
     fn valid_values_are_taken() {
-        let (st, w) = validate(s("/app/db"), s("eu-west-1"), s("http://127.0.0.1:5000"), s("5"), s("300"), s("0"), s("/run/x"), s("/aws/reference/secretsmanager/rds!db-1"));
+        let (st, w) = validate(s("/app/db"), s("eu-west-1"), s("http://127.0.0.1:5000"), s("5"), s("300"), s("0"), s("/run/x"), s("/aws/reference/secretsmanager/rds!db-1"), s(""));
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(st.ttl, Duration::from_secs(5));
         assert_eq!(st.timeout, Duration::from_millis(300));
@@ -199,12 +214,15 @@ mod tests {
         assert_eq!(st.max_stale, Duration::ZERO);
         assert_eq!(st.shared_dir, Some(SharedDir::Path("/run/x".into())));
         assert_eq!(st.credentials_parameter.as_deref(), Some("/aws/reference/secretsmanager/rds!db-1"));
-        assert_eq!(validate(None, None, None, None, None, None, s("off"), None).0.shared_dir, None);
+        assert!(!st.direct_refresh);
+        assert_eq!(validate(None, None, None, None, None, None, s("off"), None, None).0.shared_dir, None);
+        assert!(validate(None, None, None, None, None, None, None, None, None).0.direct_refresh, "on by default");
+        assert!(validate(None, None, None, None, None, None, None, None, s("1")).0.direct_refresh);
     }
 
     #[test]
     fn bad_values_warn_with_directive_and_range_then_use_default() {
-        let (st, w) = validate(None, s("EU WEST"), s("ftp://x"), s("0"), s("fast"), s("-1"), s("relative/dir"), None);
+        let (st, w) = validate(None, s("EU WEST"), s("ftp://x"), s("0"), s("fast"), s("-1"), s("relative/dir"), None, s("sometimes"));
         assert_eq!(st.ttl, Duration::from_secs(60));
         assert_eq!(st.timeout, Duration::from_millis(2000));
         assert_eq!(st.region, None);
@@ -216,5 +234,7 @@ mod tests {
         assert!(w.iter().any(|m| m.contains("ssm_db_config.max_stale") && m.contains("0 to 2592000")));
         assert!(w.iter().any(|m| m.contains("ssm_db_config.shared_dir")));
         assert_eq!(st.shared_dir, Some(SharedDir::Auto));
+        assert!(w.iter().any(|m| m.contains("ssm_db_config.direct_refresh") && m.contains("on or off")));
+        assert!(st.direct_refresh);
     }
 }

@@ -243,6 +243,7 @@ impl State {
                 region: self.settings.region.clone(),
                 endpoint_url: self.settings.endpoint_url.clone(),
                 timeout: self.settings.timeout,
+                direct: self.settings.direct_refresh,
             },
             ttl: self.settings.ttl,
             failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),

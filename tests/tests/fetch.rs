@@ -14,6 +14,7 @@ async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint.into()),
         timeout: Duration::from_millis(timeout_ms),
+        direct: true,
     };
     SsmFetcher::new(&settings).await.expect("fetcher")
 }
@@ -156,4 +157,20 @@ async fn direct_path_reads_missing_parameters_and_pairs() {
     let (main, creds) = f.get_pair("/it/pair/db:1", "/it/pair/creds").await.expect("direct pair");
     assert!(main.value.expose().starts_with("postgresql://") && creds.value.expose().contains("\"u\""));
     assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 3 });
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn with_direct_off_every_attempt_goes_through_the_sdk() {
+    let aws = AwsStack::start();
+    let seed = aws.seed_client().await;
+    seed.put_parameter().name("/it/sdkonly").value("postgresql://wp:pw@db:5432/shop").r#type(aws_sdk_ssm::types::ParameterType::String).send().await.unwrap();
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    let settings = FetchSettings { region: Some("us-east-1".into()), endpoint_url: Some(aws.proxy_url().into()), timeout: Duration::from_secs(2), direct: false };
+    let f = SsmFetcher::new(&settings).await.expect("fetcher");
+    for _ in 0..3 {
+        f.get("/it/sdkonly").await.expect("through the SDK");
+    }
+    assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 0 });
 }

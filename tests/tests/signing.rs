@@ -37,6 +37,7 @@ async fn direct_requests_carry_a_signature_aws_accepts() {
         region: Some("us-east-1".into()),
         endpoint_url: Some(aws.proxy_url().into()),
         timeout: Duration::from_millis(3000),
+        direct: true,
     };
     let f = SsmFetcher::new(&settings).await.expect("fetcher");
 
