@@ -43,8 +43,10 @@ foreach (ssm_db_config() as $name => $value) { define($name, $value); }
 echo DB_HOST;
 """
 # --decompose: (d) page (b)'s loop over a literal array, without the
-# extension: what the wp-config.php idiom costs by itself; (f) the call, its
-# result unused, then page (a): what calling costs without reading the array.
+# extension: what the wp-config.php idiom costs by itself; (e) page (b) with
+# every request through the AWS SDK (ssm_db_config.direct_refresh = 0): what
+# the direct path saves; (f) the call, its result unused, then page (a): what
+# calling costs without reading the array.
 PAGE_LOOP_LITERAL = """<?php
 foreach (['DB_HOST' => 'db.internal:5432', 'DB_PORT' => 5432, 'DB_USER' => 'wp', 'DB_PASSWORD' => 'bench-password',
           'DB_NAME' => 'wp', 'DB_ENGINE' => 'postgresql'] as $name => $value) { define($name, $value); }
@@ -52,10 +54,12 @@ echo DB_HOST;
 """
 PAGE_CALL_ONLY = PAGE_HARDCODED.replace("<?php", "<?php\nssm_db_config();", 1)
 PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
-         "d": ("loop.php", PAGE_LOOP_LITERAL), "f": ("call.php", PAGE_CALL_ONLY), "g": ("extension.php", PAGE_EXTENSION),
+         "d": ("loop.php", PAGE_LOOP_LITERAL), "e": ("extension.php", PAGE_EXTENSION),
+         "f": ("call.php", PAGE_CALL_ONLY), "g": ("extension.php", PAGE_EXTENSION),
          **{k: ("extension.php", PAGE_EXTENSION) for k in "hij"}}
 LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} s", "c": "(c) constants, extension loaded",
-          "d": "(d) loop over a literal array", "f": "(f) call unused, then as (a)", "g": "(g) as (b), TTL 3600 s",
+          "d": "(d) loop over a literal array", "e": "(e) as (b), direct_refresh off",
+          "f": "(f) call unused, then as (a)", "g": "(g) as (b), TTL 3600 s",
           **{k: f"({k}) as (b), --other-so {n + 1}" for n, k in enumerate("hij")}}
 # (g) never refreshes during a run: (b) against (g) is what refreshing costs.
 LONG_TTL = 3600
@@ -63,7 +67,7 @@ LONG_TTL = 3600
 
 def ttl_of(key, ttl):
     """The TTL of a pool that calls the extension, else None."""
-    return LONG_TTL if key == "g" else ttl if key in "bfhij" else None
+    return LONG_TTL if key == "g" else ttl if key in "befhij" else None
 
 
 # With two CPUs or more, wrk (and the AWS emulator) get CPU 0 and the servers
@@ -256,7 +260,8 @@ def start_pools(work, shared_root, round_no, ports, ttl, env):
         if AS_ROOT:
             os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
         return {"extension": OTHER_SO.get(key, SO), "ssm_db_config.parameter": "/bench/db",
-                "ssm_db_config.ttl": str(ttl_of(key, ttl)), "ssm_db_config.shared_dir": shared}
+                "ssm_db_config.ttl": str(ttl_of(key, ttl)), "ssm_db_config.shared_dir": shared,
+                "ssm_db_config.direct_refresh": "0" if key == "e" else "1"}
     return {key: start_fpm(work, f"pool-{key}", port, ini(key), env) for key, port in ports.items()}
 
 
@@ -306,8 +311,8 @@ def main():
     ap.add_argument("--ttl", type=int, default=5)
     ap.add_argument("--no-soak", action="store_true", help="skip the soak")
     ap.add_argument("--decompose", action="store_true",
-                    help="also load (d) the loop over a literal array, (f) the call alone (see PAGE_LOOP_LITERAL) "
-                         "and (g) page (b) with a TTL of an hour")
+                    help="also load (d) the loop over a literal array, (e) page (b) with direct_refresh off, "
+                         "(f) the call alone (see PAGE_LOOP_LITERAL) and (g) page (b) with a TTL of an hour")
     ap.add_argument("--other-so", metavar="PATH", nargs="+", default=[],
                     help="also load page (b) with these builds of the extension, as (h), (i), (j): builds compared in one run")
     args = ap.parse_args()
@@ -338,7 +343,7 @@ def main():
                                             Value="postgresql://wp:bench-password@db.internal:5432/wp")
             env = dict(os.environ, **aws.env())
             env.pop("PHP_INI_SCAN_DIR", None)
-            keys = "abc" + ("dfg" if args.decompose else "") + "".join(OTHER_SO)
+            keys = "abc" + ("defg" if args.decompose else "") + "".join(OTHER_SO)
             for key in keys:
                 with open(os.path.join(work, PAGES[key][0]), "w") as f:
                     f.write(PAGES[key][1])
@@ -410,6 +415,9 @@ def main():
             if per_request:
                 print(f"  ({key}) {median(per_request):6.2f} ms  (rounds: {', '.join(f'{x:.1f}' for x in per_request)}; "
                       f"{sum(n for _, n in refresh_cost[key])} requests)")
+        cost = {k: sum(ns for ns, _ in refresh_cost[k]) / max(1, sum(n for _, n in refresh_cost[k])) for k in keys}
+        if cost.get("e"):
+            print(f"  all rounds: (b) direct {cost['b'] / 1e6:.2f} ms, (e) through the SDK {cost['e'] / 1e6:.2f} ms: ratio b/e {cost['b'] / cost['e']:.2f}")
         print(f"GetParameter requests at the emulator: {ssm_requests} (target: at most one per TTL plus one per "
               f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if ttl_of(k, args.ttl))}, each alive ~{len(keys) * (round_seconds + 2)} s)")
         print()

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""What one refresh costs the fetch thread in CPU: direct against the AWS SDK.
+
+Two PHP CLI processes side by side, one with ssm_db_config.direct_refresh on
+(the default: after the SDK's first answer, requests skip its pipeline) and
+one with it off (every request through the SDK). Each calls
+ssm_db_config_refresh() every --spacing seconds, and reads its fetch thread's
+CPU time (/proc/self/task/*/schedstat) before and after: the spacing lets the
+thread's code and data go cold, as between the refreshes of a php-fpm host.
+Prints the median CPU per refresh of each and their ratio.
+
+Run after scripts/setup:
+    .venv/bin/python bench/refresh_cpu.py [--spacing 5 --refreshes 12]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from stack import AwsStack  # noqa: E402
+
+SO = os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so"))
+
+# The fetch thread is named ssm_db_config; its first schedstat field is the
+# nanoseconds it has run. It keeps running between refreshes (TTL 60 s).
+SCRIPT = """
+$thread_ns = function () {
+    foreach (glob('/proc/self/task/*') as $task) {
+        if (trim(@file_get_contents("$task/comm")) === 'ssm_db_config') {
+            return (int) explode(' ', file_get_contents("$task/schedstat"))[0];
+        }
+    }
+    return 0;
+};
+ssm_db_config();
+$ms = [];
+for ($i = 0; $i < %(refreshes)d; $i++) {
+    usleep(%(spacing_us)d);
+    $before = $thread_ns();
+    ssm_db_config_refresh();
+    $ms[] = ($thread_ns() - $before) / 1e6;
+}
+$s = ssm_db_config_status();
+echo json_encode(['ms' => $ms, 'sdk' => $s['sdk_requests'], 'direct' => $s['direct_requests']]);
+"""
+
+
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spacing", type=float, default=5.0, help="seconds between refreshes (default 5)")
+    ap.add_argument("--refreshes", type=int, default=12, help="refreshes per process (default 12)")
+    args = ap.parse_args()
+    code = SCRIPT % {"refreshes": args.refreshes, "spacing_us": int(args.spacing * 1e6)}
+    with AwsStack() as aws:
+        aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
+                                        Value="postgresql://wp:bench-password@db.internal:5432/wp")
+        env = dict(os.environ, **aws.env())
+        env.pop("PHP_INI_SCAN_DIR", None)
+        procs = {}
+        for mode, flag in (("direct", "1"), ("sdk", "0")):
+            procs[mode] = subprocess.Popen(
+                ["php", "-n", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db",
+                 "-d", "ssm_db_config.shared_dir=off", "-d", f"ssm_db_config.direct_refresh={flag}", "-r", code],
+                env=env, stdout=subprocess.PIPE, text=True)
+        results = {mode: json.loads(p.communicate()[0]) for mode, p in procs.items()}
+    direct, sdk = (results[m] for m in ("direct", "sdk"))
+    print(f"== fetch thread CPU per refresh, PHP CLI, one refresh every {args.spacing:g} s, "
+          f"{args.refreshes} refreshes per process, both processes side by side")
+    for mode, r in (("direct_refresh on ", direct), ("direct_refresh off", sdk)):
+        print(f"{mode}: median {median(r['ms']):6.2f} ms  ({', '.join(f'{x:.1f}' for x in r['ms'])}; "
+              f"SSM requests: {r['sdk']} through the SDK, {r['direct']} direct)")
+    print(f"ratio on/off: {median(direct['ms']) / median(sdk['ms']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
