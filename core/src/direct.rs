@@ -1,11 +1,16 @@
 //! GetParameter(s) sent without the SDK's request pipeline, for refreshes.
 //!
-//! Why: a refresh through the SDK's orchestrator (runtime plugins, config
-//! bag, interceptors, endpoint rules, retry and auth machinery, for one POST)
-//! costs a php-fpm worker 8–18 ms of CPU when its code has gone cold between
-//! refreshes, 20–30 ms in PHP CLI refreshing every 5 s; that CPU is taken
-//! from the requests the host serves (`bench/README.md`, sessions 4 and 5).
-//! Sending the same request by hand costs a fraction of it.
+//! Why: a refresh runs on the CPU that serves the host's requests, every
+//! few seconds with a short TTL, its code and data gone cold since the last
+//! one; through the SDK, most of it is the orchestrator (runtime plugins,
+//! config bag, interceptors, endpoint rules, retry and auth machinery, for
+//! one POST). Sending the same request by hand costs a third to three
+//! quarters of it, the most saved where the machine is busiest: in
+//! `bench/fleet.py` under load, the fetch threads spent 0.52 ms of CPU per
+//! SSM request direct against 0.70 through the SDK on a quiet machine, 2.6
+//! against 6.1 and 4.0 against 12.0 on a busy one; in PHP CLI on an idle
+//! machine, 0.48 against 0.85 ms (`bench/refresh_cpu.py`;
+//! `bench/README.md`, session 5).
 //!
 //! What stays the SDK's, so that an operator's configuration means the same:
 //! - the endpoint URL, signing region and signing name, copied from the last

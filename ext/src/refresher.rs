@@ -26,8 +26,8 @@
 //! baseline with TTL 5 s, 1.01 with TTL 3600). Even a kept thread cost
 //! 8–18 ms per refresh in a php-fpm worker under load, nearly all in the
 //! SDK's request pipeline with its caches cold (`bench/README.md`, session
-//! 4); refreshes now skip that pipeline (`core::direct`, about 4 ms,
-//! session 5). With a longer TTL the thread ends [`IDLE_EXIT`] after its last job:
+//! 4); refreshes now skip that pipeline (`core::direct`: 0.5–4 ms against
+//! 0.7–12 ms in the same runs, session 5). With a longer TTL the thread ends [`IDLE_EXIT`] after its last job:
 //! it drops its runtime and SSM client and trims the allocator, so that a
 //! worker holds no AWS client between fetches. The allocator still keeps
 //! about 0.7 MB of what the SDK used (fragmented pages of the thread's

@@ -90,6 +90,20 @@ impl AwsStack {
         aws_sdk_ssm::Client::new(&config)
     }
 
+    /// Puts a SecureString parameter (overwriting), straight to moto.
+    pub async fn put_secure(&self, name: &str, value: &str) {
+        self.seed_client()
+            .await
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {name}: {e}"));
+    }
+
     /// Sets the proxy's fault mode (see stack.py).
     pub fn fault(&self, mode: &str, delay_ms: u64) {
         let body = serde_json::json!({ "mode": mode, "delay_ms": delay_ms }).to_string();

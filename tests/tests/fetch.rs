@@ -7,6 +7,10 @@ use ssm_db_config_core::{Attempts, CachedConfig, ErrorKind, FetchSettings, SsmFe
 use ssm_db_config_tests::AwsStack;
 
 async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
+    fetcher_with(endpoint, timeout_ms, true).await
+}
+
+async fn fetcher_with(endpoint: &str, timeout_ms: u64, direct: bool) -> SsmFetcher {
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
@@ -14,7 +18,7 @@ async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint.into()),
         timeout: Duration::from_millis(timeout_ms),
-        direct: true,
+        direct,
     };
     SsmFetcher::new(&settings).await.expect("fetcher")
 }
@@ -68,18 +72,23 @@ async fn classifies_injected_faults_within_the_budget() {
     ];
     for (mode, budget_ms, kind) in cases {
         let f = fetcher(aws.proxy_url(), budget_ms).await;
-        let transient = true;
-        aws.fault(mode, 5_000);
-        let started = Instant::now();
-        let err = f.get("/it/anything").await.unwrap_err();
-        let took = started.elapsed();
-        assert_eq!(err.kind(), kind, "{mode}: {err}");
-        assert_eq!(err.is_transient(), transient, "{mode}");
-        assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
-        let message = err.to_string();
-        assert!(message.contains("/it/anything"), "{mode}: {message}");
-        assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
+        fails_as(&aws, &f, "/it/anything", mode, budget_ms, kind, true).await;
     }
+}
+
+/// Injects `mode`, then fetches `name`: it must fail as `kind`, within the
+/// budget, naming the parameter and without AWS's own text.
+async fn fails_as(aws: &AwsStack, f: &SsmFetcher, name: &str, mode: &str, budget_ms: u64, kind: ErrorKind, transient: bool) {
+    aws.fault(mode, 5_000);
+    let started = Instant::now();
+    let err = f.get(name).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), kind, "{mode}: {err}");
+    assert_eq!(err.is_transient(), transient, "{mode}");
+    assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
+    let message = err.to_string();
+    assert!(message.contains(name), "{mode}: {message}");
+    assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
 }
 
 /// Once the SDK has answered, refreshes go direct (`core/src/direct.rs`):
@@ -88,14 +97,7 @@ async fn classifies_injected_faults_within_the_budget() {
 #[tokio::test(flavor = "current_thread")]
 async fn direct_path_classifies_faults_as_the_sdk_path_does() {
     let aws = AwsStack::start();
-    let seed = aws.seed_client().await;
-    seed.put_parameter()
-        .name("/it/direct")
-        .value("postgresql://wp:pw@db.internal:5432/shop")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    aws.put_secure("/it/direct", "postgresql://wp:pw@db.internal:5432/shop").await;
     // (mode, budget, kind, transient, retried: whether the budget leaves
     // room for another attempt after the direct one)
     let cases = [
@@ -113,16 +115,7 @@ async fn direct_path_classifies_faults_as_the_sdk_path_does() {
         f.get("/it/direct").await.expect("direct");
         assert_eq!(f.attempts(), Attempts { sdk: 1, direct: 1 }, "{mode}");
 
-        aws.fault(mode, 5_000);
-        let started = Instant::now();
-        let err = f.get("/it/direct").await.unwrap_err();
-        let took = started.elapsed();
-        assert_eq!(err.kind(), kind, "{mode}: {err}");
-        assert_eq!(err.is_transient(), transient, "{mode}");
-        assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
-        let message = err.to_string();
-        assert!(message.contains("/it/direct"), "{mode}: {message}");
-        assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
+        fails_as(&aws, &f, "/it/direct", mode, budget_ms, kind, transient).await;
         // The failed direct attempt was the first; the retries inside the
         // budget (transient faults), or the one immediate retry (a denial,
         // in case the cached credentials were the cause), went through the SDK.
@@ -142,10 +135,8 @@ async fn direct_path_classifies_faults_as_the_sdk_path_does() {
 #[tokio::test(flavor = "current_thread")]
 async fn direct_path_reads_missing_parameters_and_pairs() {
     let aws = AwsStack::start();
-    let seed = aws.seed_client().await;
-    for (name, value) in [("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop"), ("/it/pair/creds", r#"{"username":"u","password":"p"}"#)] {
-        seed.put_parameter().name(name).value(value).r#type(aws_sdk_ssm::types::ParameterType::SecureString).send().await.unwrap();
-    }
+    aws.put_secure("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop").await;
+    aws.put_secure("/it/pair/creds", r#"{"username":"u","password":"p"}"#).await;
     let f = fetcher(aws.proxy_url(), 2000).await;
     f.get("/it/pair/db").await.expect("through the SDK");
     // A missing parameter, or one of a pair: not found, from the direct path.
@@ -162,13 +153,8 @@ async fn direct_path_reads_missing_parameters_and_pairs() {
 #[tokio::test(flavor = "current_thread")]
 async fn with_direct_off_every_attempt_goes_through_the_sdk() {
     let aws = AwsStack::start();
-    let seed = aws.seed_client().await;
-    seed.put_parameter().name("/it/sdkonly").value("postgresql://wp:pw@db:5432/shop").r#type(aws_sdk_ssm::types::ParameterType::String).send().await.unwrap();
-    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let settings = FetchSettings { region: Some("us-east-1".into()), endpoint_url: Some(aws.proxy_url().into()), timeout: Duration::from_secs(2), direct: false };
-    let f = SsmFetcher::new(&settings).await.expect("fetcher");
+    aws.put_secure("/it/sdkonly", "postgresql://wp:pw@db:5432/shop").await;
+    let f = fetcher_with(aws.proxy_url(), 2000, false).await;
     for _ in 0..3 {
         f.get("/it/sdkonly").await.expect("through the SDK");
     }

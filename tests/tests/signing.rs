@@ -15,21 +15,8 @@ const CANARY: &str = "canary-Signing-7d41";
 #[tokio::test(flavor = "current_thread")]
 async fn direct_requests_carry_a_signature_aws_accepts() {
     let aws = AwsStack::start_with_auth();
-    let seed = aws.seed_client().await;
-    seed.put_parameter()
-        .name("/sig/db")
-        .value("postgresql://owner:old@db.internal:5432/shop")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
-    seed.put_parameter()
-        .name("/sig/creds")
-        .value(format!(r#"{{"username":"rotated","password":"{CANARY}"}}"#))
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    aws.put_secure("/sig/db", "postgresql://owner:old@db.internal:5432/shop").await;
+    aws.put_secure("/sig/creds", &format!(r#"{{"username":"rotated","password":"{CANARY}"}}"#)).await;
     std::env::set_var("AWS_ACCESS_KEY_ID", &aws.env["AWS_ACCESS_KEY_ID"]);
     std::env::set_var("AWS_SECRET_ACCESS_KEY", &aws.env["AWS_SECRET_ACCESS_KEY"]);
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
