@@ -5,10 +5,12 @@
 //! call runs under one budget (`timeout`) that covers credential resolution,
 //! connecting, retries and reading the answer.
 //!
-//! Once the SDK has answered, refreshes go out through [`crate::direct`]:
-//! the same request, endpoint, credentials and connector, without the SDK's
-//! request pipeline, which costs more CPU than the rest of a refresh
-//! together. A failure there sends the next attempt back through the SDK.
+//! Once the SDK has answered, later attempts (refreshes, mostly) go out
+//! through [`crate::direct`]: the same request, endpoint, credentials and
+//! connector, without the SDK's request pipeline, which costs more CPU than
+//! the rest of a refresh together. A failure there sends the next attempt
+//! back through the SDK; [`FetchSettings::direct`] turns the path off.
+//! [`SsmFetcher::attempts`] counts the attempts each way.
 //!
 //! AWS failures are classified here into [`Error`] kinds from the error's
 //! *type*, its AWS error code and its HTTP status: never from its `Display`
