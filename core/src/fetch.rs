@@ -6,7 +6,7 @@
 //! connecting, retries and reading the answer.
 //!
 //! Once the SDK has answered, later attempts (refreshes, mostly) go out
-//! through [`crate::direct`]: the same request, endpoint, credentials and
+//! through `direct` (`core/src/direct.rs`): the same request, endpoint, credentials and
 //! connector, without the SDK's request pipeline, which costs more CPU than
 //! the rest of a refresh together. A failure there sends the next attempt
 //! back through the SDK; [`FetchSettings::direct`] turns the path off.
@@ -41,7 +41,7 @@ pub struct FetchSettings {
     /// Budget for one whole fetch, retries included.
     pub timeout: Duration,
     /// Whether attempts after the SDK's first answer may go out through
-    /// [`crate::direct`] (`ssm_db_config.direct_refresh`); `false` sends
+    /// `core/src/direct.rs` (`ssm_db_config.direct_refresh`); `false` sends
     /// every one through the SDK.
     pub direct: bool,
 }
@@ -74,7 +74,7 @@ pub struct SsmFetcher {
 pub struct Attempts {
     /// Through the SDK's request pipeline.
     pub sdk: u64,
-    /// Through [`crate::direct`].
+    /// Through `direct` (`core/src/direct.rs`).
     pub direct: u64,
 }
 
