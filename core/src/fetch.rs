@@ -6,9 +6,9 @@
 //! connecting, retries and reading the answer.
 //!
 //! Once the SDK has answered, later attempts (refreshes, mostly) go out
-//! through `direct` (`core/src/direct.rs`): the same request, endpoint, credentials and
-//! connector, without the SDK's request pipeline, which costs more CPU than
-//! the rest of a refresh together. A failure there sends the next attempt
+//! through `core/src/direct.rs`: the same request, endpoint, credentials
+//! and connector, without the SDK's request pipeline, which costs more CPU
+//! than the rest of a refresh together. A failure there sends the next attempt
 //! back through the SDK; [`FetchSettings::direct`] turns the path off.
 //! [`SsmFetcher::attempts`] counts the attempts each way.
 //!
@@ -229,7 +229,7 @@ impl SsmFetcher {
     async fn get_once(&self, name: &str) -> Result<FetchedParameter, Error> {
         let started = Instant::now();
         let direct = self.try_direct(name, "AmazonSSM.GetParameter", serde_json::json!({"Name": name, "WithDecryption": true}), |body| {
-            let output: DirectGetParameter = serde_json::from_slice(body).map_err(|_| unreadable(name))?;
+            let output: DirectGetParameter = serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
             let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
             let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
             Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
@@ -256,7 +256,7 @@ impl SsmFetcher {
         let started = Instant::now();
         let body = serde_json::json!({"Names": [name, credentials], "WithDecryption": true});
         let direct = self.try_direct(name, "AmazonSSM.GetParameters", body, |body| {
-            let output: DirectGetParameters = serde_json::from_slice(body).map_err(|_| unreadable(name))?;
+            let output: DirectGetParameters = serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
             let found = output.parameters.into_iter().map(|p| (p.name.unwrap_or_default(), p.value, p.version));
             pick_pair(name, credentials, &output.invalid_parameters, found, started.elapsed())
         });
@@ -338,8 +338,9 @@ fn no_parameter(name: &str) -> Error {
     Error::Service { parameter: name.into(), reason: "the response had no parameter".into(), transient: true }
 }
 
-fn unreadable(name: &str) -> Error {
-    Error::Service { parameter: name.into(), reason: "unreadable response (HTTP 200)".into(), transient: true }
+/// An answer with a body we cannot read, from either path.
+fn unreadable(name: &str, status: u16) -> Error {
+    Error::Service { parameter: name.into(), reason: format!("unreadable response (HTTP {status})"), transient: true }
 }
 
 /// At most this many attempts per fetch (the budget usually ends it first).
@@ -385,7 +386,7 @@ where
                 // JSON service, as IAM-style auth failures can be): its code
                 // still says what happened.
                 Some(code) => classify_code(parameter, Some(&code), status),
-                None => Error::Service { parameter, reason: format!("unreadable response (HTTP {status})"), transient: true },
+                None => unreadable(&parameter, status),
             }
         }
         SdkError::ServiceError(service) => {

@@ -27,9 +27,10 @@
 //! 8–18 ms per refresh in a php-fpm worker under load, nearly all in the
 //! SDK's request pipeline with its caches cold (`bench/README.md`, session
 //! 4); refreshes now skip that pipeline (`core::direct`: 0.5–4 ms against
-//! 0.7–12 ms in the same runs, session 5). With a longer TTL the thread ends [`IDLE_EXIT`] after its last job:
-//! it drops its runtime and SSM client and trims the allocator, so that a
-//! worker holds no AWS client between fetches. The allocator still keeps
+//! 0.7–12 ms in the same runs, session 5). With a longer TTL the thread
+//! ends [`IDLE_EXIT`] after its last job: it drops its runtime and SSM
+//! client and trims the allocator, so that a worker holds no AWS client
+//! between fetches. The allocator still keeps
 //! about 0.7 MB of what the SDK used (fragmented pages of the thread's
 //! arena, and the SDK's one-time statics such as its parsed root
 //! certificates); `state` keeps refreshing with one worker of the host, so
