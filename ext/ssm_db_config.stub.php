@@ -30,6 +30,18 @@
 function ssm_db_config(?string $parameter = null): array {}
 
 /**
+ * Defines the constants DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME and
+ * DB_ENGINE from the parameter, with the values ssm_db_config() returns: the
+ * one line wp-config.php needs. It defines all six or none: when one of them
+ * is already defined, or the value cannot be had, it throws and defines none.
+ *
+ * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
+ * @throws SsmDbConfigException as ssm_db_config() does, and with code
+ *         BAD_CONFIGURATION when one of the constants is already defined.
+ */
+function ssm_db_config_define(?string $parameter = null): void {}
+
+/**
  * Fetches the parameter now, replaces the cached value and returns it. Call it
  * after a failed database connection, when the endpoint or password may have changed.
  *
@@ -60,7 +72,7 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
 function ssm_db_config_status(): array {}
 
 /**
- * Thrown by ssm_db_config() and ssm_db_config_refresh(). The message names
+ * Thrown by ssm_db_config(), ssm_db_config_define() and ssm_db_config_refresh(). The message names
  * the parameter and what is wrong, never the value; the backtrace carries no
  * arguments. getCode() is one of the constants below.
  *

@@ -204,6 +204,54 @@ final class ExtensionTest extends TestCase
         self::assertSame(['during' => 1, 'after' => 0], $threads($long), 'TTL 300 s: the thread ends 0.2 s after the fetch');
     }
 
+    public function test_define_sets_the_six_constants_from_one_call(): void
+    {
+        $name = $this->name('define');
+        self::$moto->putParameter($name, 'mysql://wp:' . rawurlencode(self::$canary) . '@db.internal:3307/shop');
+        $n = var_export($name, true);
+        $r = PhpProcess::json('$returned = ssm_db_config_define(' . $n . '); $array = ssm_db_config(' . $n . '); '
+            . '$result = ["returned" => $returned, "same_as_array" => array_map("constant", array_keys($array)) === array_values($array), '
+            . '"DB_HOST" => DB_HOST, "DB_PORT" => DB_PORT, "DB_USER" => DB_USER, "DB_PASSWORD" => DB_PASSWORD, '
+            . '"DB_NAME" => DB_NAME, "DB_ENGINE" => DB_ENGINE, "fetches" => ssm_db_config_status()["fetches"]];');
+        self::assertNull($r['returned']);
+        self::assertTrue($r['same_as_array'], 'each constant is the array entry of its name');
+        self::assertSame('db.internal:3307', $r['DB_HOST']);
+        self::assertSame(3307, $r['DB_PORT']);
+        self::assertSame('wp', $r['DB_USER']);
+        self::assertSame('sha256:' . hash('sha256', self::$canary), $r['DB_PASSWORD']);
+        self::assertSame('shop', $r['DB_NAME']);
+        self::assertSame('mysql', $r['DB_ENGINE']);
+        self::assertSame(1, $r['fetches'], 'ssm_db_config() after it is served from the cache');
+    }
+
+    public function test_define_defines_none_when_one_constant_exists(): void
+    {
+        $name = $this->name('define-clash');
+        self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode(self::$canary) . '@db.internal/shop');
+        $r = PhpProcess::json('define("DB_NAME", "mine"); function boot($pw) { ssm_db_config_define(' . var_export($name, true) . '); } '
+            . 'try { boot(getenv("SSM_TEST_CANARY")); $result = ["code" => null, "message" => "no exception"]; } catch (SsmDbConfigException $e) { '
+            . '$result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString(), '
+            . '"defined" => array_values(array_filter(["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_ENGINE"], "defined")), '
+            . '"DB_NAME" => DB_NAME]; }');
+        self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code']);
+        self::assertStringContainsString('DB_NAME is already defined', $r['message']);
+        self::assertSame([], $r['defined'], 'no constant is defined');
+        self::assertSame('mine', $r['DB_NAME']);
+        self::assertStringNotContainsString(self::$canary, $r['message'] . $r['trace'] . $r['_stderr']);
+        self::assertStringNotContainsString('Canary', $r['trace']);
+    }
+
+    public function test_define_failure_defines_nothing(): void
+    {
+        $name = $this->name('define-missing');
+        $r = PhpProcess::json('try { ssm_db_config_define(' . var_export($name, true) . '); $result = ["code" => null, "message" => "no exception"]; } '
+            . 'catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), '
+            . '"defined" => array_values(array_filter(["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"], "defined"))]; }');
+        self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
+        self::assertStringContainsString("\"$name\" was not found", $r['message']);
+        self::assertSame([], $r['defined']);
+    }
+
     public function test_default_parameter_comes_from_ini(): void
     {
         $name = $this->name('ini');
@@ -268,6 +316,25 @@ final class ExtensionTest extends TestCase
         self::assertSame('parameter', $f->getParameters()[0]->getName());
     }
 
+    public function test_stub_declares_every_function_with_its_signature(): void
+    {
+        $stub = file_get_contents(__DIR__ . '/../ext/ssm_db_config.stub.php');
+        preg_match_all('/^function (\w+)\((.*)\): (\w+) \{\}$/m', $stub, $m, PREG_SET_ORDER);
+        $declared = [];
+        foreach ($m as [, $function, $parameters, $returns]) {
+            $declared[$function] = "($parameters): $returns";
+        }
+        $actual = [];
+        foreach (get_extension_funcs('ssm_db_config') as $function) {
+            $f = new \ReflectionFunction($function);
+            $parameters = array_map(fn ($p) => $p->getType() . ' $' . $p->getName() . ($p->isOptional() ? ' = ' . strtolower(var_export($p->getDefaultValue(), true)) : ''), $f->getParameters());
+            $actual[$function] = '(' . implode(', ', $parameters) . '): ' . $f->getReturnType();
+        }
+        ksort($declared);
+        ksort($actual);
+        self::assertSame($actual, $declared);
+    }
+
     public function test_arguments_are_type_checked(): void
     {
         try {
@@ -282,5 +349,14 @@ final class ExtensionTest extends TestCase
         } catch (\ArgumentCountError $e) {
             self::assertStringContainsString('at most 1 argument', $e->getMessage());
         }
+        try {
+            ssm_db_config_define(42);
+            self::fail('an int is not a parameter name');
+        } catch (\TypeError $e) {
+            self::assertStringContainsString('ssm_db_config_define(): Argument #1 ($parameter) must be of type ?string, int given', $e->getMessage());
+        }
+        $f = new \ReflectionFunction('ssm_db_config_define');
+        self::assertSame('void', (string) $f->getReturnType());
+        self::assertSame(0, $f->getNumberOfRequiredParameters());
     }
 }

@@ -16,7 +16,7 @@ use ssm_db_config_core::VERSION;
 
 use crate::state::{self, Mode, Sharing};
 use crate::error;
-use ssm_db_config_core::Freshness;
+use ssm_db_config_core::{Error, Freshness};
 
 const IS_NULL: u8 = 1;
 const IS_STRING: u8 = 6;
@@ -32,6 +32,10 @@ pub fn builders() -> Vec<FunctionBuilder<'static>> {
     vec![
         with_parameter("ssm_db_config", ssm_db_config as _),
         with_parameter("ssm_db_config_refresh", ssm_db_config_refresh as _),
+        FunctionBuilder::new("ssm_db_config_define", ssm_db_config_define as _)
+            .not_required()
+            .arg(Arg::new("parameter", DataType::String).allow_null().default("null"))
+            .returns(DataType::Void, false, false),
         FunctionBuilder::new("ssm_db_config_status", ssm_db_config_status as _).returns(DataType::Array, false, false),
     ]
 }
@@ -96,6 +100,29 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
     match state.serve(requested, Mode::Get) {
         Ok(array) => unsafe { array.return_into(rv) },
         Err(e) => error::throw(&e),
+    }
+}
+
+/// `ssm_db_config_define()`: wp-config.php's `define()` calls in one, all or none.
+extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
+    let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
+    let state = state::get();
+    let keys = state.keys();
+    let served;
+    let array = match state.hot(requested) {
+        Some(array) => array,
+        None => match state.serve(requested, Mode::Get) {
+            Ok(array) => {
+                served = array;
+                &*served
+            }
+            Err(e) => return error::throw(&e),
+        },
+    };
+    if let Err(name) = unsafe { array.define_constants(&keys) } {
+        error::throw(&Error::BadConfiguration(format!(
+            "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
+        )));
     }
 }
 

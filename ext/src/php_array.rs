@@ -23,7 +23,19 @@ extern "C" {
     // Exported by PHP, not part of ext-php-rs's generated bindings.
     fn _zend_hash_init(ht: *mut HashTable, n_size: u32, destructor: ffi::dtor_func_t, persistent: bool);
     fn zend_hash_destroy(ht: *mut HashTable);
+    fn zend_register_constant(c: *mut ZendConstant) -> ffi::zend_result;
 }
+
+/// `zend_constant` (Zend/zend_constants.h, PHP 8.0 to 8.2).
+#[repr(C)]
+struct ZendConstant {
+    value: zval,
+    name: *mut zend_string,
+}
+
+/// `PHP_USER_CONSTANT << ZEND_CONSTANT_FLAGS_SHIFT`, no flags (case-sensitive,
+/// not persistent): what `define()` registers, freed when the request ends.
+const USER_CONSTANT_FLAGS: u32 = 0x7f_ffff << 8;
 
 // Zend/zend_types.h and zend_hash.h (PHP 8.x).
 const IS_LONG: u32 = 4;
@@ -36,6 +48,7 @@ const HASH_FLAG_STATIC_KEYS: u32 = 1 << 4;
 const ZSTR_HEADER: usize = std::mem::offset_of!(zend_string, val);
 
 /// The six keys, interned permanently once (at module startup).
+#[derive(Clone, Copy)]
 pub struct Keys([*mut zend_string; 6]);
 
 /// The keys of the returned array, in order.
@@ -99,6 +112,36 @@ impl FrozenArray {
     pub unsafe fn return_into(&self, rv: *mut zval) {
         (*rv).value.arr = self.ht;
         (*rv).u1.type_info = IS_ARRAY;
+    }
+}
+
+impl FrozenArray {
+    /// Defines the array's entries as constants (`DB_HOST`, ...), as a loop
+    /// of `define()` over it would, or none of them: if one is already
+    /// defined, its name is returned and nothing is defined.
+    ///
+    /// The constants' values are the array's own immutable strings, so the
+    /// array must outlive the request, as for [`FrozenArray::return_into`].
+    ///
+    /// # Safety
+    /// Call from the PHP thread during a request.
+    pub unsafe fn define_constants(&self, keys: &Keys) -> Result<(), &'static str> {
+        let constants = ffi::executor_globals.zend_constants;
+        for (key, name) in keys.0.iter().zip(KEY_NAMES) {
+            if !ffi::zend_hash_find(constants, *key).is_null() {
+                return Err(name);
+            }
+        }
+        let buckets = (*self.ht).__bindgen_anon_1.arData;
+        for i in 0..(*self.ht).nNumUsed as usize {
+            let bucket = &*buckets.add(i);
+            let mut constant = ZendConstant { value: ptr::read(&bucket.val), name: bucket.key };
+            // u2 of an array element is its hash chain; of a constant, its flags.
+            constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
+            // The values and names are immutable strings: nothing to count.
+            zend_register_constant(&mut constant);
+        }
+        Ok(())
     }
 }
 
