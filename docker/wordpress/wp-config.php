@@ -4,9 +4,7 @@
  * from SSM (ssm_db_config.parameter, docker/wordpress/ssm-db-config.ini), the
  * rest from the container's environment. See README.md, "wp-config.php".
  */
-foreach ( ssm_db_config() as $name => $value ) {
-	define( $name, $value );
-}
+ssm_db_config_define();
 define( 'DB_CHARSET', 'utf8mb4' );
 define( 'DB_COLLATE', '' );
 

@@ -29,7 +29,7 @@ $ssm_probe  = $report->connectivity;
 	<?php if ( ! $ssm_ext->loaded ) : ?>
 		<div id="ssm-db-config-not-loaded" class="notice notice-warning inline">
 			<p><?php echo esc_html__( 'The ssm_db_config PHP extension is not loaded, so WordPress does not take its database settings from SSM Parameter Store.', 'ssm-db-config' ); ?></p>
-			<p><?php echo esc_html__( 'To install it: copy libssm_db_config.so into PHP\'s extension folder, add "extension=ssm_db_config" and "ssm_db_config.parameter = /your/parameter" to php.ini (for example /etc/php/8.2/mods-available/ssm_db_config.ini, enabled with phpenmod), restart php-fpm, and define the DB_* constants in wp-config.php from ssm_db_config().', 'ssm-db-config' ); ?></p>
+			<p><?php echo esc_html__( 'To install it: copy libssm_db_config.so into PHP\'s extension folder, add "extension=ssm_db_config" and "ssm_db_config.parameter = /your/parameter" to php.ini (for example /etc/php/8.2/mods-available/ssm_db_config.ini, enabled with phpenmod), restart php-fpm, and replace the DB_* defines in wp-config.php with one call, ssm_db_config_define().', 'ssm-db-config' ); ?></p>
 		</div>
 	<?php else : ?>
 		<table class="widefat striped" id="ssm-db-config-status">
