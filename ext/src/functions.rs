@@ -1,4 +1,4 @@
-//! The PHP functions: `ssm_db_config()`, `ssm_db_config_refresh()`, `ssm_db_config_status()`.
+//! The PHP functions: `ssm_db_config()`, `ssm_db_config_define()`, `ssm_db_config_refresh()`, `ssm_db_config_status()`.
 //!
 //! The handlers are raw `extern "C"` functions rather than `#[php_function]`:
 //! the macro's argument parser allocates on every call, and the warm call of

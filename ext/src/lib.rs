@@ -3,9 +3,9 @@
 //! `ssm-db-config-core`, which does the parsing, fetching and cache policy.
 //!
 //! # Layout
-//! - [`functions`]: the three PHP functions and the status array.
+//! - [`functions`]: the four PHP functions and the status array.
 //! - [`state`]: the per-process cache, counters and the warm path.
-//! - [`php_array`]: the immutable persistent array a warm call returns.
+//! - [`php_array`]: the immutable persistent array a warm call returns, and the constants made from it.
 //! - [`refresher`]: the per-process thread that fetches (fork safety, refresh-ahead).
 //! - [`environment`]: `AWS_*` captured in the php-fpm master for its workers.
 //! - [`ini`]: the `ssm_db_config.*` directives and their validation.

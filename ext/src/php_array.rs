@@ -11,7 +11,9 @@
 //! Hence the one rule of this module: a [`FrozenArray`] that may have been
 //! handed to PHP is freed only when no request is running (see
 //! `state::retire` and the module's post-deactivate hook), because a script
-//! may hold pointers into it until its request ends.
+//! may hold pointers into it until its request ends, and so may the constants
+//! `ssm_db_config_define()` registers with its strings as their values (PHP
+//! destroys them before the post-deactivate hooks run).
 
 use std::ptr;
 
@@ -32,6 +34,13 @@ struct ZendConstant {
     value: zval,
     name: *mut zend_string,
 }
+
+// Newer PHPs add fields to zend_constant: a build for one must not pass this
+// layout to zend_register_constant unchecked.
+const _: () = assert!(
+    ffi::ZEND_MODULE_API_NO <= 20220829,
+    "ZendConstant mirrors zend_constant of PHP 8.0 to 8.2: check Zend/zend_constants.h of this PHP"
+);
 
 /// `PHP_USER_CONSTANT << ZEND_CONSTANT_FLAGS_SHIFT`, no flags (case-sensitive,
 /// not persistent): what `define()` registers, freed when the request ends.
@@ -113,9 +122,7 @@ impl FrozenArray {
         (*rv).value.arr = self.ht;
         (*rv).u1.type_info = IS_ARRAY;
     }
-}
 
-impl FrozenArray {
     /// Defines the array's entries as constants (`DB_HOST`, ...), as a loop
     /// of `define()` over it would, or none of them: if one is already
     /// defined, its name is returned and nothing is defined.
@@ -126,6 +133,8 @@ impl FrozenArray {
     /// # Safety
     /// Call from the PHP thread during a request.
     pub unsafe fn define_constants(&self, keys: &Keys) -> Result<(), &'static str> {
+        // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
+        // lock, and this runs once per request (non-thread-safe PHP only).
         let constants = ffi::executor_globals.zend_constants;
         for (key, name) in keys.0.iter().zip(KEY_NAMES) {
             if !ffi::zend_hash_find(constants, *key).is_null() {
