@@ -14,6 +14,7 @@ use ext_php_rs::zend::{ce, ExecuteData};
 use ext_php_rs::boxed::ZBox;
 use ssm_db_config_core::VERSION;
 
+use crate::php_array::FrozenArray;
 use crate::state::{self, Mode, Sharing};
 use crate::error;
 use ssm_db_config_core::{Error, Freshness};
@@ -90,40 +91,35 @@ fn type_name(type_byte: u8) -> &'static str {
     }
 }
 
-extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
-    let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
+/// Hands `use_array` the array for `requested`: the warm path, else the
+/// cache or a fetch; on failure throws instead.
+#[inline(always)]
+fn with_array(requested: Option<&[u8]>, use_array: impl FnOnce(&FrozenArray)) {
     let state = state::get();
     if let Some(array) = state.hot(requested) {
-        unsafe { array.return_into(rv) };
-        return;
+        return use_array(array);
     }
     match state.serve(requested, Mode::Get) {
-        Ok(array) => unsafe { array.return_into(rv) },
+        Ok(array) => use_array(&array),
         Err(e) => error::throw(&e),
     }
+}
+
+extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
+    let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
+    with_array(requested, |array| unsafe { array.return_into(rv) });
 }
 
 /// `ssm_db_config_define()`: wp-config.php's `define()` calls in one, all or none.
 extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
     let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
-    let state = state::get();
-    let keys = state.keys();
-    let served;
-    let array = match state.hot(requested) {
-        Some(array) => array,
-        None => match state.serve(requested, Mode::Get) {
-            Ok(array) => {
-                served = array;
-                &*served
-            }
-            Err(e) => return error::throw(&e),
-        },
-    };
-    if let Err(name) = unsafe { array.define_constants(&keys) } {
-        error::throw(&Error::BadConfiguration(format!(
-            "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
-        )));
-    }
+    with_array(requested, |array| {
+        if let Err(name) = unsafe { array.define_constants() } {
+            error::throw(&Error::BadConfiguration(format!(
+                "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
+            )));
+        }
+    });
 }
 
 extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {

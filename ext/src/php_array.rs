@@ -57,7 +57,6 @@ const HASH_FLAG_STATIC_KEYS: u32 = 1 << 4;
 const ZSTR_HEADER: usize = std::mem::offset_of!(zend_string, val);
 
 /// The six keys, interned permanently once (at module startup).
-#[derive(Clone, Copy)]
 pub struct Keys([*mut zend_string; 6]);
 
 /// The keys of the returned array, in order.
@@ -132,18 +131,16 @@ impl FrozenArray {
     ///
     /// # Safety
     /// Call from the PHP thread during a request.
-    pub unsafe fn define_constants(&self, keys: &Keys) -> Result<(), &'static str> {
+    pub unsafe fn define_constants(&self) -> Result<(), &'static str> {
         // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
         // lock, and this runs once per request (non-thread-safe PHP only).
         let constants = ffi::executor_globals.zend_constants;
-        for (key, name) in keys.0.iter().zip(KEY_NAMES) {
-            if !ffi::zend_hash_find(constants, *key).is_null() {
-                return Err(name);
-            }
+        // The buckets, in KEY_NAMES order (built so, never deleted from).
+        let buckets = std::slice::from_raw_parts((*self.ht).__bindgen_anon_1.arData, (*self.ht).nNumUsed as usize);
+        if let Some(i) = buckets.iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
+            return Err(KEY_NAMES[i]);
         }
-        let buckets = (*self.ht).__bindgen_anon_1.arData;
-        for i in 0..(*self.ht).nNumUsed as usize {
-            let bucket = &*buckets.add(i);
+        for bucket in buckets {
             let mut constant = ZendConstant { value: ptr::read(&bucket.val), name: bucket.key };
             // u2 of an array element is its hash chain; of a constant, its flags.
             constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;

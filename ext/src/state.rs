@@ -172,11 +172,6 @@ pub enum Mode {
 }
 
 impl State {
-    /// The array keys, which are also the constants' names.
-    pub fn keys(&self) -> Keys {
-        self.keys
-    }
-
     /// The warm path: the last array served, if it is for `requested` and nothing is due.
     #[inline(always)]
     pub fn hot(&mut self, requested: Option<&[u8]>) -> Option<&FrozenArray> {
