@@ -121,6 +121,8 @@ max_wal_senders = 5
 wal_keep_size = '256MB'
 synchronous_commit = on
 hot_standby = on
+# In the data folder, not /dev/shm: the drill kills this server.
+dynamic_shared_memory_type = mmap
 """)
     with open(os.path.join(data, "pg_hba.conf"), "w") as f:
         f.write("local all all trust\nhost replication postgres 127.0.0.0/8 trust\n"

@@ -21,7 +21,7 @@ pg_start() {
   PG_PORT=$(pg_free_port)
   pg_as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
   pg_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$dir" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap -c port=$PG_PORT -c unix_socket_directories=$dir" start >/dev/null
   pg_as "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -v ON_ERROR_STOP=1 \
     -c "CREATE USER wp PASSWORD '$PG_PASSWORD'" -c "CREATE DATABASE shop OWNER wp" >/dev/null
   # From now on, passwords are required over TCP.

@@ -96,6 +96,9 @@ mariadb_sql() {  # mariadb_sql NAME < SQL
 }
 
 # start_postgres NAME: a PostgreSQL primary in $RUN/NAME; sets NAME_PORT.
+# Its dynamic shared memory is in files of the data folder (mmap), not in
+# /dev/shm: a server killed or stopped with -m immediate (the failover checks
+# and the cleanup do both) leaves nothing behind outside $RUN.
 start_postgres() {
   local name=$1 dir=$RUN/$1 port
   port=$(free_port)
@@ -104,7 +107,7 @@ start_postgres() {
   as_user postgres initdb -D "$dir/data" -U postgres --auth=trust >"$dir/initdb.log" 2>&1
   write_pg_hba "$dir/data"
   as_user postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c wal_level=replica -c max_wal_senders=4 -c fsync=off" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap -c shared_buffers=16MB -c wal_level=replica -c max_wal_senders=4 -c fsync=off" \
     start >/dev/null
   PG_DIRS+=("$dir/data")
   eval "${name}_PORT=$port"
@@ -119,7 +122,7 @@ start_pg_standby() {
   as_user postgres pg_basebackup -h 127.0.0.1 -p "${!primary_port_var}" -U postgres \
     -D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1
   as_user postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c fsync=off" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c dynamic_shared_memory_type=mmap -c shared_buffers=16MB -c fsync=off" \
     start >/dev/null
   PG_DIRS+=("$dir/data")
   eval "${name}_PORT=$port"
