@@ -64,19 +64,21 @@ echo DB_HOST;
 PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
          "d": ("loop.php", PAGE_LOOP_LITERAL), "e": ("extension.php", PAGE_EXTENSION),
          "f": ("call.php", PAGE_CALL_ONLY), "g": ("extension.php", PAGE_EXTENSION),
-         **{k: ("extension.php", PAGE_EXTENSION) for k in "hij"}, "k": ("define.php", PAGE_DEFINE)}
+         **{k: ("extension.php", PAGE_EXTENSION) for k in "hij"}, "k": ("define.php", PAGE_DEFINE),
+         "l": ("define.php", PAGE_DEFINE)}
 LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} s", "c": "(c) constants, extension loaded",
           "d": "(d) loop over a literal array", "e": "(e) as (b), direct_refresh off",
           "f": "(f) call unused, then as (a)", "g": "(g) as (b), TTL 3600 s",
           **{k: f"({k}) as (b), --other-so {n + 1}" for n, k in enumerate("hij")},
-          "k": "(k) ssm_db_config_define(), TTL {ttl} s"}
-# (g) never refreshes during a run: (b) against (g) is what refreshing costs.
+          "k": "(k) ssm_db_config_define(), TTL {ttl} s", "l": "(l) as (k), TTL 3600 s"}
+# (g) and (l) never refresh during a run: (b) against (g), (k) against (l),
+# is what refreshing costs.
 LONG_TTL = 3600
 
 
 def ttl_of(key, ttl):
     """The TTL of a pool that calls the extension, else None."""
-    return LONG_TTL if key == "g" else ttl if key in "befhijk" else None
+    return LONG_TTL if key in "gl" else ttl if key in "befhijk" else None
 
 
 # With two CPUs or more, wrk (and the AWS emulator) get CPU 0 and the servers
@@ -322,6 +324,8 @@ def main():
     ap.add_argument("--decompose", action="store_true",
                     help="also load (d) the loop over a literal array, (e) page (b) with direct_refresh off, "
                          "(f) the call alone (see PAGE_LOOP_LITERAL) and (g) page (b) with a TTL of an hour")
+    ap.add_argument("--pages", default="", metavar="KEYS",
+                    help="more pages to load, by letter: any of defg (see --decompose) and l, page (k) with a TTL of an hour")
     ap.add_argument("--other-so", metavar="PATH", nargs="+", default=[],
                     help="also load page (b) with these builds of the extension, as (h), (i), (j): builds compared in one run")
     args = ap.parse_args()
@@ -329,6 +333,8 @@ def main():
     if len(args.other_so) > 3:
         sys.exit("fleet.py: at most three --other-so builds")
     OTHER_SO = dict(zip("hij", args.other_so))
+    if set(args.pages) - set("defgl"):
+        sys.exit("fleet.py: --pages takes letters among d, e, f, g and l")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2 and not args.no_pin:
         LOAD_CPUS, SERVER_CPUS = {cpus[0]}, set(cpus[1:])
@@ -352,7 +358,8 @@ def main():
                                             Value="postgresql://wp:bench-password@db.internal:5432/wp")
             env = dict(os.environ, **aws.env())
             env.pop("PHP_INI_SCAN_DIR", None)
-            keys = "abck" + ("defg" if args.decompose else "") + "".join(OTHER_SO)
+            extra = "".join(dict.fromkeys(("defg" if args.decompose else "") + args.pages))
+            keys = "abck" + extra + "".join(OTHER_SO)
             for key in keys:
                 with open(os.path.join(work, PAGES[key][0]), "w") as f:
                     f.write(PAGES[key][1])
