@@ -91,6 +91,16 @@ SERVER_CPUS = None
 OTHER_SO = {}
 
 
+def bench_env(aws):
+    """Puts the benchmark's parameter in the emulator; the environment that
+    sends a PHP process to it (through the counting proxy)."""
+    aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
+                                    Value="postgresql://wp:bench-password@db.internal:5432/wp")
+    env = dict(os.environ, **aws.env())
+    env.pop("PHP_INI_SCAN_DIR", None)
+    return env
+
+
 def place(cpus):
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -354,10 +364,7 @@ def main():
     procs = []
     try:
         with AwsStack() as aws:
-            aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
-                                            Value="postgresql://wp:bench-password@db.internal:5432/wp")
-            env = dict(os.environ, **aws.env())
-            env.pop("PHP_INI_SCAN_DIR", None)
+            env = bench_env(aws)
             extra = "".join(dict.fromkeys(("defg" if args.decompose else "") + args.pages))
             keys = "abck" + extra + "".join(OTHER_SO)
             for key in keys:

@@ -164,10 +164,7 @@ def main():
     per_request, spread = {}, {}
     try:
         with AwsStack() as aws:
-            aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
-                                            Value="postgresql://wp:bench-password@db.internal:5432/wp")
-            env = dict(os.environ, **aws.env())
-            env.pop("PHP_INI_SCAN_DIR", None)
+            env = fleet.bench_env(aws)
             for key in keys:
                 fleet.progress(f"{key}: {WARM} + {args.requests} requests under callgrind")
                 counts = count(work, shared_root, env, key, args.requests)
