@@ -143,7 +143,7 @@ def count(work, shared_root, env, key, requests):
     # Dump n is taken as request n starts, so it holds request n - 1.
     measured = [cycles[n] for n in range(WARM + 2, WARM + requests + 2) if n in cycles]
     if len(measured) != requests:
-        raise RuntimeError(f"{key}: {len(measured)} of {requests} requests counted (files in {work})")
+        raise RuntimeError(f"{key}: callgrind wrote counts for {len(measured)} of {requests} requests")
     return measured
 
 
