@@ -22,6 +22,8 @@ fn row(name: &str, value: &str) {
     unsafe { php_info_print_table_row(2, name.as_ptr(), value.as_ptr()) };
 }
 
+// PHP calls this with its own entry for this module; the signature is the engine's.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn info(module: *mut ModuleEntry) {
     let state = state::get();
     unsafe {

@@ -88,27 +88,30 @@ impl Settings {
     pub fn from_ini() -> (Settings, Vec<String>) {
         let values = ExecutorGlobals::get().ini_values();
         let get = |name: &str| values.get(name).cloned().flatten().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        validate(
-            get("ssm_db_config.parameter"),
-            get("ssm_db_config.region"),
-            get("ssm_db_config.endpoint_url"),
-            get("ssm_db_config.ttl"),
-            get("ssm_db_config.timeout_ms"),
-            get("ssm_db_config.max_stale"),
+        validate(RawSettings {
+            parameter: get("ssm_db_config.parameter"),
+            region: get("ssm_db_config.region"),
+            endpoint_url: get("ssm_db_config.endpoint_url"),
+            ttl: get("ssm_db_config.ttl"),
+            timeout_ms: get("ssm_db_config.timeout_ms"),
+            max_stale: get("ssm_db_config.max_stale"),
             // PHP's INI parser turns off/no/false into "": that is "off" here;
             // unset, the directive keeps its default "auto".
-            values.get("ssm_db_config.shared_dir").cloned().flatten().map(|v| match v.trim() {
+            shared_dir: values.get("ssm_db_config.shared_dir").cloned().flatten().map(|v| match v.trim() {
                 "" => "off".to_owned(),
                 v => v.to_owned(),
             }),
-            get("ssm_db_config.credentials_parameter"),
+            credentials_parameter: get("ssm_db_config.credentials_parameter"),
             // PHP's INI parser turns on/yes/true into "1" and off/no/false into "".
-            values.get("ssm_db_config.direct_refresh").cloned().flatten().map(|v| v.trim().to_owned()),
-        )
+            direct_refresh: values.get("ssm_db_config.direct_refresh").cloned().flatten().map(|v| v.trim().to_owned()),
+        })
     }
 }
 
-fn validate(
+/// The directives as php.ini gives them, before validation: named, so that
+/// nine optional strings cannot be passed in the wrong order.
+#[derive(Debug, Default)]
+struct RawSettings {
     parameter: Option<String>,
     region: Option<String>,
     endpoint_url: Option<String>,
@@ -118,7 +121,10 @@ fn validate(
     shared_dir: Option<String>,
     credentials_parameter: Option<String>,
     direct_refresh: Option<String>,
-) -> (Settings, Vec<String>) {
+}
+
+fn validate(raw: RawSettings) -> (Settings, Vec<String>) {
+    let RawSettings { parameter, region, endpoint_url, ttl, timeout_ms, max_stale, shared_dir, credentials_parameter, direct_refresh } = raw;
     let mut warnings = Vec::new();
     let mut number = |directive: &str, raw: Option<String>, (min, max): (u64, u64), default: u64, unit: &str| -> u64 {
         match raw {
@@ -206,7 +212,17 @@ mod tests {
 
     #[test]
     fn valid_values_are_taken() {
-        let (st, w) = validate(s("/app/db"), s("eu-west-1"), s("http://127.0.0.1:5000"), s("5"), s("300"), s("0"), s("/run/x"), s("/aws/reference/secretsmanager/rds!db-1"), s(""));
+        let (st, w) = validate(RawSettings {
+            parameter: s("/app/db"),
+            region: s("eu-west-1"),
+            endpoint_url: s("http://127.0.0.1:5000"),
+            ttl: s("5"),
+            timeout_ms: s("300"),
+            max_stale: s("0"),
+            shared_dir: s("/run/x"),
+            credentials_parameter: s("/aws/reference/secretsmanager/rds!db-1"),
+            direct_refresh: s(""),
+        });
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(st.ttl, Duration::from_secs(5));
         assert_eq!(st.timeout, Duration::from_millis(300));
@@ -215,14 +231,23 @@ mod tests {
         assert_eq!(st.shared_dir, Some(SharedDir::Path("/run/x".into())));
         assert_eq!(st.credentials_parameter.as_deref(), Some("/aws/reference/secretsmanager/rds!db-1"));
         assert!(!st.direct_refresh);
-        assert_eq!(validate(None, None, None, None, None, None, s("off"), None, None).0.shared_dir, None);
-        assert!(validate(None, None, None, None, None, None, None, None, None).0.direct_refresh, "on by default");
-        assert!(validate(None, None, None, None, None, None, None, None, s("1")).0.direct_refresh);
+        assert_eq!(validate(RawSettings { shared_dir: s("off"), ..Default::default() }).0.shared_dir, None);
+        assert!(validate(RawSettings::default()).0.direct_refresh, "on by default");
+        assert!(validate(RawSettings { direct_refresh: s("1"), ..Default::default() }).0.direct_refresh);
     }
 
     #[test]
     fn bad_values_warn_with_directive_and_range_then_use_default() {
-        let (st, w) = validate(None, s("EU WEST"), s("ftp://x"), s("0"), s("fast"), s("-1"), s("relative/dir"), None, s("sometimes"));
+        let (st, w) = validate(RawSettings {
+            region: s("EU WEST"),
+            endpoint_url: s("ftp://x"),
+            ttl: s("0"),
+            timeout_ms: s("fast"),
+            max_stale: s("-1"),
+            shared_dir: s("relative/dir"),
+            direct_refresh: s("sometimes"),
+            ..Default::default()
+        });
         assert_eq!(st.ttl, Duration::from_secs(60));
         assert_eq!(st.timeout, Duration::from_millis(2000));
         assert_eq!(st.region, None);

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -86,13 +87,13 @@ pub struct Tracker {
 
 struct Served {
     entry: Arc<CachedConfig>,
-    array: Arc<FrozenArray>,
+    array: Rc<FrozenArray>,
 }
 
 struct Hot {
     /// `None` when serving the default parameter (called without an argument).
     explicit: Option<Box<[u8]>>,
-    array: Arc<FrozenArray>,
+    array: Rc<FrozenArray>,
     until_ns: u64,
 }
 
@@ -114,7 +115,7 @@ pub struct State {
     served: HashMap<String, Served>,
     hot: Option<Hot>,
     /// Arrays replaced during this request; freed after it (see php_array).
-    retired: Vec<Arc<FrozenArray>>,
+    retired: Vec<Rc<FrozenArray>>,
     in_flight: HashSet<String>,
     pub trackers: HashMap<String, Tracker>,
     pub sharing: Sharing,
@@ -253,7 +254,7 @@ impl State {
     }
 
     /// The slow path (see the module doc).
-    pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Arc<FrozenArray>, Error> {
+    pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Rc<FrozenArray>, Error> {
         let name = self.parameter_name(requested)?;
         let creds = self.credentials_for(&name);
         self.take_mail();
@@ -388,7 +389,7 @@ impl State {
         creds: Option<String>,
         slot: Option<(SharedSlot, &'static SharedKey)>,
         forced: bool,
-    ) -> Result<Arc<FrozenArray>, Error> {
+    ) -> Result<Rc<FrozenArray>, Error> {
         let started = Instant::now();
         let budget = self.settings.timeout;
         let shared = match slot {
@@ -484,7 +485,7 @@ impl State {
     }
 
     /// Finds or builds the array for `entry`, and makes it the hot one until `until_ns`.
-    fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, until_ns: u64) -> Arc<FrozenArray> {
+    fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, until_ns: u64) -> Rc<FrozenArray> {
         if !self.served.contains_key(name) && self.served.len() as u64 >= MAX_ENTRIES {
             self.forget_dropped_names(name);
         }
@@ -497,7 +498,7 @@ impl State {
                 served.array.clone()
             }
             _ => {
-                let array = Arc::new(FrozenArray::build(&self.keys, &entry.config));
+                let array = Rc::new(FrozenArray::build(&self.keys, &entry.config));
                 if let Some(old) = self.served.insert(name.to_owned(), Served { entry, array: array.clone() }) {
                     self.retired.push(old.array);
                 }
