@@ -300,7 +300,7 @@ def private_dirty_kb(pid):
         return int(re.search(r"^Private_Dirty:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
-def soak(env, calls=1_000_000, refreshes=10_000, checkpoints=5):
+def soak(env, moto_url, calls=1_000_000, refreshes=10_000, checkpoints=5, warmup_calls=30_000):
     """RSS before and after; also at `checkpoints` points along the way, so
     that a leak (steady growth) can be told from the allocator settling.
 
@@ -309,7 +309,11 @@ def soak(env, calls=1_000_000, refreshes=10_000, checkpoints=5):
     the process and count in its RSS (RssFile). Without that warm-up pass the
     harness's own first run showed as 192 kB of growth, half the 1 % target,
     in a run that called nothing of the extension. RssAnon, the process's
-    own memory, is printed beside VmRSS: a leak grows it."""
+    own memory, is printed beside VmRSS: a leak grows it.
+
+    Straight to moto (`moto_url`): the counting proxy would be the
+    bottleneck of 10,000 fetches."""
+    warmup_refreshes = warmup_calls * refreshes // calls
     code = f"""
     $rss = function () {{
         $kb = [];
@@ -330,25 +334,26 @@ def soak(env, calls=1_000_000, refreshes=10_000, checkpoints=5):
         return $along;
     }};
     ssm_db_config();
-    $run(30000, 300, {checkpoints});
+    $run({warmup_calls}, {warmup_refreshes}, {checkpoints});
     $before = $rss();
     $along = $run({calls}, {refreshes}, {checkpoints});
     $s = ssm_db_config_status();
     echo json_encode(["before" => $before, "after" => $rss(), "along" => $along, "fetches" => $s["fetches"], "hits" => $s["hits"]]);
     """
     out = subprocess.run(["php", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db", "-r", code],
-                         env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+                         env=dict(env, AWS_ENDPOINT_URL=moto_url), capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out), calls=calls, refreshes=refreshes, checkpoints=checkpoints,
+                warmup_calls=warmup_calls, warmup_refreshes=warmup_refreshes)
 
 
 def print_soak(s):
     growth = {k: (s["after"][k] - s["before"][k]) / s["before"][k] * 100 for k in ("VmRSS", "RssAnon")}
-    print(f"== soak: one process, 1,000,000 calls and 10,000 refreshes ({s['fetches']} fetches, "
-          f"after a warm-up pass of 30,000 calls and 300 refreshes)")
+    print(f"== soak: one process, {s['calls']:,} calls and {s['refreshes']:,} refreshes ({s['fetches']} fetches, "
+          f"after a warm-up pass of {s['warmup_calls']:,} calls and {s['warmup_refreshes']:,} refreshes)")
     print(f"RSS {s['before']['VmRSS']} kB -> {s['after']['VmRSS']} kB: {growth['VmRSS']:+.2f} % (target <= 1 %)")
     print(f"of which anonymous (RssAnon) {s['before']['RssAnon']} kB -> {s['after']['RssAnon']} kB: "
           f"{s['after']['RssAnon'] - s['before']['RssAnon']:+d} kB, {growth['RssAnon']:+.2f} %")
-    print("RSS along the way, every 200,000 calls / 2,000 refreshes (kB): "
+    print(f"RSS along the way, every {s['calls'] // s['checkpoints']:,} calls / {s['refreshes'] // s['checkpoints']:,} refreshes (kB): "
           + ", ".join(f"{a['VmRSS']} (anon {a['RssAnon']})" for a in s["along"]))
 
 
@@ -370,7 +375,7 @@ def main():
     args = ap.parse_args()
     if args.soak_only:
         with AwsStack() as aws:
-            print_soak(soak(dict(bench_env(aws), AWS_ENDPOINT_URL=aws.moto.url)))
+            print_soak(soak(bench_env(aws), aws.moto.url))
         return
     global LOAD_CPUS, SERVER_CPUS, OTHER_SO
     if len(args.other_so) > 3:
@@ -442,8 +447,7 @@ def main():
             s = None
             if not args.no_soak:
                 progress("soak: 1,000,000 calls, 10,000 refreshes")
-                # Straight to moto: the counting proxy would be the bottleneck of 10,000 fetches.
-                s = soak(dict(env, AWS_ENDPOINT_URL=aws.moto.url))
+                s = soak(env, aws.moto.url)
 
         mem_a, mem_b, mem_c = (sum(mem[k], []) for k in "abc")
         avg_a, avg_b, avg_c = sum(mem_a) / len(mem_a), sum(mem_b) / len(mem_b), sum(mem_c) / len(mem_c)
