@@ -58,6 +58,7 @@ CASES = {
     "k*": ("(k) ssm_db_config_define(), the worker that fetched", fleet.PAGE_DEFINE, "calls", "fetched"),
     "b": ("(b) foreach ssm_db_config(), a worker that adopts", fleet.PAGE_EXTENSION, "calls", "adopts"),
     "d": ("(d) the loop over a literal array, no extension", fleet.PAGE_LOOP_LITERAL, None, None),
+    "m": ("(m) as (k), define_constants on", fleet.PAGE_DEFINE, "defines", "adopts"),
 }
 
 
@@ -65,13 +66,15 @@ def settings(mode, shared_root):
     if mode is None:
         return {}
     ini = {"extension": fleet.SO, "ssm_db_config.parameter": "/bench/db"}
-    if mode == "calls":
+    if mode in ("calls", "defines"):
         shared = tempfile.mkdtemp(dir=shared_root)
         os.chmod(shared, 0o700)
         if fleet.AS_ROOT:
             import pwd
             os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
         ini.update({"ssm_db_config.ttl": "3600", "ssm_db_config.shared_dir": shared})
+    if mode == "defines":
+        ini["ssm_db_config.define_constants"] = "1"
     return ini
 
 
@@ -150,7 +153,7 @@ def count(work, shared_root, env, key, requests):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=1000, help="measured requests per page (default 1000)")
-    ap.add_argument("--cases", default="a,c,k,k*,b,d", help="which pages, comma-separated (default all)")
+    ap.add_argument("--cases", default="a,c,k,k*,m,b,d", help="which pages, comma-separated (default all)")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("instructions.py: valgrind is not installed (apt install valgrind)")

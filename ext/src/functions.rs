@@ -15,9 +15,9 @@ use ext_php_rs::boxed::ZBox;
 use ssm_db_config_core::VERSION;
 
 use crate::php_array::FrozenArray;
-use crate::state::{self, Mode, Sharing};
+use crate::state::{self, Mode, RequestStart, Sharing};
 use crate::error;
-use ssm_db_config_core::{Error, Freshness};
+use ssm_db_config_core::Freshness;
 
 const IS_NULL: u8 = 1;
 const IS_STRING: u8 = 6;
@@ -111,13 +111,21 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
 }
 
 /// `ssm_db_config_define()`: wp-config.php's `define()` calls in one, all or none.
+/// Without an argument, after the request's start defined them
+/// (`ssm_db_config.define_constants`), it does nothing, or throws what
+/// stopped the request's start from defining them.
 extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
     let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
+    if requested.is_none() {
+        match &state::get().request_start {
+            RequestStart::Defined => return,
+            RequestStart::Failed(e) => return error::throw(e),
+            RequestStart::NotTried => {}
+        }
+    }
     with_array(requested, |array| {
         if let Err(name) = unsafe { array.define_constants() } {
-            error::throw(&Error::BadConfiguration(format!(
-                "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
-            )));
+            error::throw(&state::already_defined(name));
         }
     });
 }
@@ -160,6 +168,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
     ht.insert("direct_refresh", settings.direct_refresh)?;
+    ht.insert("define_constants", settings.define_constants)?;
     let (shared_dir, shared_error): (Option<String>, Option<String>) = match &state.sharing {
         Sharing::Ready(dir, _) => (Some(dir.display().to_string()), None),
         Sharing::Pending(dir, _) => (Some(dir.resolve().display().to_string()), None),

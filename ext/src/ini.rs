@@ -27,7 +27,7 @@ pub const MAX_STALE_RANGE: (u64, u64) = (0, 30 * 86_400);
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
 
-pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
     IniEntryDef::new(c"ssm_db_config.parameter", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.region", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.endpoint_url", c"", IniEntryPermission::System),
@@ -37,6 +37,7 @@ pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
     IniEntryDef::new(c"ssm_db_config.shared_dir", c"auto", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.credentials_parameter", c"", IniEntryPermission::System),
     IniEntryDef::new(c"ssm_db_config.direct_refresh", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"ssm_db_config.define_constants", c"0", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -61,6 +62,9 @@ pub struct Settings {
     pub credentials_parameter: Option<String>,
     /// Whether requests after the SDK's first may skip its pipeline (`core::direct`).
     pub direct_refresh: bool,
+    /// Whether every request starts with the DB_* constants of
+    /// `ssm_db_config.parameter` defined (see `functions::define_at_request_start`).
+    pub define_constants: bool,
 }
 
 /// Where workers share their cache.
@@ -104,6 +108,7 @@ impl Settings {
             credentials_parameter: get("ssm_db_config.credentials_parameter"),
             // PHP's INI parser turns on/yes/true into "1" and off/no/false into "".
             direct_refresh: values.get("ssm_db_config.direct_refresh").cloned().flatten().map(|v| v.trim().to_owned()),
+            define_constants: values.get("ssm_db_config.define_constants").cloned().flatten().map(|v| v.trim().to_owned()),
         })
     }
 }
@@ -121,10 +126,37 @@ struct RawSettings {
     shared_dir: Option<String>,
     credentials_parameter: Option<String>,
     direct_refresh: Option<String>,
+    define_constants: Option<String>,
+}
+
+/// An on/off directive as PHP's INI parser leaves it: on/yes/true are "1",
+/// off/no/false are "".
+fn switch(directive: &str, raw: Option<&str>, default: bool, warnings: &mut Vec<String>) -> bool {
+    match raw {
+        None => default,
+        Some("1") => true,
+        Some("" | "0") => false,
+        Some(_) => {
+            let default_name = if default { "on" } else { "off" };
+            warnings.push(format!("{directive} must be on or off (1 or 0); using {default_name}"));
+            default
+        }
+    }
 }
 
 fn validate(raw: RawSettings) -> (Settings, Vec<String>) {
-    let RawSettings { parameter, region, endpoint_url, ttl, timeout_ms, max_stale, shared_dir, credentials_parameter, direct_refresh } = raw;
+    let RawSettings {
+        parameter,
+        region,
+        endpoint_url,
+        ttl,
+        timeout_ms,
+        max_stale,
+        shared_dir,
+        credentials_parameter,
+        direct_refresh,
+        define_constants,
+    } = raw;
     let mut warnings = Vec::new();
     let mut number = |directive: &str, raw: Option<String>, (min, max): (u64, u64), default: u64, unit: &str| -> u64 {
         match raw {
@@ -180,14 +212,14 @@ fn validate(raw: RawSettings) -> (Settings, Vec<String>) {
             Some(SharedDir::Auto)
         }
     };
-    let direct_refresh = match direct_refresh.as_deref() {
-        None | Some("1") => true,
-        Some("" | "0") => false,
-        Some(_) => {
-            warnings.push("ssm_db_config.direct_refresh must be on or off (1 or 0); using on".into());
-            true
-        }
-    };
+    let direct_refresh = switch("ssm_db_config.direct_refresh", direct_refresh.as_deref(), true, &mut warnings);
+    let mut define_constants = switch("ssm_db_config.define_constants", define_constants.as_deref(), false, &mut warnings);
+    if define_constants && parameter.is_none() {
+        warnings.push(
+            "ssm_db_config.define_constants is on but ssm_db_config.parameter is not set: no constant is defined at request start".into(),
+        );
+        define_constants = false;
+    }
     let settings = Settings {
         parameter,
         region,
@@ -198,6 +230,7 @@ fn validate(raw: RawSettings) -> (Settings, Vec<String>) {
         shared_dir,
         credentials_parameter,
         direct_refresh,
+        define_constants,
     };
     (settings, warnings)
 }
@@ -222,8 +255,10 @@ mod tests {
             shared_dir: s("/run/x"),
             credentials_parameter: s("/aws/reference/secretsmanager/rds!db-1"),
             direct_refresh: s(""),
+            define_constants: s("1"),
         });
         assert!(w.is_empty(), "{w:?}");
+        assert!(st.define_constants);
         assert_eq!(st.ttl, Duration::from_secs(5));
         assert_eq!(st.timeout, Duration::from_millis(300));
         assert_eq!(st.region.as_deref(), Some("eu-west-1"));
@@ -234,6 +269,14 @@ mod tests {
         assert_eq!(validate(RawSettings { shared_dir: s("off"), ..Default::default() }).0.shared_dir, None);
         assert!(validate(RawSettings::default()).0.direct_refresh, "on by default");
         assert!(validate(RawSettings { direct_refresh: s("1"), ..Default::default() }).0.direct_refresh);
+        assert!(!validate(RawSettings { parameter: s("/app/db"), ..Default::default() }).0.define_constants, "off by default");
+    }
+
+    #[test]
+    fn define_constants_needs_a_parameter() {
+        let (st, w) = validate(RawSettings { define_constants: s("1"), ..Default::default() });
+        assert!(!st.define_constants);
+        assert!(w.iter().any(|m| m.contains("ssm_db_config.define_constants") && m.contains("ssm_db_config.parameter")), "{w:?}");
     }
 
     #[test]
@@ -246,6 +289,7 @@ mod tests {
             max_stale: s("-1"),
             shared_dir: s("relative/dir"),
             direct_refresh: s("sometimes"),
+            define_constants: s("maybe"),
             ..Default::default()
         });
         assert_eq!(st.ttl, Duration::from_secs(60));
@@ -261,5 +305,7 @@ mod tests {
         assert_eq!(st.shared_dir, Some(SharedDir::Auto));
         assert!(w.iter().any(|m| m.contains("ssm_db_config.direct_refresh") && m.contains("on or off")));
         assert!(st.direct_refresh);
+        assert!(w.iter().any(|m| m.contains("ssm_db_config.define_constants") && m.contains("using off")));
+        assert!(!st.define_constants);
     }
 }

@@ -15,6 +15,7 @@
 
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::IniEntryDef;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod environment;
 pub mod error;
@@ -42,10 +43,20 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
         }
     }
     environment::capture();
+    let sapi = unsafe { ext_php_rs::ffi::sapi_module.name.as_ref().map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()) }
+        .unwrap_or_default();
+    if PARENT_SERVES_NOTHING_SAPIS.contains(&sapi.as_str()) {
+        PARENT_SERVES_NOTHING.store(true, Ordering::Relaxed);
+        // Apache may run startup twice in its parent: register once.
+        static REGISTERED: std::sync::Once = std::sync::Once::new();
+        REGISTERED.call_once(|| unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        });
+    }
     if error::register().is_err() {
         return 1;
     }
-    let sharing = sharing_for(&settings);
+    let sharing = sharing_for(&settings, &sapi);
     state::init(settings, php_array::Keys::intern(), sharing);
     0
 }
@@ -54,11 +65,9 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
 const SHARING_SAPIS: [&str; 3] = ["fpm-fcgi", "apache2handler", "litespeed"];
 
 /// Decides at startup whether workers share their cache, and makes the key.
-fn sharing_for(settings: &ini::Settings) -> state::Sharing {
-    let sapi = unsafe { ext_php_rs::ffi::sapi_module.name.as_ref().map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()) }
-        .unwrap_or_default();
+fn sharing_for(settings: &ini::Settings, sapi: &str) -> state::Sharing {
     let Some(dir) = &settings.shared_dir else { return state::Sharing::Off("ssm_db_config.shared_dir = off") };
-    if !SHARING_SAPIS.contains(&sapi.as_str()) {
+    if !SHARING_SAPIS.contains(&sapi) {
         return state::Sharing::Off("this SAPI does not fork workers from one master");
     }
     match ssm_db_config_core::SharedKey::generate() {
@@ -82,12 +91,46 @@ pub fn log(message: &str) {
 
 extern "C" fn shutdown(_ty: i32, module_number: i32) -> i32 {
     unsafe { zend_unregister_ini_entries(module_number) };
+    if let Some(kept) = state::get().kept_constants.take() {
+        unsafe { kept.release_at_shutdown() };
+    }
     0
+}
+
+/// RINIT: with `ssm_db_config.define_constants`, the DB_* constants.
+extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
+    let state = state::get();
+    if state.settings.define_constants && !in_forking_parent() {
+        // Kept across requests only in a worker that fork made: in the
+        // other SAPIs (the CLI, CGI) a process serves one request or
+        // `dl()` may ask the engine to destroy every constant not flagged
+        // persistent at the request's end, these included.
+        state.define_at_request_start(FORKED.load(Ordering::Relaxed));
+    }
+    0
+}
+
+/// Whether this process is php-fpm's master or Apache's parent, which serve
+/// no request but run one at startup for `opcache.preload`: no fetch may
+/// start there (see `refresher`), so that request start defines nothing.
+fn in_forking_parent() -> bool {
+    PARENT_SERVES_NOTHING.load(Ordering::Relaxed) && !FORKED.load(Ordering::Relaxed)
+}
+
+/// SAPIs whose parent process only forks workers. (LiteSpeed's lsphp may
+/// serve requests itself when it runs without children, so it is not one.)
+const PARENT_SERVES_NOTHING_SAPIS: [&str; 2] = ["fpm-fcgi", "apache2handler"];
+static PARENT_SERVES_NOTHING: AtomicBool = AtomicBool::new(false);
+/// Set in the child by fork (a `pthread_atfork` handler registered at startup).
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn after_fork_in_child() {
+    FORKED.store(true, Ordering::Relaxed);
 }
 
 /// After the request's variables are gone: free arrays replaced during it.
 extern "C" fn post_deactivate() -> i32 {
-    state::get().free_retired();
+    state::get().end_request();
     0
 }
 
@@ -97,6 +140,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     let module = module
         .name("ssm_db_config")
         .shutdown_function(shutdown)
+        .request_startup_function(request_startup)
         .post_deactivate_function(post_deactivate)
         .info_function(info::info);
     functions::builders().into_iter().fold(module, |m, f| m.function(f))

@@ -26,6 +26,7 @@ extern "C" {
     fn _zend_hash_init(ht: *mut HashTable, n_size: u32, destructor: ffi::dtor_func_t, persistent: bool);
     fn zend_hash_destroy(ht: *mut HashTable);
     fn zend_register_constant(c: *mut ZendConstant) -> ffi::zend_result;
+    fn zend_hash_discard(ht: *mut HashTable, n_num_used: u32);
 }
 
 /// `zend_constant` (Zend/zend_constants.h, PHP 8.0 to 8.2).
@@ -46,7 +47,11 @@ const _: () = assert!(
 /// not persistent): what `define()` registers, freed when the request ends.
 const USER_CONSTANT_FLAGS: u32 = 0x7f_ffff << 8;
 
+/// `CONST_PERSISTENT << ZEND_CONSTANT_FLAGS_SHIFT` (Zend/zend_constants.h).
+const CONST_PERSISTENT_FLAG: u32 = 1;
+
 // Zend/zend_types.h and zend_hash.h (PHP 8.x).
+const IS_PTR: u32 = 13;
 const IS_LONG: u32 = 4;
 const IS_STRING: u32 = 6;
 const IS_ARRAY: u32 = 7;
@@ -112,6 +117,12 @@ impl FrozenArray {
         }
     }
 
+    /// The buckets, in KEY_NAMES order (built so, never deleted from).
+    #[inline(always)]
+    fn buckets(&self) -> &[ffi::Bucket] {
+        unsafe { std::slice::from_raw_parts((*self.ht).__bindgen_anon_1.arData, (*self.ht).nNumUsed as usize) }
+    }
+
     /// Makes `rv` the array, without copying or counting.
     ///
     /// # Safety
@@ -135,8 +146,7 @@ impl FrozenArray {
         // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
         // lock, and this runs once per request (non-thread-safe PHP only).
         let constants = ffi::executor_globals.zend_constants;
-        // The buckets, in KEY_NAMES order (built so, never deleted from).
-        let buckets = std::slice::from_raw_parts((*self.ht).__bindgen_anon_1.arData, (*self.ht).nNumUsed as usize);
+        let buckets = self.buckets();
         if let Some(i) = buckets.iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
             return Err(KEY_NAMES[i]);
         }
@@ -148,6 +158,123 @@ impl FrozenArray {
             zend_register_constant(&mut constant);
         }
         Ok(())
+    }
+}
+
+/// The six constants kept across a worker's requests
+/// (`ssm_db_config.define_constants` in a php-fpm or Apache worker): defined
+/// once, their values replaced in place when the value changes, so that a
+/// request defines nothing and destroys nothing.
+///
+/// How they outlive a request: PHP destroys at the end of each request every
+/// constant past `EG(persistent_constants_count)`, the size of the table when
+/// the request started. These are added at request start, before any script
+/// runs, and the count is moved past them (opcache's preload does the same
+/// for what it loads), so PHP keeps them as it keeps the constants of
+/// extensions. They are not flagged `CONST_PERSISTENT`, which would let the
+/// compiler and opcache copy their values into compiled scripts, where a
+/// new value (a failover's host, a rotated password) would never reach.
+/// Their memory is malloc's, so whoever frees them sets that flag first: the
+/// engine's destructor then frees them with `free()` (see [`Self::remove`]).
+pub struct WorkerConstants {
+    entries: [*mut ZendConstant; 6],
+    /// The position of the first of them in `EG(zend_constants)`.
+    first_index: u32,
+    /// The array whose strings the values are, kept alive while they are.
+    array: std::rc::Rc<FrozenArray>,
+}
+
+impl WorkerConstants {
+    /// Defines the constants for the worker's life, with `array`'s values.
+    /// `Ok(None)` when they cannot be kept past the request (the table has
+    /// grown since the request started: another extension defined constants
+    /// for this request before us); `Err(name)` when one is already defined.
+    ///
+    /// # Safety
+    /// Call from the PHP thread at request start (RINIT), before any script.
+    pub unsafe fn install(array: std::rc::Rc<FrozenArray>) -> Result<Option<WorkerConstants>, &'static str> {
+        let constants = ffi::executor_globals.zend_constants;
+        let buckets = array.buckets();
+        if let Some(i) = buckets.iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
+            return Err(KEY_NAMES[i]);
+        }
+        let first_index = (*constants).nNumUsed;
+        if first_index != ffi::executor_globals.persistent_constants_count {
+            return Ok(None);
+        }
+        let mut entries = [ptr::null_mut(); 6];
+        for (entry, bucket) in entries.iter_mut().zip(buckets) {
+            let c = libc::malloc(std::mem::size_of::<ZendConstant>()).cast::<ZendConstant>();
+            assert!(!c.is_null(), "out of memory");
+            c.write(ZendConstant { value: ptr::read(&bucket.val), name: bucket.key });
+            (*c).value.u2.constant_flags = USER_CONSTANT_FLAGS;
+            let mut zv: zval = std::mem::zeroed();
+            zv.value.ptr = c.cast();
+            zv.u1.type_info = IS_PTR;
+            // Cannot fail: none of the names is in the table (checked above).
+            ffi::zend_hash_add(constants, bucket.key, &mut zv);
+            *entry = c;
+        }
+        ffi::executor_globals.persistent_constants_count = (*constants).nNumUsed;
+        Ok(Some(WorkerConstants { entries, first_index, array }))
+    }
+
+    /// Whether the values are `array`'s.
+    #[inline(always)]
+    pub fn holds(&self, array: &FrozenArray) -> bool {
+        ptr::eq(&*self.array, array)
+    }
+
+    /// Gives the constants `array`'s values, in place.
+    ///
+    /// # Safety
+    /// Call from the PHP thread between scripts (request start), so that no
+    /// script sees a constant change.
+    pub unsafe fn repoint(&mut self, array: std::rc::Rc<FrozenArray>) {
+        for (&c, bucket) in self.entries.iter().zip(array.buckets()) {
+            let flags = (*c).value.u2.constant_flags;
+            (*c).value = ptr::read(&bucket.val);
+            (*c).value.u2.constant_flags = flags;
+        }
+        self.array = array;
+    }
+
+    /// Undefines the constants (the value may no longer be served).
+    ///
+    /// # Safety
+    /// As for [`Self::repoint`].
+    pub unsafe fn remove(self) {
+        let constants = ffi::executor_globals.zend_constants;
+        for &c in &self.entries {
+            // So that the table's destructor frees it with free(); the value
+            // and the name are immutable strings it leaves alone.
+            (*c).value.u2.constant_flags |= CONST_PERSISTENT_FLAG;
+        }
+        let end = self.first_index + self.entries.len() as u32;
+        if (*constants).nNumUsed == end && ffi::executor_globals.persistent_constants_count == end {
+            // The last entries of the table: cut it back, leaving no hole
+            // below the request's part (a later resize could move entries
+            // of a request across the count if it compacted holes).
+            zend_hash_discard(constants, self.first_index);
+            ffi::executor_globals.persistent_constants_count = self.first_index;
+            for &c in &self.entries {
+                libc::free(c.cast());
+            }
+        } else {
+            for &c in &self.entries {
+                ffi::zend_hash_del(constants, (*c).name);
+            }
+        }
+    }
+
+    /// At module shutdown: lets the engine free them with the table.
+    ///
+    /// # Safety
+    /// Call from module shutdown.
+    pub unsafe fn release_at_shutdown(self) {
+        for &c in &self.entries {
+            (*c).value.u2.constant_flags |= CONST_PERSISTENT_FLAG;
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use ssm_db_config_core::{
 };
 
 use crate::ini::Settings;
-use crate::php_array::{FrozenArray, Keys};
+use crate::php_array::{FrozenArray, Keys, WorkerConstants};
 use crate::refresher::{self, Job, Outcome};
 
 /// While a value is due or stale, how often a worker looks at the host's entry again.
@@ -85,6 +85,20 @@ pub struct Tracker {
     pub due_noticed: Option<(u64, u64)>,
 }
 
+/// What the request-start definition of the constants did in this request
+/// (`ssm_db_config.define_constants`; see `functions::define_at_request_start`).
+#[derive(Debug, Default)]
+pub enum RequestStart {
+    /// Not tried in this request: the directive is off, or this is a parent
+    /// process that forks the workers.
+    #[default]
+    NotTried,
+    Defined,
+    /// Nothing defined; `ssm_db_config_define()` throws this rather than
+    /// waiting on SSM a second time in the same request.
+    Failed(Error),
+}
+
 struct Served {
     entry: Arc<CachedConfig>,
     array: Rc<FrozenArray>,
@@ -123,6 +137,9 @@ pub struct State {
     pub last_error: Option<LastError>,
     pub last_fetch: Option<(Duration, SystemTime)>,
     pub region: Option<String>,
+    pub request_start: RequestStart,
+    /// The DB_* constants kept across this worker's requests, once defined.
+    pub kept_constants: Option<WorkerConstants>,
 }
 
 static mut STATE: Option<State> = None;
@@ -144,6 +161,8 @@ pub fn init(settings: Settings, keys: Keys, sharing: Sharing) {
             last_error: None,
             last_fetch: None,
             region: None,
+            request_start: RequestStart::NotTried,
+            kept_constants: None,
         })
     };
 }
@@ -545,10 +564,75 @@ impl State {
         entry.freshness(mono_now_ns(), self.timing())
     }
 
-    /// Frees arrays retired during the request that just ended.
-    pub fn free_retired(&mut self) {
-        self.retired.clear();
+    /// Request start with `ssm_db_config.define_constants`: defines the
+    /// constants of `ssm_db_config.parameter` before the script runs, as a
+    /// first line calling `ssm_db_config_define()` would, and notes the
+    /// outcome for that call. Throws nothing: there is no script yet to catch
+    /// it. A failure is logged by the fetch (once per attempt, and the host
+    /// makes one attempt per backoff interval), and `ssm_db_config_define()`
+    /// throws it.
+    ///
+    /// With `keep_across_requests` (a php-fpm or Apache worker) the constants
+    /// are defined once and kept (see [`WorkerConstants`]): a request whose
+    /// value has not changed runs only the check below.
+    pub fn define_at_request_start(&mut self, keep_across_requests: bool) {
+        if let (Some(hot), Some(kept)) = (&self.hot, &self.kept_constants) {
+            if hot.explicit.is_none() && kept.holds(&hot.array) && coarse_now_ns() < hot.until_ns {
+                self.counters.hits += 1;
+                self.request_start = RequestStart::Defined;
+                return;
+            }
+        }
+        self.request_start = match self.define_constants_now(keep_across_requests) {
+            Ok(()) => RequestStart::Defined,
+            Err(e) => RequestStart::Failed(e),
+        };
     }
+
+    /// The slow part of [`Self::define_at_request_start`].
+    fn define_constants_now(&mut self, keep_across_requests: bool) -> Result<(), Error> {
+        let array = match self.serve(None, Mode::Get) {
+            Ok(array) => array,
+            Err(e) => {
+                // Nothing may be served (past max_stale, or never fetched): no constants either.
+                if let Some(kept) = self.kept_constants.take() {
+                    unsafe { kept.remove() };
+                }
+                return Err(e);
+            }
+        };
+        if let Some(kept) = &mut self.kept_constants {
+            if !kept.holds(&array) {
+                unsafe { kept.repoint(array) };
+            }
+            return Ok(());
+        }
+        if keep_across_requests {
+            match unsafe { WorkerConstants::install(array.clone()) } {
+                Ok(Some(kept)) => {
+                    self.kept_constants = Some(kept);
+                    return Ok(());
+                }
+                Ok(None) => {} // defined for this request only, below
+                Err(name) => return Err(already_defined(name)),
+            }
+        }
+        unsafe { array.define_constants() }.map_err(already_defined)
+    }
+
+    /// After a request: frees the arrays retired during it, and forgets what
+    /// its start defined.
+    pub fn end_request(&mut self) {
+        self.retired.clear();
+        self.request_start = RequestStart::NotTried;
+    }
+}
+
+/// The error of `ssm_db_config_define()` when one of the constants exists.
+pub fn already_defined(name: &str) -> Error {
+    Error::BadConfiguration(format!(
+        "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
+    ))
 }
 
 const NO_PARAMETER: &str =
