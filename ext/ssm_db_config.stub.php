@@ -35,6 +35,11 @@ function ssm_db_config(?string $parameter = null): array {}
  * one line wp-config.php needs. It defines all six or none: when one of them
  * is already defined, or the value cannot be had, it throws and defines none.
  *
+ * With ssm_db_config.define_constants on, the request's start has defined
+ * them already: called without an argument it then does nothing, or throws
+ * what stopped the request's start from defining them (without asking SSM
+ * a second time).
+ *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @throws SsmDbConfigException as ssm_db_config() does, and with code
  *         BAD_CONFIGURATION when one of the constants is already defined.
@@ -58,6 +63,7 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  * @return array{
  *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
  *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int, direct_refresh: bool,
+ *   define_constants: bool, define_constants_state: 'off'|'not_tried'|'kept'|'request'|'failed',
  *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
  *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,

@@ -169,6 +169,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
     ht.insert("direct_refresh", settings.direct_refresh)?;
     ht.insert("define_constants", settings.define_constants)?;
+    ht.insert("define_constants_state", state.constants_state())?;
     let (shared_dir, shared_error): (Option<String>, Option<String>) = match &state.sharing {
         Sharing::Ready(dir, _) => (Some(dir.display().to_string()), None),
         Sharing::Pending(dir, _) => (Some(dir.resolve().display().to_string()), None),

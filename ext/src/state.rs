@@ -620,6 +620,17 @@ impl State {
         unsafe { array.define_constants() }.map_err(already_defined)
     }
 
+    /// For the status array: what request start did with the constants.
+    pub fn constants_state(&self) -> &'static str {
+        match (&self.request_start, &self.kept_constants) {
+            _ if !self.settings.define_constants => "off",
+            (RequestStart::NotTried, _) => "not_tried",
+            (RequestStart::Defined, Some(_)) => "kept",
+            (RequestStart::Defined, None) => "request",
+            (RequestStart::Failed(_), _) => "failed",
+        }
+    }
+
     /// After a request: frees the arrays retired during it, and forgets what
     /// its start defined.
     pub fn end_request(&mut self) {

@@ -20,8 +20,9 @@ final class Fpm
     /**
      * @param array<string, string> $ini  -d directives for the master
      * @param array<string, string> $env  the master's environment (workers get it cleared)
+     * @param string $pool  more lines for the pool's section (e.g. `pm.max_requests = 5`)
      */
-    public static function start(array $ini, array $env, int $workers = 4): self
+    public static function start(array $ini, array $env, int $workers = 4, string $pool = ''): self
     {
         $fpm = new self();
         $fpm->dir = sys_get_temp_dir() . '/ssm-fpm-' . bin2hex(random_bytes(4));
@@ -38,6 +39,7 @@ final class Fpm
         pm = static
         pm.max_children = $workers
         catch_workers_output = yes
+        $pool
         ; clear_env stays at its default, yes: workers get an empty environment.
         CONF);
         $cmd = [];
