@@ -188,6 +188,9 @@ count_tap "$RUN/browser.tap"
 phase "failover through WordPress"
 source "$T/failover.sh"
 
+phase "WordPress with ssm_db_config.define_constants"
+source "$T/define-constants.sh"
+
 phase "the canary password"
 leaks=$(grep -rlF --exclude-dir=data -- "$CANARY" "$RUN" "$ARTIFACTS" 2>/dev/null | grep -v '/output.log$' || true)
 check "the canary password is in no page, body, log or artifact" test -z "$leaks"

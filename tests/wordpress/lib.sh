@@ -10,6 +10,7 @@ if [ "$(id -u)" = 0 ]; then MYSQL_OS_USER=mysql DB_ADMIN=root; else MYSQL_OS_USE
 export DB_ADMIN
 PIDS=()          # Processes to stop on exit (servers started in the foreground of a subshell).
 PG_DIRS=()       # PostgreSQL data folders to stop with pg_ctl.
+FPM_EXTRA_INI=() # More -d directives for the php-fpm masters started from then on.
 
 # A free TCP port on 127.0.0.1.
 free_port() {
@@ -183,7 +184,7 @@ php_admin_flag[display_errors] = off
 CONF
   php-fpm8.2 -F -y "$dir/php-fpm.conf" -d "extension=$SO" -d "ssm_db_config.parameter=$parameter" \
     -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
-    >>"$dir/stdout.log" 2>&1 &
+    "${FPM_EXTRA_INI[@]}" >>"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
   eval "${name}_PORT=$port ${name}_PID=$! ${name}_ARGS='$parameter $ttl $children'"
   wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
