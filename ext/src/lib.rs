@@ -30,6 +30,7 @@ const E_WARNING: i32 = 2;
 
 extern "C" {
     fn zend_unregister_ini_entries(module_number: i32);
+    static mut module_registry: ext_php_rs::ffi::HashTable;
 }
 
 /// MINIT: directives, settings, the exception class, the array keys. No
@@ -55,6 +56,9 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     }
     if error::register().is_err() {
         return 1;
+    }
+    if !settings.define_constants {
+        drop_request_startup();
     }
     let sharing = sharing_for(&settings, &sapi);
     state::init(settings, php_array::Keys::intern(), sharing);
@@ -108,6 +112,23 @@ extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
         state.define_at_request_start(FORKED.load(Ordering::Relaxed));
     }
     0
+}
+
+/// Takes the RINIT hook out of the module's entry: with
+/// `ssm_db_config.define_constants` off it has nothing to do, and PHP calls
+/// every module's hook on every request (about 50 instructions). PHP lists
+/// the hooks to call after all modules' startup, so this is in time.
+fn drop_request_startup() {
+    const NAME: &str = "ssm_db_config";
+    unsafe {
+        let zv = ext_php_rs::ffi::zend_hash_str_find(std::ptr::addr_of!(module_registry), NAME.as_ptr().cast(), NAME.len());
+        if let Some(zv) = zv.as_ref() {
+            let entry = zv.value.ptr.cast::<ext_php_rs::ffi::zend_module_entry>();
+            if let Some(entry) = entry.as_mut() {
+                entry.request_startup_func = None;
+            }
+        }
+    }
 }
 
 /// Whether this process is php-fpm's master or Apache's parent, which serve
