@@ -23,16 +23,6 @@ final class DefineConstantsTest extends TestCase
         parent::tearDown();
     }
 
-    /** The php-fpm master's environment: the AWS settings only. */
-    private static function masterEnv(): array
-    {
-        $env = ['PATH' => '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME' => '/nonexistent'];
-        foreach (['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_EC2_METADATA_DISABLED'] as $k) {
-            $env[$k] = (string) getenv($k);
-        }
-        return $env;
-    }
-
     /** What a wp-config.php that calls ssm_db_config_define() sees, without the password. */
     private const PAGE = <<<'PHP'
     <?php
@@ -133,7 +123,7 @@ final class DefineConstantsTest extends TestCase
         $canary = self::$canary;
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode($canary) . '@before.internal:5432/shop');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.define_constants' => '1',
-            'ssm_db_config.shared_dir' => 'off'], self::masterEnv(), 2, 'pm.max_requests = 15');
+            'ssm_db_config.shared_dir' => 'off'], Fpm::masterEnv(), 2, 'pm.max_requests = 15');
         $script = $this->fpm->script('index.php', self::PAGE);
         $first = array_map(fn ($b) => json_decode($b, true), $this->fpm->requests($script, 4));
         foreach ($first as $r) {
@@ -183,7 +173,7 @@ final class DefineConstantsTest extends TestCase
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode(self::$canary) . '@old.internal:5432/shop');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.max_stale' => '0',
             'ssm_db_config.timeout_ms' => '300', 'ssm_db_config.define_constants' => '1', 'ssm_db_config.shared_dir' => 'off'],
-            self::masterEnv(), 1);
+            Fpm::masterEnv(), 1);
         $script = $this->fpm->script('index.php', self::PAGE);
         $ok = json_decode($this->fpm->request($script), true);
         self::assertSame('old.internal:5432', $ok['host']);

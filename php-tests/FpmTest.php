@@ -27,16 +27,6 @@ final class FpmTest extends TestCase
         }
     }
 
-    /** The master's environment: AWS settings and nothing the SDK could fall back on. */
-    private static function masterEnv(): array
-    {
-        $env = ['PATH' => '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME' => '/nonexistent'];
-        foreach (['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_EC2_METADATA_DISABLED'] as $k) {
-            $env[$k] = (string) getenv($k);
-        }
-        return $env;
-    }
-
     private static function page(): string
     {
         // What a request sees: the config (password as a hash), the worker's
@@ -114,7 +104,7 @@ final class FpmTest extends TestCase
         $moto->putParameter($name, 'mysql://wp:' . rawurlencode($canary) . '@fpm-db.internal:3306/wordpress');
         // The shared cache off: each worker fetches for itself, so each must
         // find the AWS settings the master captured.
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '60', 'ssm_db_config.shared_dir' => 'off'], self::masterEnv(), 4);
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '60', 'ssm_db_config.shared_dir' => 'off'], Fpm::masterEnv(), 4);
         $script = $this->fpm->script('index.php', self::page());
 
         $byPid = [];
@@ -153,7 +143,7 @@ final class FpmTest extends TestCase
             // Off, so that every worker fetches for itself (the case that hangs
             // when a worker uses what it inherited from the master).
             'ssm_db_config.shared_dir' => 'off',
-        ], ['AWS_ENDPOINT_URL' => str_replace('127.0.0.1', 'localhost', (string) getenv('AWS_ENDPOINT_URL'))] + self::masterEnv(), 4);
+        ], ['AWS_ENDPOINT_URL' => str_replace('127.0.0.1', 'localhost', (string) getenv('AWS_ENDPOINT_URL'))] + Fpm::masterEnv(), 4);
         // "localhost" (not 127.0.0.1) makes the client resolve the name on the
         // runtime's blocking pool, whose threads do not survive a fork.
         $script = $this->fpm->script('refresh.php', '<?php $r = ssm_db_config_refresh(); $c = ssm_db_config(); $s = ssm_db_config_status(); echo json_encode(["pid" => getmypid(), "host" => $c["DB_HOST"], "fetches" => $s["fetches"]]);');
@@ -189,7 +179,7 @@ final class FpmTest extends TestCase
         $canary = (string) getenv('SSM_TEST_CANARY');
         $moto->putParameter($name, 'postgresql://wp:' . rawurlencode($canary) . '@shared-db.internal:5432/shop');
         $dir = self::sharedDir('ssm-shared');
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], self::masterEnv(), 8);
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], Fpm::masterEnv(), 8);
         $script = $this->fpm->script('index.php', self::page());
         $pids = [];
         for ($round = 0; $round < 10; $round++) {
@@ -235,7 +225,7 @@ final class FpmTest extends TestCase
         $name = '/test-db-config/refresher/' . bin2hex(random_bytes(4));
         $moto->putParameter($name, 'postgresql://wp:pw@refresher.internal:5432/shop');
         $dir = self::sharedDir('ssm-refresher');
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir, 'ssm_db_config.ttl' => '1'], self::masterEnv(), 4);
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir, 'ssm_db_config.ttl' => '1'], Fpm::masterEnv(), 4);
         // Slow enough that eight requests at once keep all four workers busy.
         $script = $this->fpm->script('index.php', <<<'PHP'
         <?php
@@ -280,7 +270,7 @@ final class FpmTest extends TestCase
         $moto->putParameter($name, 'postgresql://wp:pw@eight.internal:5432/shop');
         $dir = self::sharedDir('ssm-eight');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir,
-            'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300'], self::masterEnv(), 8);
+            'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300'], Fpm::masterEnv(), 8);
         $script = $this->fpm->script('index.php', <<<'PHP'
         <?php
         $c = ssm_db_config();
@@ -331,7 +321,7 @@ final class FpmTest extends TestCase
         $moto->putParameter($name, 'postgresql://wp:pw@fallback.internal:5432/shop');
         $dir = sys_get_temp_dir() . '/ssm-readonly-' . bin2hex(random_bytes(4));
         mkdir($dir, 0555); // not writable by the workers (nor owned by them)
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => "$dir/cache"], self::masterEnv(), 2);
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => "$dir/cache"], Fpm::masterEnv(), 2);
         $script = $this->fpm->script('index.php', self::page());
         $pids = [];
         for ($i = 0; $i < 10; $i++) {

@@ -63,7 +63,7 @@ pub struct Settings {
     /// Whether requests after the SDK's first may skip its pipeline (`core::direct`).
     pub direct_refresh: bool,
     /// Whether every request starts with the DB_* constants of
-    /// `ssm_db_config.parameter` defined (see `functions::define_at_request_start`).
+    /// `ssm_db_config.parameter` defined (see `State::define_at_request_start`).
     pub define_constants: bool,
 }
 

@@ -169,9 +169,9 @@ impl FrozenArray {
 /// How they outlive a request: PHP destroys at the end of each request every
 /// constant past `EG(persistent_constants_count)`, the size of the table when
 /// the request started. These are added at request start, before any script
-/// runs, and the count is moved past them (opcache's preload does the same
-/// for what it loads), so PHP keeps them as it keeps the constants of
-/// extensions. They are not flagged `CONST_PERSISTENT`, which would let the
+/// runs, and the count is moved past them, so that PHP keeps them as it
+/// keeps the constants of extensions (the next request's start sets the
+/// count to the table's size again, them included). They are not flagged `CONST_PERSISTENT`, which would let the
 /// compiler and opcache copy their values into compiled scripts, where a
 /// new value (a failover's host, a rotated password) would never reach.
 /// Their memory is malloc's, so whoever frees them sets that flag first: the

@@ -67,6 +67,16 @@ final class Fpm
         throw new \RuntimeException("php-fpm did not start: $log");
     }
 
+    /** A master's environment: AWS settings and nothing the SDK could fall back on. */
+    public static function masterEnv(): array
+    {
+        $env = ['PATH' => '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME' => '/nonexistent'];
+        foreach (['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_EC2_METADATA_DISABLED'] as $k) {
+            $env[$k] = (string) getenv($k);
+        }
+        return $env;
+    }
+
     public static function binary(): string
     {
         foreach (['/usr/sbin/php-fpm8.2', '/usr/sbin/php-fpm'] as $bin) {
