@@ -23,6 +23,9 @@ The workers of a host are of two kinds, and page (k) is counted in both:
   and never starts a thread. To count one, the first worker fetches and is
   killed; the one php-fpm starts in its place is counted.
 
+Page (m) is page (k) with ssm_db_config.define_constants = 1: the worker
+keeps the constants across its requests, and the call finds them defined.
+
 Refreshes are not in these counts (TTL of an hour): what they cost is
 fleet.py's (b) against (g) and refresh_cpu.py's.
 
