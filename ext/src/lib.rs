@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`functions`]: the four PHP functions and the status array.
 //! - [`state`]: the per-process cache, counters and the warm path.
-//! - [`php_array`]: the immutable persistent array a warm call returns, and the constants made from it.
+//! - [`php_array`]: the immutable persistent array a warm call returns, the constants made
+//!   from it, and those a worker keeps across requests (`ssm_db_config.define_constants`).
 //! - [`refresher`]: the per-process thread that fetches (fork safety, refresh-ahead).
 //! - [`environment`]: `AWS_*` captured in the php-fpm master for its workers.
 //! - [`ini`]: the `ssm_db_config.*` directives and their validation.

@@ -13,7 +13,9 @@
 //! `state::retire` and the module's post-deactivate hook), because a script
 //! may hold pointers into it until its request ends, and so may the constants
 //! `ssm_db_config_define()` registers with its strings as their values (PHP
-//! destroys them before the post-deactivate hooks run).
+//! destroys them before the post-deactivate hooks run). The constants a
+//! worker keeps across requests ([`WorkerConstants`]) hold a reference to
+//! their array of their own, and take a new one only between requests.
 
 use std::ptr;
 
@@ -171,9 +173,10 @@ impl FrozenArray {
 /// the request started. These are added at request start, before any script
 /// runs, and the count is moved past them, so that PHP keeps them as it
 /// keeps the constants of extensions (the next request's start sets the
-/// count to the table's size again, them included). They are not flagged `CONST_PERSISTENT`, which would let the
-/// compiler and opcache copy their values into compiled scripts, where a
-/// new value (a failover's host, a rotated password) would never reach.
+/// count to the table's size again, them included). They are not flagged
+/// `CONST_PERSISTENT`, which would let the compiler and opcache copy their
+/// values into compiled scripts, where a new value (a failover's host, a
+/// rotated password) would never reach.
 /// Their memory is malloc's, so whoever frees them sets that flag first: the
 /// engine's destructor then frees them with `free()` (see [`Self::remove`]).
 pub struct WorkerConstants {

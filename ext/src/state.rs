@@ -86,7 +86,7 @@ pub struct Tracker {
 }
 
 /// What the request-start definition of the constants did in this request
-/// (`ssm_db_config.define_constants`; see `functions::define_at_request_start`).
+/// (`ssm_db_config.define_constants`; see [`State::define_at_request_start`]).
 #[derive(Debug, Default)]
 pub enum RequestStart {
     /// Not tried in this request: the directive is off, or this is a parent
