@@ -8,7 +8,8 @@
   and the shared cache. Throughput, p50 and p99 latency and their ratios, and
   the GetParameter requests that reached the emulator during (b); (k) the
   one-call form README.md gives for wp-config.php, ssm_db_config_define(),
-  same settings as (b).
+  same settings as (b); (m) page (k) with ssm_db_config.define_constants = 1,
+  the setup README.md recommends for a WordPress pool.
 - Private memory (Private_Dirty, /proc/PID/smaps_rollup) per worker of each
   pool after the load, and the difference.
 - A soak: one PHP process, one million calls and ten thousand refreshes, RSS
