@@ -145,22 +145,34 @@ impl FrozenArray {
     /// # Safety
     /// Call from the PHP thread during a request.
     pub unsafe fn define_constants(&self) -> Result<(), &'static str> {
-        // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
-        // lock, and this runs once per request (non-thread-safe PHP only).
-        let constants = ffi::executor_globals.zend_constants;
-        let buckets = self.buckets();
-        if let Some(i) = buckets.iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
-            return Err(KEY_NAMES[i]);
-        }
-        for bucket in buckets {
-            let mut constant = ZendConstant { value: ptr::read(&bucket.val), name: bucket.key };
-            // u2 of an array element is its hash chain; of a constant, its flags.
-            constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
+        self.none_defined()?;
+        for bucket in self.buckets() {
+            let mut constant = constant_from(bucket);
             // The values and names are immutable strings: nothing to count.
             zend_register_constant(&mut constant);
         }
         Ok(())
     }
+
+    /// The all-or-none check: the name of the first of the six constants
+    /// that is already defined, if one is.
+    unsafe fn none_defined(&self) -> Result<(), &'static str> {
+        // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
+        // lock, and this runs once per request (non-thread-safe PHP only).
+        let constants = ffi::executor_globals.zend_constants;
+        match self.buckets().iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
+            Some(i) => Err(KEY_NAMES[i]),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A user constant named and valued as an entry of the array.
+unsafe fn constant_from(bucket: &ffi::Bucket) -> ZendConstant {
+    let mut constant = ZendConstant { value: ptr::read(&bucket.val), name: bucket.key };
+    // u2 of an array element is its hash chain; of a constant, its flags.
+    constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
+    constant
 }
 
 /// The six constants kept across a worker's requests
@@ -196,21 +208,17 @@ impl WorkerConstants {
     /// # Safety
     /// Call from the PHP thread at request start (RINIT), before any script.
     pub unsafe fn install(array: std::rc::Rc<FrozenArray>) -> Result<Option<WorkerConstants>, &'static str> {
+        array.none_defined()?;
         let constants = ffi::executor_globals.zend_constants;
-        let buckets = array.buckets();
-        if let Some(i) = buckets.iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
-            return Err(KEY_NAMES[i]);
-        }
         let first_index = (*constants).nNumUsed;
         if first_index != ffi::executor_globals.persistent_constants_count {
             return Ok(None);
         }
         let mut entries = [ptr::null_mut(); 6];
-        for (entry, bucket) in entries.iter_mut().zip(buckets) {
+        for (entry, bucket) in entries.iter_mut().zip(array.buckets()) {
             let c = libc::malloc(std::mem::size_of::<ZendConstant>()).cast::<ZendConstant>();
             assert!(!c.is_null(), "out of memory");
-            c.write(ZendConstant { value: ptr::read(&bucket.val), name: bucket.key });
-            (*c).value.u2.constant_flags = USER_CONSTANT_FLAGS;
+            c.write(constant_from(bucket));
             let mut zv: zval = std::mem::zeroed();
             zv.value.ptr = c.cast();
             zv.u1.type_info = IS_PTR;
@@ -235,9 +243,7 @@ impl WorkerConstants {
     /// script sees a constant change.
     pub unsafe fn repoint(&mut self, array: std::rc::Rc<FrozenArray>) {
         for (&c, bucket) in self.entries.iter().zip(array.buckets()) {
-            let flags = (*c).value.u2.constant_flags;
-            (*c).value = ptr::read(&bucket.val);
-            (*c).value.u2.constant_flags = flags;
+            (*c).value = constant_from(bucket).value;
         }
         self.array = array;
     }
