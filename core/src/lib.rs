@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
 //! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
+//! - [`name`]: what may be passed as a parameter name, checked before any request.
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
 //! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
 //!   classifying AWS failures.
@@ -20,6 +21,7 @@ pub mod cache;
 mod direct;
 pub mod error;
 pub mod fetch;
+pub mod name;
 pub mod parse;
 pub mod policy;
 pub mod rewrite;
