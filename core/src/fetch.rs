@@ -44,6 +44,45 @@ pub struct FetchSettings {
     /// `core/src/direct.rs` (`ssm_db_config.direct_refresh`); `false` sends
     /// every one through the SDK.
     pub direct: bool,
+    /// The environment the SDK resolves its settings and credentials from
+    /// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, the ECS and EKS variables, `HOME`
+    /// for the profile files...); `None`: the process's own.
+    pub environment: Option<Arc<Environment>>,
+}
+
+/// Environment variables handed to the AWS SDK instead of the process's.
+///
+/// A php-fpm worker's environment is emptied by `clear_env = yes`; the
+/// extension captures the master's `AWS_*` variables and gives them to the
+/// SDK here, never to the process environment, where `getenv()`, `$_SERVER`
+/// and phpinfo() would show them to every script. `Debug` lists the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    vars: Vec<(String, Secret)>,
+}
+
+impl Environment {
+    /// An environment of these variables; a name given twice keeps its first value.
+    pub fn new(vars: impl IntoIterator<Item = (String, Secret)>) -> Environment {
+        let mut seen = std::collections::HashSet::new();
+        Environment { vars: vars.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect() }
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.expose())
+    }
+
+    fn to_sdk_env(&self) -> aws_types::os_shim_internal::Env {
+        let map: std::collections::HashMap<String, String> = self.vars.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+        aws_types::os_shim_internal::Env::from(map)
+    }
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.vars.iter().map(|(k, _)| k)).finish()
+    }
 }
 
 /// One parameter as SSM returned it.
@@ -103,6 +142,12 @@ impl SsmFetcher {
         }
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url.clone());
+        }
+        if let Some(environment) = &settings.environment {
+            // aws-config's own seam for the environment it reads (compiled
+            // in by its `test-util` feature, which adds nothing else to the
+            // build): every provider of the default chain reads from it.
+            loader = loader.env(environment.to_sdk_env());
         }
         let sdk_config = match tokio::time::timeout(settings.timeout, loader.load()).await {
             Ok(config) => config,

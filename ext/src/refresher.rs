@@ -50,7 +50,6 @@ use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{Attempts, CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher, StoredValue};
 
-use crate::environment;
 
 /// What to fetch, and where the answer goes.
 pub struct Job {
@@ -64,6 +63,8 @@ pub struct Job {
     pub shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>,
     /// `Some`: a request waits for the answer. `None`: it goes to the mailbox.
     pub reply: Option<SyncSender<Outcome>>,
+    /// The settings' epoch the job was made in (see `State::forget_cached`).
+    pub epoch: u64,
 }
 
 /// The answer to a job.
@@ -76,6 +77,8 @@ pub struct Outcome {
     pub next_attempt_ns: u64,
     /// The requests this job sent to SSM, by path.
     pub attempts: Attempts,
+    /// The job's epoch.
+    pub epoch: u64,
 }
 
 /// How long the thread waits for another job before it ends, when no
@@ -130,9 +133,6 @@ pub fn submit(job: Job) -> Result<(), Error> {
     // sender) is always consistent.
     let mut queue = own.lock().unwrap_or_else(|p| p.into_inner());
     if queue.jobs.is_none() {
-        // Before the thread exists: setting the environment is only safe
-        // while no other thread of ours can read it.
-        environment::restore_into_process();
         let (jobs, inbox) = mpsc::channel();
         std::thread::Builder::new()
             .name("ssm_db_config".into())
@@ -163,8 +163,9 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
     job.reply = Some(tx);
     let parameter = job.parameter.clone();
     let budget = job.settings.timeout;
+    let epoch = job.epoch;
     // (A late answer is dropped, and its requests go uncounted.)
-    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0, attempts: Attempts::default() };
+    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0, attempts: Attempts::default(), epoch };
     if let Err(e) = submit(job) {
         return lost(e);
     }
@@ -247,7 +248,7 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         // A failed write only costs the other workers a fetch of their own.
         let _ = slot.write(key, &entry);
     }
-    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns, attempts }
+    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns, attempts, epoch: job.epoch }
 }
 
 /// The fetch, and the requests it sent.

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{Attempts, CachedConfig, ErrorKind, FetchSettings, SsmFetcher};
+use ssm_db_config_core::fetch::Environment;
+use ssm_db_config_core::{Attempts, CachedConfig, ErrorKind, FetchSettings, Secret, SsmFetcher};
 use ssm_db_config_tests::AwsStack;
 
 async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
@@ -11,14 +12,17 @@ async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
 }
 
 async fn fetcher_with(endpoint: &str, timeout_ms: u64, direct: bool) -> SsmFetcher {
-    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    // The credentials reach the SDK through its environment, not the process's.
+    let environment = Environment::new(
+        [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_EC2_METADATA_DISABLED", "true")]
+            .map(|(k, v)| (k.to_owned(), Secret::new(v.to_owned()))),
+    );
     let settings = FetchSettings {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint.into()),
         timeout: Duration::from_millis(timeout_ms),
         direct,
+        environment: Some(std::sync::Arc::new(environment)),
     };
     SsmFetcher::new(&settings).await.expect("fetcher")
 }

@@ -25,6 +25,7 @@ async fn direct_requests_carry_a_signature_aws_accepts() {
         endpoint_url: Some(aws.proxy_url().into()),
         timeout: Duration::from_millis(3000),
         direct: true,
+        environment: None,
     };
     let f = SsmFetcher::new(&settings).await.expect("fetcher");
 
