@@ -107,7 +107,7 @@ final class DefineConstantsTest extends TestCase
         self::assertSame("bool(false)\nbool(false)\n", $out['stdout']);
         $out = PhpProcess::run('var_dump(ssm_db_config_status()["define_constants"]);',
             ['ssm_db_config.parameter' => '/x', 'ssm_db_config.define_constants' => 'sometimes']);
-        self::assertStringContainsString('ssm_db_config.define_constants must be on or off (1 or 0); using off', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.define_constants = "sometimes" refused: it must be on or off (1 or 0); using the default', $out['stderr']);
         self::assertSame("bool(false)\n", $out['stdout']);
         self::assertFalse(@ini_set('ssm_db_config.define_constants', '1'), 'system-level like the others');
     }

@@ -184,9 +184,9 @@ final class ErrorsTest extends TestCase
         $out = PhpProcess::run('echo json_encode(ssm_db_config_status());', [
             'ssm_db_config.ttl' => 'soon', 'ssm_db_config.timeout_ms' => '5', 'ssm_db_config.endpoint_url' => 'ftp://nowhere',
         ]);
-        self::assertStringContainsString('ssm_db_config.ttl must be an integer from 1 to 86400', $out['stderr']);
-        self::assertStringContainsString('ssm_db_config.timeout_ms must be an integer from 50 to 60000', $out['stderr']);
-        self::assertStringContainsString('ssm_db_config.endpoint_url must be an http:// or https:// URL', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.ttl = "soon" refused: it must be an integer from 1 to 86400 (seconds); using the default', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.timeout_ms = "5" refused: it must be an integer from 50 to 60000', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.endpoint_url = (value not shown) refused: it must be an http:// or https:// URL', $out['stderr']);
         $status = json_decode($out['stdout'], true);
         self::assertSame(60, $status['ttl_seconds']);
         self::assertSame(2000, $status['timeout_ms']);

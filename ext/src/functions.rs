@@ -16,7 +16,7 @@ use ssm_db_config_core::VERSION;
 
 use crate::php_array::FrozenArray;
 use crate::state::{self, Mode, RequestStart, Sharing};
-use crate::error;
+use crate::{environment, error};
 use ssm_db_config_core::Freshness;
 
 const IS_NULL: u8 = 1;
@@ -154,6 +154,7 @@ extern "C" fn ssm_db_config_status(ex: &mut ExecuteData, rv: &mut Zval) {
 /// the stub file and README.md.
 pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     let state = state::get();
+    state.sync_settings();
     let settings = &state.settings;
     let entry = state.status_entry();
     let now = ssm_db_config_core::policy::mono_now_ns();
@@ -163,18 +164,22 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("parameter", settings.parameter.clone())?;
     ht.insert("credentials_parameter", settings.credentials_parameter.clone())?;
     ht.insert("region", state.region.clone().or_else(|| settings.region.clone()).or_else(env_region))?;
-    ht.insert("endpoint_url", settings.endpoint_url.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()))?;
+    ht.insert("endpoint_url", settings.endpoint_url.clone().or_else(|| environment::get("AWS_ENDPOINT_URL")))?;
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
     ht.insert("direct_refresh", settings.direct_refresh)?;
     ht.insert("define_constants", settings.define_constants)?;
     ht.insert("define_constants_state", state.constants_state())?;
-    let (shared_dir, shared_error): (Option<String>, Option<String>) = match &state.sharing {
-        Sharing::Ready(dir, _) => (Some(dir.display().to_string()), None),
-        Sharing::Pending(dir, _) => (Some(dir.resolve().display().to_string()), None),
-        Sharing::Off(why) => (None, Some((*why).to_owned())),
-        Sharing::Failed(why) => (None, Some(why.clone())),
+    let mut refused = ZendHashTable::new();
+    for warning in crate::ini::refused_values() {
+        refused.push(warning)?;
+    }
+    ht.insert("ini_refused", refused)?;
+    let (shared_dir, shared_error): (Option<String>, Option<String>) = match state.sharing() {
+        Sharing::Ready(dir) | Sharing::Pending(dir) => (Some(dir.display().to_string()), None),
+        Sharing::Off(why) => (None, Some(why.to_owned())),
+        Sharing::Failed(why) => (None, Some(why)),
     };
     ht.insert("shared_cache", shared_dir.is_some())?;
     ht.insert("shared_dir", shared_dir)?;
@@ -247,6 +252,6 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
 }
 
 fn env_region() -> Option<String> {
-    std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok()
+    environment::get("AWS_REGION").or_else(|| environment::get("AWS_DEFAULT_REGION"))
 }
 

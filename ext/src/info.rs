@@ -26,6 +26,7 @@ fn row(name: &str, value: &str) {
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn info(module: *mut ModuleEntry) {
     let state = state::get();
+    state.sync_settings();
     unsafe {
         php_info_print_table_start();
         php_info_print_table_header(2, c"ssm_db_config support".as_ptr(), c"enabled".as_ptr());
@@ -38,9 +39,9 @@ pub extern "C" fn info(module: *mut ModuleEntry) {
     row("Fetch errors", &c.errors.to_string());
     row("Values from the shared cache", &c.shared_hits.to_string());
     row("SSM requests (through the SDK / direct)", &format!("{} / {}", c.sdk_requests, c.direct_requests));
-    row("Shared cache", &match &state.sharing {
-        Sharing::Ready(dir, _) => dir.display().to_string(),
-        Sharing::Pending(dir, _) => format!("{} (set up at first use)", dir.resolve().display()),
+    row("Shared cache", &match state.sharing() {
+        Sharing::Ready(dir) => dir.display().to_string(),
+        Sharing::Pending(dir) => format!("{} (set up at first use)", dir.display()),
         Sharing::Off(why) => format!("off ({why})"),
         Sharing::Failed(why) => format!("unusable ({why})"),
     });
@@ -59,6 +60,9 @@ pub extern "C" fn info(module: *mut ModuleEntry) {
         None => row("Cached value age", "nothing cached in this process"),
     }
     row("Last error", state.last_error.as_ref().map_or("none", |e| e.message.as_str()));
+    for refused in crate::ini::refused_values() {
+        row("Refused setting", &refused);
+    }
     unsafe {
         php_info_print_table_end();
         display_ini_entries(module);

@@ -1,14 +1,30 @@
 //! The `ssm_db_config.*` php.ini directives.
 //!
-//! All are system-level (php.ini, `-d`, the php-fpm pool's `php_admin_value`):
-//! they decide where credentials come from, so a script may not change them.
-//! They are read once at module startup and validated here; a bad value gets
-//! a warning that names the directive and the allowed range, and the default.
+//! All are system-level (`PHP_INI_SYSTEM`): php.ini, `-d`, and a php-fpm
+//! pool's `php_admin_value`. They decide where credentials come from, so a
+//! script may not change them.
+//!
+//! php-fpm applies a pool's `php_admin_value` lines in each worker after the
+//! fork, long after module startup, so nothing here is read once at startup.
+//! Every directive is bound through [`on_modify`], which the engine calls for
+//! each new value (php.ini at startup, the pool's in the worker): a valid
+//! value is taken and bumps [`generation`], so that the process state reads
+//! the settings again before it serves anything; an invalid one is refused
+//! with a warning that names the directive (and the value, unless it may hold
+//! a secret), and the engine keeps the previous value (the default, or the
+//! php.ini value for a pool). The value in effect is therefore always the one
+//! `ini_get()` and phpinfo() show. This is how opcache binds its directives
+//! (`OnUpdateMemoryConsumption` in php-src's ext/opcache).
 
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ext_php_rs::ffi::{zend_ini_entry, zend_string};
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
+use ssm_db_config_core::name::{self, NameProblem};
 
 /// Default TTL of a cached value.
 pub const DEFAULT_TTL_SECONDS: u64 = 60;
@@ -27,21 +43,205 @@ pub const MAX_STALE_RANGE: (u64, u64) = (0, 30 * 86_400);
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
 
+/// One directive bound to [`on_modify`].
+const fn directive(name: &'static std::ffi::CStr, default: &'static std::ffi::CStr) -> IniEntryDef {
+    IniEntryDef { on_modify: Some(on_modify), ..IniEntryDef::new(name, default, IniEntryPermission::System) }
+}
+
 pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
-    IniEntryDef::new(c"ssm_db_config.parameter", c"", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.region", c"", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.endpoint_url", c"", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.ttl", c"60", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.timeout_ms", c"2000", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.max_stale", c"86400", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.shared_dir", c"auto", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.credentials_parameter", c"", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.direct_refresh", c"1", IniEntryPermission::System),
-    IniEntryDef::new(c"ssm_db_config.define_constants", c"0", IniEntryPermission::System),
+    directive(c"ssm_db_config.parameter", c""),
+    directive(c"ssm_db_config.region", c""),
+    directive(c"ssm_db_config.endpoint_url", c""),
+    directive(c"ssm_db_config.ttl", c"60"),
+    directive(c"ssm_db_config.timeout_ms", c"2000"),
+    directive(c"ssm_db_config.max_stale", c"86400"),
+    directive(c"ssm_db_config.shared_dir", c"auto"),
+    directive(c"ssm_db_config.credentials_parameter", c""),
+    directive(c"ssm_db_config.direct_refresh", c"1"),
+    directive(c"ssm_db_config.define_constants", c"0"),
     IniEntryDef::end(),
 ]);
 
-/// The validated settings.
+/// Bumped by every accepted change of a directive's value.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The settings' generation: when it moves, [`Settings::from_ini`] gives
+/// something new.
+#[inline(always)]
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The warnings of refused values in this process, for the status array
+    /// and phpinfo(): a php-fpm worker has no page to show them on.
+    static REFUSED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The warnings given for refused directive values in this process, oldest first.
+pub fn refused_values() -> Vec<String> {
+    REFUSED.with(|r| r.borrow().clone())
+}
+
+/// At most this many refusals are remembered for the status array.
+const MAX_REFUSED_KEPT: usize = 16;
+
+/// `ZEND_INI_STAGE_STARTUP` (Zend/zend_ini.h).
+const STAGE_STARTUP: c_int = 1;
+const SUCCESS: c_int = 0;
+const FAILURE: c_int = -1;
+
+/// The engine's hook for every new value of one of our directives.
+///
+/// # Safety
+/// Called by the engine with its own entry and value.
+unsafe extern "C" fn on_modify(
+    entry: *mut zend_ini_entry,
+    new_value: *mut zend_string,
+    _arg1: *mut c_void,
+    _arg2: *mut c_void,
+    _arg3: *mut c_void,
+    stage: c_int,
+) -> c_int {
+    // No panic may unwind into the engine.
+    std::panic::catch_unwind(|| {
+        let directive = unsafe { entry.as_ref().and_then(|e| zstr(e.name)) }.unwrap_or_default();
+        let raw = unsafe { zstr(new_value) }.unwrap_or_default();
+        match check(&directive, &raw) {
+            Ok(note) => {
+                if let Some(note) = note {
+                    warn(stage, &format!("ssm_db_config: {directive} {note}"));
+                }
+                GENERATION.fetch_add(1, Ordering::Relaxed);
+                SUCCESS
+            }
+            Err(problem) => {
+                let kept = if stage == STAGE_STARTUP {
+                    "using the default".to_owned()
+                } else {
+                    let previous = unsafe { entry.as_ref().and_then(|e| zstr(e.value)) }.unwrap_or_default();
+                    format!("keeping {}", shown(&directive, &previous))
+                };
+                let message = format!("{directive} = {} refused: {problem}; {kept}", shown(&directive, &raw));
+                REFUSED.with(|r| {
+                    let mut r = r.borrow_mut();
+                    if r.len() < MAX_REFUSED_KEPT {
+                        r.push(message.clone());
+                    }
+                });
+                warn(stage, &format!("ssm_db_config: {message}"));
+                FAILURE
+            }
+        }
+    })
+    .unwrap_or(FAILURE)
+}
+
+/// A startup warning as PHP gives one; outside startup (a php-fpm worker
+/// applying its pool's values) there is no page to show it on, so it goes
+/// to the error log.
+fn warn(stage: c_int, message: &str) {
+    if stage == STAGE_STARTUP {
+        crate::startup_warning(message);
+    } else {
+        crate::log(message);
+    }
+}
+
+/// A zend_string's text, if any.
+unsafe fn zstr(s: *const zend_string) -> Option<String> {
+    let s = unsafe { s.as_ref() }?;
+    let bytes = unsafe { std::slice::from_raw_parts(s.val.as_ptr().cast::<u8>(), s.len) };
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// How a value appears in a warning: quoted, short and printable, except for
+/// directives whose value may hold a secret (a connection URL pasted where a
+/// parameter name belongs), which are never echoed.
+fn shown(directive: &str, value: &str) -> String {
+    const SECRET_PRONE: [&str; 3] = ["ssm_db_config.parameter", "ssm_db_config.credentials_parameter", "ssm_db_config.endpoint_url"];
+    if SECRET_PRONE.contains(&directive) {
+        return "(value not shown)".to_owned();
+    }
+    let mut s: String = value.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if value.chars().count() > 64 {
+        s.push_str("...");
+    }
+    format!("\"{s}\"")
+}
+
+/// Validates one directive's new value as the engine passes it (PHP's INI
+/// parser has already turned on/yes/true into "1" and off/no/false into "").
+/// `Ok(Some(note))`: taken, with a warning worth giving.
+pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
+    let value = raw.trim();
+    let set = (!value.is_empty()).then_some(value);
+    let none = |r: Result<(), String>| r.map(|()| None);
+    match directive {
+        "ssm_db_config.parameter" | "ssm_db_config.credentials_parameter" => set.map_or(Ok(None), check_name),
+        "ssm_db_config.region" => none(set.map_or(Ok(()), check_region)),
+        "ssm_db_config.endpoint_url" => none(set.map_or(Ok(()), check_endpoint_url)),
+        "ssm_db_config.ttl" => number(value, TTL_RANGE, "seconds").map(|_| None),
+        "ssm_db_config.timeout_ms" => number(value, TIMEOUT_RANGE, "milliseconds").map(|_| None),
+        "ssm_db_config.max_stale" => number(value, MAX_STALE_RANGE, "seconds").map(|_| None),
+        "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
+        "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => switch(value).map(|_| None),
+        _ => Ok(None),
+    }
+}
+
+fn number(value: &str, (min, max): (u64, u64), unit: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("it must be an integer from {min} to {max} ({unit})")),
+    }
+}
+
+fn switch(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "on" | "On" | "yes" | "true" => Ok(true),
+        "" | "0" | "off" | "Off" | "no" | "false" => Ok(false),
+        _ => Err("it must be on or off (1 or 0)".to_owned()),
+    }
+}
+
+fn check_region(region: &str) -> Result<(), String> {
+    let ok = region.len() <= 64 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err("it must be an AWS region name such as eu-west-1 (lowercase letters, digits and '-')".to_owned())
+    }
+}
+
+fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > "https://".len() && !url.contains(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err("it must be an http:// or https:// URL".to_owned())
+    }
+}
+
+/// A parameter name. One that looks cut short by the INI parser is taken
+/// (it may be right, and the rest of the line never reached the engine),
+/// with a warning that says to quote it.
+fn check_name(value: &str) -> Result<Option<String>, String> {
+    name::check(value).map_err(|problem: NameProblem| problem.to_string())?;
+    Ok(name::looks_cut_in_ini(value).map(str::to_owned))
+}
+
+fn shared_dir(value: &str) -> Result<Option<SharedDir>, String> {
+    match value {
+        "auto" => Ok(Some(SharedDir::Auto)),
+        // PHP's INI parser turns off/no/false into "".
+        "" | "off" | "0" => Ok(None),
+        path if path.starts_with('/') => Ok(Some(SharedDir::Path(path.into()))),
+        _ => Err("it must be an absolute path, auto or off".to_owned()),
+    }
+}
+
+/// The settings in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Default parameter name; `None` when unset.
@@ -64,7 +264,14 @@ pub struct Settings {
     pub direct_refresh: bool,
     /// Whether every request starts with the DB_* constants of
     /// `ssm_db_config.parameter` defined (see `State::define_at_request_start`).
+    /// Off when `parameter` is not set.
     pub define_constants: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_values(|_| None)
+    }
 }
 
 /// Where workers share their cache.
@@ -87,177 +294,78 @@ impl SharedDir {
 }
 
 impl Settings {
-    /// Reads and validates the registered directives. Returns the settings and
-    /// one warning per rejected value.
-    pub fn from_ini() -> (Settings, Vec<String>) {
+    /// The settings in effect: the engine's current value of each directive.
+    /// [`on_modify`] let only valid values through, so this only fills in
+    /// defaults.
+    pub fn from_ini() -> Settings {
         let values = ExecutorGlobals::get().ini_values();
-        let get = |name: &str| values.get(name).cloned().flatten().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        validate(RawSettings {
-            parameter: get("ssm_db_config.parameter"),
-            region: get("ssm_db_config.region"),
-            endpoint_url: get("ssm_db_config.endpoint_url"),
-            ttl: get("ssm_db_config.ttl"),
-            timeout_ms: get("ssm_db_config.timeout_ms"),
-            max_stale: get("ssm_db_config.max_stale"),
-            // PHP's INI parser turns off/no/false into "": that is "off" here;
-            // unset, the directive keeps its default "auto".
-            shared_dir: values.get("ssm_db_config.shared_dir").cloned().flatten().map(|v| match v.trim() {
-                "" => "off".to_owned(),
-                v => v.to_owned(),
-            }),
-            credentials_parameter: get("ssm_db_config.credentials_parameter"),
-            // PHP's INI parser turns on/yes/true into "1" and off/no/false into "".
-            direct_refresh: values.get("ssm_db_config.direct_refresh").cloned().flatten().map(|v| v.trim().to_owned()),
-            define_constants: values.get("ssm_db_config.define_constants").cloned().flatten().map(|v| v.trim().to_owned()),
-        })
+        Settings::from_values(|name| values.get(name).cloned().flatten())
     }
-}
 
-/// The directives as php.ini gives them, before validation: named, so that
-/// nine optional strings cannot be passed in the wrong order.
-#[derive(Debug, Default)]
-struct RawSettings {
-    parameter: Option<String>,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    ttl: Option<String>,
-    timeout_ms: Option<String>,
-    max_stale: Option<String>,
-    shared_dir: Option<String>,
-    credentials_parameter: Option<String>,
-    direct_refresh: Option<String>,
-    define_constants: Option<String>,
-}
-
-/// An on/off directive as PHP's INI parser leaves it: on/yes/true are "1",
-/// off/no/false are "".
-fn switch(directive: &str, raw: Option<&str>, default: bool, warnings: &mut Vec<String>) -> bool {
-    match raw {
-        None => default,
-        Some("1") => true,
-        Some("" | "0") => false,
-        Some(_) => {
-            let default_name = if default { "on" } else { "off" };
-            warnings.push(format!("{directive} must be on or off (1 or 0); using {default_name}"));
-            default
-        }
-    }
-}
-
-fn validate(raw: RawSettings) -> (Settings, Vec<String>) {
-    let RawSettings {
-        parameter,
-        region,
-        endpoint_url,
-        ttl,
-        timeout_ms,
-        max_stale,
-        shared_dir,
-        credentials_parameter,
-        direct_refresh,
-        define_constants,
-    } = raw;
-    let mut warnings = Vec::new();
-    let mut number = |directive: &str, raw: Option<String>, (min, max): (u64, u64), default: u64, unit: &str| -> u64 {
-        match raw {
-            None => default,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    warnings.push(format!(
-                        "{directive} must be an integer from {min} to {max} ({unit}); using the default {default}"
-                    ));
-                    default
-                }
+    /// Builds the settings from each directive's raw value (`None`: unset).
+    /// A value [`check`] refuses is taken as unset.
+    fn from_values(get: impl Fn(&str) -> Option<String>) -> Settings {
+        let valid = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| check(name, v).is_ok());
+        let text = |name: &str| valid(name).filter(|v| !v.is_empty());
+        let num = |name: &str, range: (u64, u64), default: u64| valid(name).and_then(|v| number(&v, range, "").ok()).unwrap_or(default);
+        let on = |name: &str, default: bool| valid(name).and_then(|v| switch(&v).ok()).unwrap_or(default);
+        let parameter = text("ssm_db_config.parameter");
+        Settings {
+            define_constants: on("ssm_db_config.define_constants", false) && parameter.is_some(),
+            parameter,
+            region: text("ssm_db_config.region"),
+            endpoint_url: text("ssm_db_config.endpoint_url"),
+            ttl: Duration::from_secs(num("ssm_db_config.ttl", TTL_RANGE, DEFAULT_TTL_SECONDS)),
+            timeout: Duration::from_millis(num("ssm_db_config.timeout_ms", TIMEOUT_RANGE, DEFAULT_TIMEOUT_MS)),
+            max_stale: Duration::from_secs(num("ssm_db_config.max_stale", MAX_STALE_RANGE, DEFAULT_MAX_STALE_SECONDS)),
+            shared_dir: match valid("ssm_db_config.shared_dir") {
+                Some(v) => shared_dir(&v).unwrap_or(Some(SharedDir::Auto)),
+                None => Some(SharedDir::Auto),
             },
+            credentials_parameter: text("ssm_db_config.credentials_parameter"),
+            direct_refresh: on("ssm_db_config.direct_refresh", true),
         }
-    };
-    let ttl = number("ssm_db_config.ttl", ttl, TTL_RANGE, DEFAULT_TTL_SECONDS, "seconds");
-    let timeout = number("ssm_db_config.timeout_ms", timeout_ms, TIMEOUT_RANGE, DEFAULT_TIMEOUT_MS, "milliseconds");
-    let max_stale = number("ssm_db_config.max_stale", max_stale, MAX_STALE_RANGE, DEFAULT_MAX_STALE_SECONDS, "seconds");
-
-    let region = region.filter(|r| {
-        let ok = r.len() <= 64 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            warnings.push(
-                "ssm_db_config.region must be an AWS region name such as eu-west-1 (lowercase letters, digits and '-'); ignoring it".into(),
-            );
-        }
-        ok
-    });
-    let endpoint_url = endpoint_url.filter(|u| {
-        let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len() && !u.contains(char::is_whitespace);
-        if !ok {
-            warnings.push("ssm_db_config.endpoint_url must be an http:// or https:// URL; ignoring it".into());
-        }
-        ok
-    });
-    let mut name = |directive: &str, value: Option<String>| {
-        value.filter(|p| {
-            let ok = p.len() <= 2048 && !p.contains(char::is_whitespace);
-            if !ok {
-                warnings.push(format!("{directive} must be an SSM parameter name (no spaces, at most 2048 characters); ignoring it"));
-            }
-            ok
-        })
-    };
-    let parameter = name("ssm_db_config.parameter", parameter);
-    let credentials_parameter = name("ssm_db_config.credentials_parameter", credentials_parameter);
-    let shared_dir = match shared_dir.as_deref() {
-        None | Some("auto") => Some(SharedDir::Auto),
-        Some("off") | Some("0") => None,
-        Some(path) if path.starts_with('/') => Some(SharedDir::Path(path.into())),
-        Some(_) => {
-            warnings.push("ssm_db_config.shared_dir must be an absolute path, auto or off; using auto".into());
-            Some(SharedDir::Auto)
-        }
-    };
-    let direct_refresh = switch("ssm_db_config.direct_refresh", direct_refresh.as_deref(), true, &mut warnings);
-    let mut define_constants = switch("ssm_db_config.define_constants", define_constants.as_deref(), false, &mut warnings);
-    if define_constants && parameter.is_none() {
-        warnings.push(
-            "ssm_db_config.define_constants is on but ssm_db_config.parameter is not set: no constant is defined at request start".into(),
-        );
-        define_constants = false;
     }
-    let settings = Settings {
-        parameter,
-        region,
-        endpoint_url,
-        ttl: Duration::from_secs(ttl),
-        timeout: Duration::from_millis(timeout),
-        max_stale: Duration::from_secs(max_stale),
-        shared_dir,
-        credentials_parameter,
-        direct_refresh,
-        define_constants,
-    };
-    (settings, warnings)
+
+    /// Why `define_constants` is on in php.ini but off here, if it is.
+    pub fn define_constants_note(&self) -> Option<&'static str> {
+        let requested = ExecutorGlobals::get()
+            .ini_values()
+            .get("ssm_db_config.define_constants")
+            .cloned()
+            .flatten()
+            .is_some_and(|v| switch(v.trim()) == Ok(true));
+        (requested && !self.define_constants).then_some(DEFINE_CONSTANTS_WITHOUT_PARAMETER)
+    }
 }
+
+/// The warning when `define_constants` is on without a parameter.
+pub const DEFINE_CONSTANTS_WITHOUT_PARAMETER: &str =
+    "ssm_db_config.define_constants is on but ssm_db_config.parameter is not set: no constant is defined at request start";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_owned())
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (format!("ssm_db_config.{k}"), v.to_string())).collect();
+        Settings::from_values(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
     #[test]
     fn valid_values_are_taken() {
-        let (st, w) = validate(RawSettings {
-            parameter: s("/app/db"),
-            region: s("eu-west-1"),
-            endpoint_url: s("http://127.0.0.1:5000"),
-            ttl: s("5"),
-            timeout_ms: s("300"),
-            max_stale: s("0"),
-            shared_dir: s("/run/x"),
-            credentials_parameter: s("/aws/reference/secretsmanager/rds!db-1"),
-            direct_refresh: s(""),
-            define_constants: s("1"),
-        });
-        assert!(w.is_empty(), "{w:?}");
+        let st = settings(&[
+            ("parameter", "/app/db"),
+            ("region", "eu-west-1"),
+            ("endpoint_url", "http://127.0.0.1:5000"),
+            ("ttl", "5"),
+            ("timeout_ms", "300"),
+            ("max_stale", "0"),
+            ("shared_dir", "/run/x"),
+            ("credentials_parameter", "/aws/reference/secretsmanager/rds!db-1"),
+            ("direct_refresh", ""),
+            ("define_constants", "1"),
+        ]);
         assert!(st.define_constants);
         assert_eq!(st.ttl, Duration::from_secs(5));
         assert_eq!(st.timeout, Duration::from_millis(300));
@@ -266,46 +374,50 @@ mod tests {
         assert_eq!(st.shared_dir, Some(SharedDir::Path("/run/x".into())));
         assert_eq!(st.credentials_parameter.as_deref(), Some("/aws/reference/secretsmanager/rds!db-1"));
         assert!(!st.direct_refresh);
-        assert_eq!(validate(RawSettings { shared_dir: s("off"), ..Default::default() }).0.shared_dir, None);
-        assert!(validate(RawSettings::default()).0.direct_refresh, "on by default");
-        assert!(validate(RawSettings { direct_refresh: s("1"), ..Default::default() }).0.direct_refresh);
-        assert!(!validate(RawSettings { parameter: s("/app/db"), ..Default::default() }).0.define_constants, "off by default");
+        assert_eq!(settings(&[("shared_dir", "off")]).shared_dir, None);
+        assert_eq!(settings(&[("shared_dir", "")]).shared_dir, None, "PHP's parser turns off into \"\"");
+        assert!(Settings::default().direct_refresh, "on by default");
+        assert_eq!(Settings::default().shared_dir, Some(SharedDir::Auto));
+        assert!(settings(&[("direct_refresh", "1")]).direct_refresh);
+        assert!(!settings(&[("parameter", "/app/db")]).define_constants, "off by default");
     }
 
     #[test]
     fn define_constants_needs_a_parameter() {
-        let (st, w) = validate(RawSettings { define_constants: s("1"), ..Default::default() });
-        assert!(!st.define_constants);
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.define_constants") && m.contains("ssm_db_config.parameter")), "{w:?}");
+        assert!(!settings(&[("define_constants", "1")]).define_constants);
+        assert!(settings(&[("define_constants", "on"), ("parameter", "/p")]).define_constants);
     }
 
     #[test]
-    fn bad_values_warn_with_directive_and_range_then_use_default() {
-        let (st, w) = validate(RawSettings {
-            region: s("EU WEST"),
-            endpoint_url: s("ftp://x"),
-            ttl: s("0"),
-            timeout_ms: s("fast"),
-            max_stale: s("-1"),
-            shared_dir: s("relative/dir"),
-            direct_refresh: s("sometimes"),
-            define_constants: s("maybe"),
-            ..Default::default()
-        });
-        assert_eq!(st.ttl, Duration::from_secs(60));
-        assert_eq!(st.timeout, Duration::from_millis(2000));
-        assert_eq!(st.region, None);
-        assert_eq!(st.endpoint_url, None);
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.ttl") && m.contains("1 to 86400")));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.timeout_ms") && m.contains("50 to 60000")));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.region")));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.endpoint_url")));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.max_stale") && m.contains("0 to 2592000")));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.shared_dir")));
-        assert_eq!(st.shared_dir, Some(SharedDir::Auto));
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.direct_refresh") && m.contains("on or off")));
-        assert!(st.direct_refresh);
-        assert!(w.iter().any(|m| m.contains("ssm_db_config.define_constants") && m.contains("using off")));
-        assert!(!st.define_constants);
+    fn bad_values_are_refused_naming_the_allowed_range() {
+        let table: [(&str, &str, &str); 9] = [
+            ("ssm_db_config.ttl", "0", "1 to 86400"),
+            ("ssm_db_config.ttl", "5s", "1 to 86400"),
+            ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
+            ("ssm_db_config.max_stale", "-1", "0 to 2592000"),
+            ("ssm_db_config.region", "EU WEST", "region name"),
+            ("ssm_db_config.endpoint_url", "ftp://x", "http://"),
+            ("ssm_db_config.shared_dir", "relative/dir", "absolute path"),
+            ("ssm_db_config.direct_refresh", "sometimes", "on or off"),
+            ("ssm_db_config.define_constants", "maybe", "on or off"),
+        ];
+        for (directive, value, says) in table {
+            let problem = check(directive, value).expect_err(directive);
+            assert!(problem.contains(says), "{directive}={value}: {problem}");
+        }
+        // Refused values fall back to the defaults.
+        let st = settings(&[("ttl", "0"), ("timeout_ms", "fast"), ("region", "EU WEST"), ("shared_dir", "rel"), ("define_constants", "maybe")]);
+        assert_eq!(st, Settings::default());
+    }
+
+    #[test]
+    fn names_are_checked_and_never_echoed() {
+        let problem = check("ssm_db_config.parameter", "mysql://wp:Canary-Pa55-ini@db/wp").unwrap_err();
+        assert!(!problem.contains("Canary"), "{problem}");
+        assert_eq!(shown("ssm_db_config.parameter", "mysql://wp:Canary-Pa55-ini@db/wp"), "(value not shown)");
+        assert_eq!(shown("ssm_db_config.ttl", "5\ns"), "\"5?s\"");
+        assert!(check("ssm_db_config.parameter", "/app/db").unwrap().is_none());
+        let note = check("ssm_db_config.credentials_parameter", "/aws/reference/secretsmanager/rds").unwrap();
+        assert!(note.is_some_and(|n| n.contains("quote")));
     }
 }

@@ -31,19 +31,14 @@ const E_WARNING: i32 = 2;
 
 extern "C" {
     fn zend_unregister_ini_entries(module_number: i32);
-    static mut module_registry: ext_php_rs::ffi::HashTable;
 }
 
-/// MINIT: directives, settings, the exception class, the array keys. No
-/// thread, runtime, socket or AWS client is created here (see `runtime`).
+/// MINIT: directives, the exception class, the array keys, the shared-cache
+/// key. No thread, runtime, socket or AWS client is created here (see
+/// `refresher`), and no setting is read for later: a php-fpm pool's
+/// `php_admin_value` lines reach the worker after the fork (see `ini`).
 fn startup(_ty: i32, module_number: i32) -> i32 {
     IniEntryDef::register(ini::INI_ENTRIES.as_slice(), module_number);
-    let (settings, warnings) = ini::Settings::from_ini();
-    for warning in warnings {
-        if let Ok(msg) = std::ffi::CString::new(warning) {
-            unsafe { ext_php_rs::ffi::php_error_docref(std::ptr::null(), E_WARNING, c"%s".as_ptr(), msg.as_ptr()) };
-        }
-    }
     environment::capture();
     let sapi = unsafe { ext_php_rs::ffi::sapi_module.name.as_ref().map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()) }
         .unwrap_or_default();
@@ -58,27 +53,32 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     if error::register().is_err() {
         return 1;
     }
-    if !settings.define_constants {
-        drop_request_startup();
-    }
-    let sharing = sharing_for(&settings, &sapi);
-    state::init(settings, php_array::Keys::intern(), sharing);
+    state::init(php_array::Keys::intern(), shared_key_for(&sapi));
     0
 }
 
 /// SAPIs whose processes fork from one parent and can share one cache.
 const SHARING_SAPIS: [&str; 3] = ["fpm-fcgi", "apache2handler", "litespeed"];
 
-/// Decides at startup whether workers share their cache, and makes the key.
-fn sharing_for(settings: &ini::Settings, sapi: &str) -> state::Sharing {
-    let Some(dir) = &settings.shared_dir else { return state::Sharing::Off("ssm_db_config.shared_dir = off") };
+/// The key of the host's shared cache, made here in the parent so that every
+/// worker inherits it through fork, whatever its pool later sets
+/// `ssm_db_config.shared_dir` to; or why there is none.
+fn shared_key_for(sapi: &str) -> Result<&'static ssm_db_config_core::SharedKey, &'static str> {
     if !SHARING_SAPIS.contains(&sapi) {
-        return state::Sharing::Off("this SAPI does not fork workers from one master");
+        return Err("this SAPI does not fork workers from one master");
     }
     match ssm_db_config_core::SharedKey::generate() {
         // Lives as long as the process; workers inherit it through fork.
-        Ok(key) => state::Sharing::Pending(dir.clone(), Box::leak(Box::new(key))),
-        Err(_) => state::Sharing::Off("no randomness for the shared cache key"),
+        Ok(key) => Ok(Box::leak(Box::new(key))),
+        Err(_) => Err("no randomness for the shared cache key"),
+    }
+}
+
+/// A warning at startup, where PHP shows startup errors (the CLI's stderr,
+/// php-fpm's log). Call from the PHP thread.
+pub fn startup_warning(message: &str) {
+    if let Ok(msg) = std::ffi::CString::new(message) {
+        unsafe { ext_php_rs::ffi::php_error_docref(std::ptr::null(), E_WARNING, c"%s".as_ptr(), msg.as_ptr()) };
     }
 }
 
@@ -102,34 +102,29 @@ extern "C" fn shutdown(_ty: i32, module_number: i32) -> i32 {
     0
 }
 
-/// RINIT: with `ssm_db_config.define_constants`, the DB_* constants.
+/// RINIT: with `ssm_db_config.define_constants`, the DB_* constants. The
+/// hook stays registered with the directive off (a pool may turn it on after
+/// the fork, when the engine's list of hooks is fixed); then it only reads
+/// the settings' generation.
 extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
-    let state = state::get();
-    if state.settings.define_constants && !in_forking_parent() {
-        // Kept across requests only in a worker that fork made: in the
-        // other SAPIs (the CLI, CGI) a process serves one request or
-        // `dl()` may ask the engine to destroy every constant not flagged
-        // persistent at the request's end, these included.
-        state.define_at_request_start(FORKED.load(Ordering::Relaxed));
-    }
-    0
-}
-
-/// Takes the RINIT hook out of the module's entry: with
-/// `ssm_db_config.define_constants` off it has nothing to do, and PHP calls
-/// every module's hook on every request (about 50 instructions). PHP lists
-/// the hooks to call after all modules' startup, so this is in time.
-fn drop_request_startup() {
-    const NAME: &str = "ssm_db_config";
-    unsafe {
-        let zv = ext_php_rs::ffi::zend_hash_str_find(std::ptr::addr_of!(module_registry), NAME.as_ptr().cast(), NAME.len());
-        if let Some(zv) = zv.as_ref() {
-            let entry = zv.value.ptr.cast::<ext_php_rs::ffi::zend_module_entry>();
-            if let Some(entry) = entry.as_mut() {
-                entry.request_startup_func = None;
-            }
+    // No panic may unwind into the engine.
+    let _ = std::panic::catch_unwind(|| {
+        let state = state::get();
+        state.sync_settings();
+        if in_forking_parent() {
+            return;
         }
-    }
+        if state.settings.define_constants {
+            // Kept across requests only in a worker that fork made: in the
+            // other SAPIs (the CLI, CGI) a process serves one request or
+            // `dl()` may ask the engine to destroy every constant not flagged
+            // persistent at the request's end, these included.
+            state.define_at_request_start(FORKED.load(Ordering::Relaxed));
+        } else {
+            state.drop_kept_constants();
+        }
+    });
+    0
 }
 
 /// Whether this process is php-fpm's master or Apache's parent, which serve

@@ -111,19 +111,25 @@ struct Hot {
     until_ns: u64,
 }
 
-/// Whether the host's shared cache is in use.
+/// Whether the host's shared cache is in use, as the status array says it.
 pub enum Sharing {
     /// Not for this SAPI, or `ssm_db_config.shared_dir = off`.
     Off(&'static str),
     /// To be set up at first use (the directory belongs to the worker's user).
-    Pending(crate::ini::SharedDir, &'static SharedKey),
-    Ready(PathBuf, &'static SharedKey),
+    Pending(PathBuf),
+    Ready(PathBuf),
     /// The directory could not be used: per-process caching, warned once.
     Failed(String),
 }
 
 pub struct State {
+    /// The settings in effect, as of [`Self::sync_settings`].
     pub settings: Settings,
+    /// The `ini::generation()` that `settings` were read at.
+    settings_generation: u64,
+    /// Bumped whenever a change of settings makes what is cached meaningless;
+    /// answers of fetches started before it are dropped.
+    epoch: u64,
     keys: Keys,
     cache: ConfigCache,
     served: HashMap<String, Served>,
@@ -132,7 +138,10 @@ pub struct State {
     retired: Vec<Rc<FrozenArray>>,
     in_flight: HashSet<String>,
     pub trackers: HashMap<String, Tracker>,
-    pub sharing: Sharing,
+    /// The host's shared-cache key, made in the parent before the fork, or why there is none.
+    shared_key: Result<&'static SharedKey, &'static str>,
+    /// Shared directories this process has checked, and the outcome.
+    shared_dirs: HashMap<PathBuf, Result<(), String>>,
     pub counters: Counters,
     pub last_error: Option<LastError>,
     pub last_fetch: Option<(Duration, SystemTime)>,
@@ -144,11 +153,14 @@ pub struct State {
 
 static mut STATE: Option<State> = None;
 
-/// Sets the state up; called once from module startup.
-pub fn init(settings: Settings, keys: Keys, sharing: Sharing) {
+/// Sets the state up; called once from module startup. The settings are
+/// read at first use (see [`State::sync_settings`]).
+pub fn init(keys: Keys, shared_key: Result<&'static SharedKey, &'static str>) {
     unsafe {
         STATE = Some(State {
-            settings,
+            settings: Settings::default(),
+            settings_generation: 0,
+            epoch: 0,
             keys,
             cache: ConfigCache::default(),
             served: HashMap::new(),
@@ -156,7 +168,8 @@ pub fn init(settings: Settings, keys: Keys, sharing: Sharing) {
             retired: Vec::new(),
             in_flight: HashSet::new(),
             trackers: HashMap::new(),
-            sharing,
+            shared_key,
+            shared_dirs: HashMap::new(),
             counters: Counters::default(),
             last_error: None,
             last_fetch: None,
@@ -201,11 +214,51 @@ impl State {
             (Some(a), Some(b)) => a == &b[..],
             _ => false,
         };
-        if same && coarse_now_ns() < hot.until_ns {
+        if same && coarse_now_ns() < hot.until_ns && crate::ini::generation() == self.settings_generation {
             self.counters.hits += 1;
             return Some(&hot.array);
         }
         None
+    }
+
+    /// Reads the settings again if a directive changed since they were read
+    /// (in a php-fpm worker: the pool's `php_admin_value` lines, applied after
+    /// the fork). A change of where values come from or how long they live
+    /// forgets everything cached in this process: a value fetched under other
+    /// settings may be another site's.
+    pub fn sync_settings(&mut self) {
+        let generation = crate::ini::generation();
+        if generation == self.settings_generation {
+            return;
+        }
+        let settings = Settings::from_ini();
+        self.settings_generation = generation;
+        if let Some(note) = settings.define_constants_note() {
+            crate::log(&format!("ssm_db_config: {note}"));
+        }
+        if settings == self.settings {
+            return;
+        }
+        let same_source = {
+            let (a, b) = (&settings, &self.settings);
+            (&a.parameter, &a.credentials_parameter, &a.region, &a.endpoint_url, a.ttl, a.max_stale, &a.shared_dir)
+                == (&b.parameter, &b.credentials_parameter, &b.region, &b.endpoint_url, b.ttl, b.max_stale, &b.shared_dir)
+        };
+        self.settings = settings;
+        if !same_source {
+            self.forget_cached();
+        }
+    }
+
+    /// Drops every value, array and failure state this process holds. The
+    /// arrays are freed after the request (PHP may still point into them).
+    fn forget_cached(&mut self) {
+        self.epoch += 1;
+        self.hot = None;
+        self.cache = ConfigCache::default();
+        self.retired.extend(self.served.drain().map(|(_, served)| served.array));
+        self.in_flight.clear();
+        self.trackers.clear();
     }
 
     fn timing(&self) -> Timing {
@@ -213,13 +266,16 @@ impl State {
     }
 
     /// Resolves the parameter name: the argument, else `ssm_db_config.parameter`.
+    /// A name that SSM would not accept is refused here, before any request,
+    /// and never echoed: it may be a connection URL with its password.
     pub fn parameter_name(&self, requested: Option<&[u8]>) -> Result<String, Error> {
         match requested {
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(name) if !name.trim().is_empty() => Ok(name.to_owned()),
-                Ok(_) => Err(Error::BadConfiguration(EMPTY_NAME.into())),
-                Err(_) => Err(Error::BadConfiguration(NOT_UTF8.into())),
-            },
+            Some(bytes) => {
+                let name = std::str::from_utf8(bytes).map_err(|_| Error::BadConfiguration(NOT_UTF8.into()))?;
+                ssm_db_config_core::name::check(name)
+                    .map_err(|problem| Error::BadConfiguration(format!("{INVALID_NAME}: {problem}")))?;
+                Ok(name.to_owned())
+            }
             None => self.settings.parameter.clone().ok_or_else(|| Error::BadConfiguration(NO_PARAMETER.into())),
         }
     }
@@ -232,25 +288,52 @@ impl State {
         }
     }
 
+    /// Whether the host's cache is shared, and where, for the status array.
+    pub fn sharing(&self) -> Sharing {
+        let Some(dir) = &self.settings.shared_dir else { return Sharing::Off("ssm_db_config.shared_dir = off") };
+        if let Err(why) = self.shared_key {
+            return Sharing::Off(why);
+        }
+        let dir = dir.resolve();
+        match self.shared_dirs.get(&dir) {
+            None => Sharing::Pending(dir),
+            Some(Ok(())) => Sharing::Ready(dir),
+            Some(Err(why)) => Sharing::Failed(why.clone()),
+        }
+    }
+
     /// The shared slot for a name, setting the directory up at first use.
+    ///
+    /// The slot is named by the parameter names and by every setting that
+    /// decides which value they stand for and how long it lives (region,
+    /// endpoint, TTL, maximum staleness): two php-fpm pools of one user that
+    /// differ in any of them never read each other's entries. (Pools of
+    /// different users have different directories.)
     fn slot(&mut self, names: &[&str]) -> Option<(SharedSlot, &'static SharedKey)> {
-        if let Sharing::Pending(dir, key) = &self.sharing {
-            // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
-            let (dir, key) = (dir.resolve(), *key);
-            self.sharing = match ssm_db_config_core::shared::prepare_dir(&dir) {
-                Ok(()) => Sharing::Ready(dir, key),
-                Err(why) => {
-                    crate::log(&format!(
-                        "ssm_db_config: the shared cache directory cannot be used ({why}); each process caches on its own (set ssm_db_config.shared_dir)"
-                    ));
-                    Sharing::Failed(why)
-                }
-            };
+        let key = self.shared_key.ok()?;
+        // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
+        let dir = self.settings.shared_dir.as_ref()?.resolve();
+        let ready = self.shared_dirs.entry(dir.clone()).or_insert_with(|| {
+            ssm_db_config_core::shared::prepare_dir(&dir).inspect_err(|why| {
+                crate::log(&format!(
+                    "ssm_db_config: the shared cache directory cannot be used ({why}); each process caches on its own (set ssm_db_config.shared_dir)"
+                ))
+            })
+        });
+        if ready.is_err() {
+            return None;
         }
-        match &self.sharing {
-            Sharing::Ready(dir, key) => Some((SharedSlot::new(dir, key, names), *key)),
-            _ => None,
-        }
+        let s = &self.settings;
+        let scope = format!(
+            "region={}\nendpoint_url={}\nttl={}\nmax_stale={}",
+            s.region.as_deref().unwrap_or(""),
+            s.endpoint_url.as_deref().unwrap_or(""),
+            s.ttl.as_secs(),
+            s.max_stale.as_secs()
+        );
+        let mut names = names.to_vec();
+        names.push(&scope);
+        Some((SharedSlot::new(&dir, key, &names), key))
     }
 
     /// A fetch for the refresher thread; its answer goes to the mailbox
@@ -264,7 +347,9 @@ impl State {
                 endpoint_url: self.settings.endpoint_url.clone(),
                 timeout: self.settings.timeout,
                 direct: self.settings.direct_refresh,
+                environment: Some(crate::environment::for_sdk()),
             },
+            epoch: self.epoch,
             ttl: self.settings.ttl,
             failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
             shared,
@@ -274,6 +359,7 @@ impl State {
 
     /// The slow path (see the module doc).
     pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Rc<FrozenArray>, Error> {
+        self.sync_settings();
         let name = self.parameter_name(requested)?;
         let creds = self.credentials_for(&name);
         self.take_mail();
@@ -462,6 +548,9 @@ impl State {
     /// Takes in answers of background refreshes.
     fn take_mail(&mut self) {
         for outcome in refresher::take_mail() {
+            if outcome.epoch != self.epoch {
+                continue; // fetched under settings no longer in effect
+            }
             self.in_flight.remove(&outcome.parameter);
             let _ = self.record(outcome);
         }
@@ -620,6 +709,14 @@ impl State {
         unsafe { array.define_constants() }.map_err(already_defined)
     }
 
+    /// Request start with `ssm_db_config.define_constants` off: removes the
+    /// constants kept from when it was on (the settings changed).
+    pub fn drop_kept_constants(&mut self) {
+        if let Some(kept) = self.kept_constants.take() {
+            unsafe { kept.remove() };
+        }
+    }
+
     /// For the status array: what request start did with the constants.
     pub fn constants_state(&self) -> &'static str {
         match (&self.request_start, &self.kept_constants) {
@@ -648,7 +745,7 @@ pub fn already_defined(name: &str) -> Error {
 
 const NO_PARAMETER: &str =
     "no SSM parameter given: pass a name to ssm_db_config() or set ssm_db_config.parameter in php.ini";
-const EMPTY_NAME: &str = "the SSM parameter name passed to ssm_db_config() is empty";
+const INVALID_NAME: &str = "the SSM parameter name passed to ssm_db_config() is not valid";
 const NOT_UTF8: &str = "the SSM parameter name passed to ssm_db_config() is not valid UTF-8";
 
 /// Whether process `pid` exists (it may be another user's: EPERM).

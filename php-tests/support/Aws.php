@@ -10,8 +10,14 @@ namespace SsmDbConfig\Tests;
  */
 final class Moto
 {
-    public function __construct(public readonly string $url, private string $accessKey = 'testing')
+    public function __construct(public readonly string $url, private string $accessKey = 'testing', private string $region = 'us-east-1')
     {
+    }
+
+    /** The same moto, addressed in another region (moto keeps parameters per region). */
+    public function inRegion(string $region): self
+    {
+        return new self($this->url, $this->accessKey, $region);
     }
 
     public static function fromEnv(): self
@@ -47,7 +53,7 @@ final class Moto
     /** @return array{int, string} */
     private function post(string $service, array $headers, string $body): array
     {
-        $headers[] = "Authorization: AWS4-HMAC-SHA256 Credential={$this->accessKey}/20260101/us-east-1/$service/aws4_request, SignedHeaders=host, Signature=0";
+        $headers[] = "Authorization: AWS4-HMAC-SHA256 Credential={$this->accessKey}/20260101/{$this->region}/$service/aws4_request, SignedHeaders=host, Signature=0";
         $context = stream_context_create(['http' => [
             'method' => 'POST', 'header' => implode("\r\n", $headers), 'content' => $body,
             'ignore_errors' => true, 'timeout' => 10,
@@ -133,6 +139,19 @@ final class Proxy
     {
         $counts = json_decode(self::call('GET', '/__proxy/counts'), true);
         return (int) ($counts['by_target'][$target] ?? 0);
+    }
+
+    /** SSM GetParameter(s) requests for `$name` in `$region`, through the proxy. */
+    public static function callsFor(string $name, string $region = 'us-east-1'): int
+    {
+        $counts = json_decode(self::call('GET', '/__proxy/counts'), true);
+        return (int) ($counts['by_parameter']["$region $name"] ?? 0);
+    }
+
+    /** @return array<string, int> requests per signing access key id */
+    public static function callsByAccessKey(): array
+    {
+        return json_decode(self::call('GET', '/__proxy/counts'), true)['by_access_key'] ?? [];
     }
 
     public static function reset(): void

@@ -14,6 +14,8 @@ final class Fpm
 {
     public string $dir;
     public int $port;
+    /** @var array<string, int> each pool's port, by pool name */
+    public array $ports = [];
     /** @var resource */
     private $proc;
 
@@ -24,26 +26,41 @@ final class Fpm
      */
     public static function start(array $ini, array $env, int $workers = 4, string $pool = ''): self
     {
+        return self::launch($ini, $env, ['pool' => "pm.max_children = $workers\n$pool"], false);
+    }
+
+    /**
+     * One master with several pools, as a host serving several sites runs it:
+     * each pool gets its own port (`$fpm->ports[$name]`) and its lines
+     * (`user = ...`, `php_admin_value[...] = ...`). Run as root, the master
+     * stays root so that each pool's `user` applies; otherwise every pool
+     * runs as the current user (and `user` lines must be left out).
+     *
+     * @param array<string, string> $pools pool name => lines of its section
+     */
+    public static function startPools(array $ini, array $env, array $pools): self
+    {
+        return self::launch($ini, $env, $pools, true);
+    }
+
+    /** @param array<string, string> $pools */
+    private static function launch(array $ini, array $env, array $pools, bool $rootMaster): self
+    {
         $fpm = new self();
         $fpm->dir = sys_get_temp_dir() . '/ssm-fpm-' . bin2hex(random_bytes(4));
         mkdir($fpm->dir, 0777);
         chmod($fpm->dir, 0777);
-        $fpm->port = self::freePort();
-        file_put_contents("$fpm->dir/fpm.conf", <<<CONF
-        [global]
-        error_log = $fpm->dir/fpm.log
-        daemonize = no
-        pid = $fpm->dir/fpm.pid
-        [pool]
-        listen = 127.0.0.1:$fpm->port
-        pm = static
-        pm.max_children = $workers
-        catch_workers_output = yes
-        $pool
-        ; clear_env stays at its default, yes: workers get an empty environment.
-        CONF);
+        $conf = "[global]\nerror_log = $fpm->dir/fpm.log\ndaemonize = no\npid = $fpm->dir/fpm.pid\n";
+        foreach ($pools as $name => $lines) {
+            $fpm->ports[$name] = self::freePort();
+            // clear_env stays at its default, yes: workers get an empty environment.
+            $conf .= "[$name]\nlisten = 127.0.0.1:{$fpm->ports[$name]}\npm = static\ncatch_workers_output = yes\n"
+                . (str_contains($lines, 'pm.max_children') ? '' : "pm.max_children = 2\n") . "$lines\n";
+        }
+        $fpm->port = reset($fpm->ports);
+        file_put_contents("$fpm->dir/fpm.conf", $conf);
         $cmd = [];
-        if (posix_geteuid() === 0) {
+        if (posix_geteuid() === 0 && !$rootMaster) {
             array_push($cmd, 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups');
         }
         array_push($cmd, self::binary(), '-F', '-y', "$fpm->dir/fpm.conf", '-p', $fpm->dir);
@@ -54,10 +71,16 @@ final class Fpm
         }
         $fpm->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', "$fpm->dir/stdout.log", 'w'], 2 => ['file', "$fpm->dir/stderr.log", 'w']], $pipes, $fpm->dir, $env);
         $deadline = microtime(true) + 15;
+        $waiting = $fpm->ports;
         while (microtime(true) < $deadline) {
-            $sock = @fsockopen('127.0.0.1', $fpm->port, $errno, $errstr, 0.2);
-            if ($sock) {
-                fclose($sock);
+            foreach ($waiting as $name => $port) {
+                $sock = @fsockopen('127.0.0.1', $port, $errno, $errstr, 0.2);
+                if ($sock) {
+                    fclose($sock);
+                    unset($waiting[$name]);
+                }
+            }
+            if ($waiting === []) {
                 return $fpm;
             }
             usleep(50_000);
@@ -105,9 +128,9 @@ final class Fpm
     }
 
     /** One FastCGI request; returns the body. */
-    public function request(string $script, int $timeout = 10): string
+    public function request(string $script, int $timeout = 10, ?string $pool = null): string
     {
-        return $this->requests($script, 1, $timeout)[0];
+        return $this->requests($script, 1, $timeout, $pool)[0];
     }
 
     /**
@@ -116,12 +139,13 @@ final class Fpm
      *
      * @return list<string>
      */
-    public function requests(string $script, int $count, int $timeout = 10): array
+    public function requests(string $script, int $count, int $timeout = 10, ?string $pool = null): array
     {
+        $port = $pool === null ? $this->port : $this->ports[$pool];
         $env = ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => '', 'PATH' => '/usr/bin:/bin'];
         $procs = [];
         for ($i = 0; $i < $count; $i++) {
-            $procs[] = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$this->port"],
+            $procs[] = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"],
                 [1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, $env);
             $outs[] = $pipes[1];
         }

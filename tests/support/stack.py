@@ -13,7 +13,10 @@ Used two ways:
 
 Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
 - ``GET  /__proxy/counts``  -> JSON {"total": n, "by_target": {"AmazonSSM.GetParameter": n,
-  "rds.DescribeDBInstances": n, ...}} (see ``FaultProxy.target`` for how calls are named)
+  "rds.DescribeDBInstances": n, ...}, "by_parameter": {"us-east-1 /app/db": n, ...},
+  "by_access_key": {"AKIA...": n}} (see ``FaultProxy.target`` for how calls are named;
+  ``by_parameter`` counts SSM GetParameter(s) per region and name, ``by_access_key``
+  every request per signing access key id)
 - ``POST /__proxy/reset``   -> zero the counters and clear the fault
 - ``POST /__proxy/fault``   body JSON {"mode": ..., "delay_ms": n} where mode is one of
   ``none``, ``refuse`` (close the connection at once), ``hang`` (accept, never answer),
@@ -106,6 +109,8 @@ class FaultProxy:
         self.upstream = upstream
         self.lock = threading.Lock()
         self.counts = {}
+        self.by_parameter = {}
+        self.by_access_key = {}
         self.total = 0
         self.fault = {"mode": "none"}
         proxy = self
@@ -127,11 +132,14 @@ class FaultProxy:
             def _control(self, body):
                 if self.path == "/__proxy/counts":
                     with proxy.lock:
-                        data = {"total": proxy.total, "by_target": dict(proxy.counts)}
+                        data = {"total": proxy.total, "by_target": dict(proxy.counts),
+                                "by_parameter": dict(proxy.by_parameter), "by_access_key": dict(proxy.by_access_key)}
                     return self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
                 if self.path == "/__proxy/reset":
                     with proxy.lock:
                         proxy.counts.clear()
+                        proxy.by_parameter.clear()
+                        proxy.by_access_key.clear()
                         proxy.total = 0
                         proxy.fault = {"mode": "none"}
                     return self._send(200, b"{}")
@@ -153,9 +161,15 @@ class FaultProxy:
                 if self.path.startswith("/__proxy/"):
                     return self._control(body)
                 target = proxy.target(self.command, self.path, self.headers, body)
+                scope = (self.headers.get("Authorization") or "").split("Credential=")[-1].split(",")[0].split("/")
                 with proxy.lock:
                     proxy.total += 1
                     proxy.counts[target] = proxy.counts.get(target, 0) + 1
+                    if len(scope) >= 5:
+                        proxy.by_access_key[scope[0]] = proxy.by_access_key.get(scope[0], 0) + 1
+                    for name in proxy.parameter_names(target, body):
+                        key = f"{scope[2] if len(scope) >= 5 else '?'} {name}"
+                        proxy.by_parameter[key] = proxy.by_parameter.get(key, 0) + 1
                     fault = dict(proxy.fault)
                 mode = fault.get("mode", "none")
                 if mode == "refuse":
@@ -214,6 +228,17 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def parameter_names(target, body):
+        """The parameter names a GetParameter(s) request asks for."""
+        if target not in ("AmazonSSM.GetParameter", "AmazonSSM.GetParameters"):
+            return []
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            return []
+        return [doc["Name"]] if "Name" in doc else list(doc.get("Names", []))
 
     @staticmethod
     def target(command, path, headers, body):
