@@ -192,6 +192,55 @@ final class ErrorsTest extends TestCase
         self::assertSame(2000, $status['timeout_ms']);
     }
 
+    public function test_a_url_passed_as_the_name_is_refused_before_any_request_and_never_echoed(): void
+    {
+        // getenv('DATABASE_URL') passed where the parameter name belongs.
+        $url = 'mysql://wp:' . self::$canary . '@db/wp';
+        $r = PhpProcess::json(
+            '$result = ["status" => null]; try { ssm_db_config(getenv("PASSED")); } catch (SsmDbConfigException $e) {'
+            . ' $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; }'
+            . ' $result["status"] = json_encode(ssm_db_config_status());'
+            . ' try { ssm_db_config_refresh(getenv("PASSED")); } catch (SsmDbConfigException $e) { $result["refresh"] = $e->getCode(); }',
+            [], ['PASSED' => $url]
+        );
+        self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code']);
+        self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['refresh']);
+        self::assertStringContainsString('looks like a connection URL', $r['message']);
+        foreach (['message', 'trace', 'status', '_stderr'] as $where) {
+            self::assertStringNotContainsString(self::$canary, (string) $r[$where], "not in the $where");
+            self::assertStringNotContainsString('mysql://', (string) $r[$where], "not in the $where");
+        }
+        self::assertSame(0, Proxy::getParameterCalls(), 'no request to SSM');
+    }
+
+    public function test_names_ssm_would_refuse_are_refused_before_any_request(): void
+    {
+        foreach (["/app/db name", "/app/db\r", "/app/db?v=1", str_repeat('/a', 1025), '{"host":"h"}'] as $bad) {
+            $r = PhpProcess::json('$result = ssm_db_config(' . var_export($bad, true) . ');');
+            self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code'], var_export($bad, true));
+            self::assertStringContainsString('the SSM parameter name passed to ssm_db_config() is not valid', $r['message']);
+        }
+        self::assertSame(0, Proxy::getParameterCalls());
+    }
+
+    public function test_a_secret_reference_cut_at_an_ini_operator_is_warned(): void
+    {
+        // php.ini's parser ends an unquoted value at '!': the reference arrives cut short.
+        $dir = sys_get_temp_dir() . '/ssm-ini-' . bin2hex(random_bytes(4));
+        mkdir($dir);
+        file_put_contents("$dir/php.ini", "ssm_db_config.credentials_parameter=/aws/reference/secretsmanager/rds!db-0f1e2d3c\n");
+        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $dir]);
+        self::assertSame('/aws/reference/secretsmanager/rds', $out['stdout'], 'what PHP reads from the unquoted line');
+        self::assertStringContainsString('ssm_db_config.credentials_parameter looks cut short at an INI special character', $out['stderr']);
+        self::assertStringContainsString('quote the value', $out['stderr']);
+        file_put_contents("$dir/php.ini", "ssm_db_config.credentials_parameter=\"/aws/reference/secretsmanager/rds!db-0f1e2d3c\"\n");
+        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $dir]);
+        self::assertSame('/aws/reference/secretsmanager/rds!db-0f1e2d3c', $out['stdout'], 'quoted, it is read whole');
+        self::assertStringNotContainsString('cut short', $out['stderr']);
+        unlink("$dir/php.ini");
+        rmdir($dir);
+    }
+
     public function test_directives_are_system_level(): void
     {
         self::assertFalse(@ini_set('ssm_db_config.parameter', '/elsewhere'));

@@ -130,6 +130,60 @@ final class FpmTest extends TestCase
         self::assertSame(count($byPid), Proxy::getParameterCalls(), 'one SSM request per worker per TTL');
     }
 
+    /**
+     * Requests to a pool whose master has only `$env` (no AWS keys) under
+     * clear_env = yes: each answer, after checking the value and that no
+     * AWS_* variable is visible to the worker.
+     */
+    private function serveWithCredentialsFrom(array $env): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/fpm-creds/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'mysql://wp:pw@creds-db.internal:3306/wordpress');
+        $base = ['PATH' => '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME' => '/nonexistent', 'AWS_EC2_METADATA_DISABLED' => 'true',
+            'AWS_REGION' => 'us-east-1', 'AWS_ENDPOINT_URL' => Proxy::url()];
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name], $base + $env, 2);
+        $script = $this->fpm->script('index.php', self::page());
+        foreach ($this->fpm->requests($script, 2) as $body) {
+            $r = json_decode($body, true);
+            self::assertIsArray($r, "a worker answered: $body");
+            self::assertSame('creds-db.internal:3306', $r['host']);
+            self::assertSame([], $r['aws_visible'], 'no AWS_* variable in the worker');
+        }
+    }
+
+    public function test_ecs_container_credentials_work_under_clear_env(): void
+    {
+        $ecs = ContainerCredentials::start();
+        try {
+            $this->serveWithCredentialsFrom([
+                'AWS_CONTAINER_CREDENTIALS_FULL_URI' => $ecs->url, 'AWS_CONTAINER_AUTHORIZATION_TOKEN' => $ecs->token,
+            ]);
+            self::assertGreaterThanOrEqual(1, $ecs->hits(), 'the worker asked the container endpoint');
+            self::assertArrayHasKey(ContainerCredentials::ACCESS_KEY_ID, Proxy::callsByAccessKey(), 'SSM was called with its credentials');
+        } finally {
+            $ecs->stop();
+        }
+    }
+
+    public function test_eks_web_identity_credentials_work_under_clear_env(): void
+    {
+        $token = sys_get_temp_dir() . '/ssm-web-identity-' . bin2hex(random_bytes(4));
+        file_put_contents($token, 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2hvcDp3cCJ9.c2ln');
+        chmod($token, 0644);
+        try {
+            $this->serveWithCredentialsFrom([
+                'AWS_WEB_IDENTITY_TOKEN_FILE' => $token, 'AWS_ROLE_ARN' => 'arn:aws:iam::123456789012:role/wordpress',
+                'AWS_ROLE_SESSION_NAME' => 'wordpress',
+            ]);
+            $keys = array_keys(Proxy::callsByAccessKey());
+            self::assertNotContains('testing', $keys, 'no request signed with the test keys');
+            self::assertNotSame([], array_filter($keys, fn ($k) => str_starts_with($k, 'ASIA')), 'SSM was called with the role\'s temporary credentials');
+        } finally {
+            unlink($token);
+        }
+    }
+
     public function test_preload_in_master_then_workers_fetch_without_hanging(): void
     {
         $moto = Moto::fromEnv();

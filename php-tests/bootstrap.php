@@ -21,4 +21,5 @@ foreach ($required as $var) {
 require __DIR__ . '/support/Aws.php';
 require __DIR__ . '/support/PhpProcess.php';
 require __DIR__ . '/support/Fpm.php';
+require __DIR__ . '/support/ContainerCredentials.php';
 require __DIR__ . '/support/TestCase.php';
