@@ -14,30 +14,7 @@ use crate::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Erro
 #[cfg(test)]
 use crate::Secret;
 
-/// How long values live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    /// A value is fresh for this long after its fetch.
-    pub ttl: Duration,
-    /// After the TTL, the last good value is still served this long while refreshing fails.
-    pub max_stale: Duration,
-}
-
-/// Where a value stands at a given moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// Serve it; nothing to do until `until_ns`.
-    Fresh {
-        /// When refreshing ahead starts (`CLOCK_MONOTONIC` ns).
-        until_ns: u64,
-    },
-    /// Serve it; one process of the host should refresh it now.
-    RefreshDue,
-    /// Past its TTL: serve it only because refreshing failed; keep trying.
-    Stale,
-    /// Past the maximum staleness: do not serve it.
-    TooOld,
-}
+pub use crate::plan::{Freshness, Timing};
 
 /// A parsed value together with where and when it came from.
 #[derive(Debug)]
@@ -105,18 +82,14 @@ impl CachedConfig {
         Duration::from_nanos(now_ns.saturating_sub(self.fetched_ns))
     }
 
+    /// When it was fetched and when its refresh-ahead starts, for [`crate::plan`].
+    pub fn held(&self) -> crate::plan::Held {
+        crate::plan::Held { fetched_ns: self.fetched_ns, refresh_after: self.refresh_after }
+    }
+
     /// Where the value stands at `now_ns`.
     pub fn freshness(&self, now_ns: u64, timing: Timing) -> Freshness {
-        let age = self.age(now_ns);
-        if age < self.refresh_after.min(timing.ttl) {
-            Freshness::Fresh { until_ns: self.fetched_ns + self.refresh_after.min(timing.ttl).as_nanos() as u64 }
-        } else if age < timing.ttl {
-            Freshness::RefreshDue
-        } else if age < timing.ttl + timing.max_stale {
-            Freshness::Stale
-        } else {
-            Freshness::TooOld
-        }
+        self.held().freshness(now_ns, timing)
     }
 
     /// Whether two entries would give PHP the same settings.

@@ -11,6 +11,8 @@
 //! - `direct`: the same request sent without the SDK's request pipeline, for
 //!   refreshes (endpoint, credentials and connector still the SDK's).
 //! - [`cache`]: [`ConfigCache`], the process-local moka cache, and freshness states.
+//! - [`plan`]: what a process does when a value is asked for (serve, refresh,
+//!   fetch, fail): the pure decision the extension and the fleet simulation share.
 //! - [`policy`]: refresh-ahead point, retry delays, failure backoff; the shared clock.
 //! - [`shared`]: the encrypted host-wide entry php-fpm workers share, and its lock.
 //! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
@@ -23,6 +25,7 @@ pub mod error;
 pub mod fetch;
 pub mod name;
 pub mod parse;
+pub mod plan;
 pub mod policy;
 pub mod rewrite;
 pub mod secret;

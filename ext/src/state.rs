@@ -1,22 +1,21 @@
-//! Everything the extension remembers in one PHP process, and the decisions
-//! of the slow path.
+//! Everything the extension remembers in one PHP process, and the glue of
+//! the slow path.
 //!
 //! PHP as Debian ships it is NTS: one thread per process, one request at a
 //! time. The state is therefore a plain static reached through [`get`]. The
-//! warm path ([`State::hot`]) reads only the last array served, its name and
-//! a coarse-clock deadline: no lock (a fetch runs on the refresher thread and
-//! shares nothing with it but the mailbox, which the warm path never touches).
+//! warm path ([`State::hot`]) reads only the last array served, its name, a
+//! coarse-clock deadline and the settings' generation: no lock (a fetch runs
+//! on the refresher thread and shares nothing with it but the mailbox, which
+//! the warm path never touches).
 //!
 //! The slow path runs when that deadline passes. It takes in answers from the
 //! refresher, looks at the host's shared entry (a worker whose copy is due
-//! takes the one another worker fetched), and then:
-//! - fresh: serve it until refresh-ahead time;
-//! - refresh due, or stale (past the TTL because refreshing failed, but within
-//!   `max_stale`): serve it, and if this host is not backing off and nobody
-//!   holds the slot's lock, hand a refresh to the refresher thread; look again
-//!   in [`RECHECK`];
-//! - nothing usable: fetch and wait (one worker of the host at a time; the
-//!   others wait for its answer on the lock, then read the shared entry).
+//! takes the one another worker fetched), and asks `core::plan` what to do:
+//! serve, serve and refresh in the background, fetch and wait (one worker of
+//! the host at a time: the others wait on the lock, then plan again with
+//! what the host's entry says), or repeat the host's last failure. The
+//! decision lives there, with its table tests; this file only reads state
+//! and carries it out.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -25,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ssm_db_config_core::cache::MAX_ENTRIES;
+use ssm_db_config_core::plan::{plan, Action, Backoff, Knowledge, Reason, Refresher, RECHECK};
 use ssm_db_config_core::policy::mono_now_ns;
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
@@ -34,16 +34,6 @@ use ssm_db_config_core::{
 use crate::ini::Settings;
 use crate::php_array::{FrozenArray, Keys, WorkerConstants};
 use crate::refresher::{self, Job, Outcome};
-
-/// While a value is due or stale, how often a worker looks at the host's entry again.
-pub const RECHECK: Duration = Duration::from_millis(250);
-/// With the shared cache, `ssm_db_config_refresh()` returns a value fetched
-/// this recently (by any worker of the host) instead of fetching again.
-pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a worker that finds the value due leaves the refresh to the
-/// host's refresher (the worker that refreshed last) before doing it itself.
-/// Under load every worker sees a request well within it.
-pub const REFRESHER_GRACE: Duration = Duration::from_millis(500);
 
 /// Counters reported by `ssm_db_config_status()` and phpinfo().
 #[derive(Debug, Default, Clone, Copy)]
@@ -77,6 +67,8 @@ pub struct LastError {
 pub struct Tracker {
     pub failures: u32,
     pub next_attempt_ns: u64,
+    /// When the host's last attempt ended (0: none known).
+    pub last_attempt_ns: u64,
     pub last_error: Option<LastError>,
     /// Who refreshed last, per the host's entry (0: unknown, or no sharing).
     pub last_refresher: u32,
@@ -357,7 +349,8 @@ impl State {
         }
     }
 
-    /// The slow path (see the module doc).
+    /// The slow path (see the module doc): reads what this process and the
+    /// host know, asks `core::plan` what to do, and does it.
     pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Rc<FrozenArray>, Error> {
         self.sync_settings();
         let name = self.parameter_name(requested)?;
@@ -365,44 +358,84 @@ impl State {
         self.take_mail();
         let names: Vec<&str> = std::iter::once(name.as_str()).chain(creds.as_deref()).collect();
         let slot = self.slot(&names);
+        let forced = mode == Mode::Refresh;
         let now = mono_now_ns();
-        let timing = self.timing();
 
         let mut local = self.cache.get(&name);
-        let due = local.as_ref().is_none_or(|e| !matches!(e.freshness(now, timing), Freshness::Fresh { .. }));
+        let due = local.as_ref().is_none_or(|e| !matches!(e.freshness(now, self.timing()), Freshness::Fresh { .. }));
         if let Some((slot, key)) = &slot {
-            if due || mode == Mode::Refresh {
+            // A worker whose copy is due takes the one another worker fetched.
+            if due || forced {
                 if let Some(adopted) = self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref()) {
                     local = Some(adopted);
                 }
             }
         }
-
-        if mode == Mode::Refresh {
-            // Host-wide rate limit: when every failing request of every worker
-            // asks for a refresh (the failover drop-ins do), one fetch per
-            // second serves them all. A process on its own fetches when asked.
-            if let Some(entry) = local.filter(|e| slot.is_some() && e.age(now) < REFRESH_MIN_INTERVAL) {
+        let decision = plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced));
+        match (decision.action, local) {
+            (Action::Serve { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
-                return Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64));
-            }
-            return self.fetch_now(requested, &name, creds, slot, true);
-        }
-
-        match local.map(|e| (e.freshness(now, timing), e)) {
-            Some((Freshness::Fresh { until_ns }, entry)) => {
-                self.counters.hits += 1;
+                if decision.reason == Reason::RefresherTurn {
+                    self.note_due(&name, &entry, now);
+                }
                 Ok(self.publish(requested, &name, entry, until_ns))
             }
-            Some((Freshness::RefreshDue | Freshness::Stale, entry)) => {
+            (Action::ServeAndRefresh { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
-                self.refresh_in_background(&name, creds, slot, now, &entry);
-                Ok(self.publish(requested, &name, entry, now + RECHECK.as_nanos() as u64))
+                self.refresh_in_background(&name, creds, slot);
+                Ok(self.publish(requested, &name, entry, until_ns))
             }
-            Some((Freshness::TooOld, _)) | None => {
-                self.counters.misses += 1;
-                self.fetch_now(requested, &name, creds, slot, false)
+            (Action::Fail { retry_in }, _) => Err(self.recent_error(&name, retry_in)),
+            (Action::Fetch, _) | (Action::Serve { .. } | Action::ServeAndRefresh { .. }, None) => {
+                if !forced {
+                    self.counters.misses += 1;
+                }
+                self.fetch_now(requested, &name, creds, slot, forced)
             }
+        }
+    }
+
+    /// What [`plan`] looks at, from this process's cache and trackers (which
+    /// mirror the host's entry when it shares one).
+    fn knowledge(&self, name: &str, held: Option<&CachedConfig>, shared: bool, now_ns: u64, forced: bool) -> Knowledge {
+        let tracker = self.trackers.get(name);
+        let held = held.map(CachedConfig::held);
+        Knowledge {
+            now_ns,
+            timing: self.timing(),
+            held,
+            backoff: tracker.map_or_else(Backoff::default, |t| Backoff {
+                failures: t.failures,
+                next_attempt_ns: t.next_attempt_ns,
+                last_attempt_ns: t.last_attempt_ns,
+                has_error: t.last_error.is_some(),
+            }),
+            shared,
+            refresher: tracker.filter(|t| t.last_refresher != 0).map(|t| Refresher {
+                is_self: t.last_refresher == std::process::id(),
+                alive: process_alive(t.last_refresher),
+                due_noticed_ns: t.due_noticed.filter(|(fetched_ns, _)| held.is_some_and(|h| h.fetched_ns == *fetched_ns)).map(|(_, at)| at),
+            }),
+            in_flight: self.in_flight.contains(name),
+            forced,
+        }
+    }
+
+    /// Remembers when this process first found `entry` due while leaving its
+    /// refresh to the host's refresher.
+    fn note_due(&mut self, name: &str, entry: &CachedConfig, now_ns: u64) {
+        if let Some(tracker) = self.trackers.get_mut(name) {
+            if tracker.due_noticed.is_none_or(|(fetched_ns, _)| fetched_ns != entry.fetched_ns) {
+                tracker.due_noticed = Some((entry.fetched_ns, now_ns));
+            }
+        }
+    }
+
+    /// The host's last failure, repeated without asking SSM.
+    fn recent_error(&self, name: &str, retry_in: Duration) -> Error {
+        match self.trackers.get(name).and_then(|t| t.last_error.clone()) {
+            Some(last) => Error::Recent { kind: last.kind, message: last.message, retry_in },
+            None => Error::Timeout { parameter: name.to_owned(), budget: self.settings.timeout },
         }
     }
 
@@ -419,6 +452,7 @@ impl State {
         let tracker = self.trackers.entry(name.to_owned()).or_default();
         tracker.failures = shared.failures;
         tracker.next_attempt_ns = shared.next_attempt_ns;
+        tracker.last_attempt_ns = shared.last_attempt_ns;
         tracker.last_refresher = shared.fetched_by_pid;
         tracker.last_error = shared
             .last_error
@@ -433,44 +467,9 @@ impl State {
         Some(self.cache.store(entry))
     }
 
-    /// Hands a refresh to the refresher thread, unless one is running, the
-    /// host is backing off, or another worker holds the slot.
-    fn refresh_in_background(
-        &mut self,
-        name: &str,
-        creds: Option<String>,
-        slot: Option<(SharedSlot, &'static SharedKey)>,
-        now: u64,
-        entry: &CachedConfig,
-    ) {
-        if self.in_flight.contains(name) || self.trackers.get(name).is_some_and(|t| now < t.next_attempt_ns) {
-            return;
-        }
-        // The worker that refreshed last is the host's refresher: the others
-        // leave the refresh to it while it is alive and has had a fair chance
-        // to see a request (the first half of the window before expiry, and at
-        // least REFRESHER_GRACE after this worker noticed), and step in only
-        // if it does not (it may be idle, busy or gone). So one worker of the
-        // host holds the memory a fetch leaves behind, rather than each in
-        // turn, also after an idle gap when all of them find the value stale
-        // at once.
-        let own_pid = std::process::id();
-        let someone_else = |t: &&mut Tracker| slot.is_some() && t.last_refresher != 0 && t.last_refresher != own_pid;
-        if let Some(tracker) = self.trackers.get_mut(name).filter(someone_else) {
-            let noticed_ns = match tracker.due_noticed {
-                Some((fetched_ns, noticed_ns)) if fetched_ns == entry.fetched_ns => noticed_ns,
-                _ => {
-                    tracker.due_noticed = Some((entry.fetched_ns, now));
-                    now
-                }
-            };
-            let due_ns = entry.fetched_ns + entry.refresh_after.as_nanos() as u64;
-            let expires_ns = entry.fetched_ns + self.settings.ttl.as_nanos() as u64;
-            let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2).max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
-            if now < turn_ns && process_alive(tracker.last_refresher) {
-                return;
-            }
-        }
+    /// Hands a refresh to the refresher thread, unless another worker of the
+    /// host holds the slot's lock (it is refreshing).
+    fn refresh_in_background(&mut self, name: &str, creds: Option<String>, slot: Option<(SharedSlot, &'static SharedKey)>) {
         let shared = match slot {
             Some((slot, key)) => match slot.try_lock() {
                 Ok(Some(lock)) => Some((slot, lock, key)),
@@ -486,7 +485,9 @@ impl State {
         }
     }
 
-    /// Fetches and waits: one worker of the host at a time.
+    /// Fetches and waits: one worker of the host at a time. A worker that
+    /// waited for the lock plans again with what the host's entry says by
+    /// then: the worker before it may have fetched, or failed.
     fn fetch_now(
         &mut self,
         requested: Option<&[u8]>,
@@ -501,48 +502,31 @@ impl State {
             None => None,
             Some((slot, key)) => match slot.lock_until(started + budget) {
                 Ok(Some(lock)) => {
-                    // Someone may have fetched while we waited for the lock.
                     let before = self.cache.get(name);
                     let adopted = self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
+                    let held = adopted.or(before);
                     let now = mono_now_ns();
-                    if let Some(entry) = adopted.filter(|e| !forced || e.age(now) < REFRESH_MIN_INTERVAL) {
-                        if !matches!(entry.freshness(now, self.timing()), Freshness::TooOld) {
-                            return Ok(self.publish(requested, name, entry, now + RECHECK.as_nanos() as u64));
+                    match (plan(&self.knowledge(name, held.as_deref(), true, now, forced)).action, held) {
+                        (Action::Serve { until_ns } | Action::ServeAndRefresh { until_ns }, Some(entry)) => {
+                            return Ok(self.publish(requested, name, entry, until_ns));
                         }
+                        (Action::Fail { retry_in }, _) => return Err(self.recent_error(name, retry_in)),
+                        _ => Some((slot, lock, key)),
                     }
-                    Some((slot, lock, key))
                 }
                 Ok(None) => return Err(Error::Timeout { parameter: name.to_owned(), budget }),
                 Err(_) => None,
             },
         };
-        // While SSM is failing, the host asks once per backoff interval;
-        // an explicit refresh does not wait for it.
-        if let Some(t) = self.trackers.get(name) {
-            let now = mono_now_ns();
-            if !forced && now < t.next_attempt_ns {
-                if let Some(last) = &t.last_error {
-                    return Err(Error::Recent {
-                        kind: last.kind,
-                        message: last.message.clone(),
-                        retry_in: Duration::from_nanos(t.next_attempt_ns - now),
-                    });
-                }
-            }
-        }
         let job = self.job(name, creds, shared);
         self.counters.fetches += 1;
         let outcome = refresher::fetch_and_wait(job, budget + Duration::from_millis(500));
-        match self.record(outcome) {
-            Ok(entry) => {
-                let until = match entry.freshness(mono_now_ns(), self.timing()) {
-                    Freshness::Fresh { until_ns } => until_ns,
-                    _ => mono_now_ns() + RECHECK.as_nanos() as u64,
-                };
-                Ok(self.publish(requested, name, entry, until))
-            }
-            Err(e) => Err(e),
-        }
+        let entry = self.record(outcome)?;
+        let until = match entry.freshness(mono_now_ns(), self.timing()) {
+            Freshness::Fresh { until_ns } => until_ns,
+            _ => mono_now_ns() + RECHECK.as_nanos() as u64,
+        };
+        Ok(self.publish(requested, name, entry, until))
     }
 
     /// Takes in answers of background refreshes.
@@ -566,6 +550,7 @@ impl State {
         let tracker = self.trackers.entry(outcome.parameter.clone()).or_default();
         tracker.failures = outcome.failures;
         tracker.next_attempt_ns = outcome.next_attempt_ns;
+        tracker.last_attempt_ns = mono_now_ns();
         match outcome.result {
             Ok(entry) => {
                 tracker.last_error = None;
