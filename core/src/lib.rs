@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
 //! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
-//! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
+//! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
+//!   strict grammar that refuses what it could read two ways.
 //! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
 //!   classifying AWS failures.
 //! - `direct`: the same request sent without the SDK's request pipeline, for

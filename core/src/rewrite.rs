@@ -246,9 +246,9 @@ mod tests {
     }
 
     #[test]
-    fn keeps_raw_special_characters_in_url_password() {
-        let v = "mysql://u:p@ss/w?rd#x@h:3307/d";
-        assert_eq!(rw(v, "m2", 3307), "mysql://u:p@ss/w?rd#x@m2:3307/d");
+    fn refuses_raw_special_characters_in_url_password() {
+        let e = with_endpoint(P, "mysql://u:p@ss/w?rd#x@h:3307/d", "m2", 3307).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
     }
 
     #[test]
