@@ -7,9 +7,10 @@
 //!
 //! - The authority ends at the first `/` or `?` after `scheme://`, and the
 //!   user info at the one `@` in it; the user ends at the first `:`, so a
-//!   password may hold a raw `:`. A second `@` in the authority, or any `@`
-//!   in the path, is what a password with a raw `@`, `/` or `?` looks like,
-//!   and is refused; `#` would start a fragment, so it is refused anywhere.
+//!   password may hold a raw `:`. A second `@` in the authority, any `@` in
+//!   the path, and an option value with an `@` followed by a `/` are what a
+//!   password with a raw `@`, `/` or `?` looks like, and are refused; `#`
+//!   would start a fragment, so it is refused anywhere.
 //! - User, password, database name and option values are percent-decoded
 //!   (`+` stays `+`, it is not a space); a `%` must start a valid escape, the
 //!   result must be UTF-8 and may hold no control character. Raw non-ASCII
@@ -69,6 +70,7 @@ const EMPTY_OPTION: &str =
 const OPTION_WITHOUT_EQUALS: &str = "a URL option has no '=' (write name=value; a '?' in the password must be percent-encoded as %3F)";
 const OPTION_NAME: &str =
     "a URL option's name is empty or has a character other than letters, digits, '_', '.' and '-'";
+const OPTION_VALUE_AT_SLASH: &str = "a URL option's value has a raw '@' followed by '/', as when a password contains '@', '/' and '?': percent-encode them in the password ('@' as %40, '/' as %2F, '?' as %3F), or '@' in the option as %40";
 const OPTION_VALUE_EQUALS: &str =
     "a URL option's value contains a raw '=': percent-encode it as %3D";
 const DUPLICATE_OPTION: &str = "a URL option appears more than once (names are compared ignoring case): write each option once";
@@ -229,6 +231,16 @@ pub(super) fn parse(
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         {
             return Err(invalid(OPTION_NAME));
+        }
+        // "u:p@ss/w?r=d@db/wordpress" reads as host "ss", database "w" and an
+        // option ending in "@db/wordpress"; what follows the '@' is the real
+        // host and path. Only this shape is refused, so that
+        // application_name=wp@web-1 still reads as written.
+        if raw_value
+            .find('@')
+            .is_some_and(|at| raw_value[at..].contains('/'))
+        {
+            return Err(invalid(OPTION_VALUE_AT_SLASH));
         }
         if raw_value.contains('=') {
             return Err(invalid(OPTION_VALUE_EQUALS));
@@ -450,6 +462,8 @@ mod tests {
         assert!(err("mysql://u:pa?ss@h/d").contains("%3F"));
         assert!(err("mysql://u:p@h/d?x=1#frag").contains("%23"));
         assert!(err("mysql://u:pa?ss=x@h/d").contains("%3F"));
+        assert!(err("mysql://wp:p@ss/w?r=d@db.internal/wordpress").contains("%40"));
+        assert!(err("mysql://wp:p@ss/w?r=d@db.internal:3306/wordpress?x=1").contains("%40"));
     }
 
     #[test]
