@@ -3,6 +3,8 @@
 //! - Top-level keys appear once: `serde_json` silently keeps the last of two,
 //!   so a duplicate is found by scanning the object's fields ([`fields`],
 //!   which also gives the rewriter the spans of `host` and `port`).
+//!   A key that differs from one of ours only in case (`Host`) is refused
+//!   too: it would be ignored, silently.
 //! - `host`, `username`, `dbname`: strings without control characters or
 //!   leading or trailing whitespace. `host` is a DNS name, an IPv4 address,
 //!   or an IPv6 address with or without brackets, never `host:port`.
@@ -205,6 +207,17 @@ fn object(
                     Some(known) => format!("field \"{known}\" appears more than once (only one of them would be read): write it once"),
                     None => DUPLICATE_KEY.to_owned(),
                 },
+            ));
+        }
+        // {"Host": ...} is read by nothing, and next to "host" it is a
+        // second, different answer.
+        if let Some(known) = KNOWN_FIELDS
+            .iter()
+            .find(|k| **k != field.key && k.eq_ignore_ascii_case(&field.key))
+        {
+            return Err(Error::invalid(
+                parameter,
+                format!("a key differs from \"{known}\" only in case: write it as \"{known}\""),
             ));
         }
     }
@@ -516,6 +529,9 @@ mod tests {
             .host,
             "h"
         );
+        assert!(err(&with(r#""host":"h""#, r#""host":"h","Host":"i""#))
+            .contains("only in case: write it as \"host\""));
+        assert!(err(&with(r#""dbname":"d""#, r#""DBName":"d""#)).contains("\"dbname\""));
     }
 
     #[test]
