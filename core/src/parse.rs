@@ -191,6 +191,11 @@ pub(crate) enum EndpointSpan {
     Socket,
 }
 
+const EMPTY_VALUE: &str = "the value is empty";
+const NEITHER_URL_NOR_JSON: &str =
+    "expected a postgresql://, postgres://, mysql:// or mariadb:// URL or a JSON object";
+
+/// Parses a value and reports where its endpoint is written (for the rewriter).
 pub(crate) fn parse_spanned(
     parameter: &str,
     value: &str,
@@ -198,7 +203,7 @@ pub(crate) fn parse_spanned(
 ) -> Result<Parsed, Error> {
     let (base, text) = strip(value);
     if text.is_empty() {
-        return Err(Error::invalid(parameter, "the value is empty"));
+        return Err(Error::invalid(parameter, EMPTY_VALUE));
     }
     if text.starts_with('{') {
         return json::parse(parameter, text, base, credentials_required);
@@ -206,10 +211,7 @@ pub(crate) fn parse_spanned(
     if text.contains("://") {
         return url::parse(parameter, text, base, credentials_required);
     }
-    Err(Error::invalid(
-        parameter,
-        "expected a postgresql://, postgres://, mysql:// or mariadb:// URL or a JSON object",
-    ))
+    Err(Error::invalid(parameter, NEITHER_URL_NOR_JSON))
 }
 
 /// The value without a leading byte-order mark and surrounding whitespace,
@@ -268,11 +270,11 @@ fn parse_port(p: &str) -> Option<u16> {
 }
 
 /// Why a host name or IPv4 address is refused, completing "the host ...".
-pub(crate) const HOST_NON_ASCII: &str =
+const HOST_NON_ASCII: &str =
     "contains non-ASCII characters: write an internationalised name in its punycode (xn--) form";
-pub(crate) const HOST_BAD_CHARACTER: &str =
+const HOST_BAD_CHARACTER: &str =
     "contains a character that is not allowed in a host name (letters, digits, '-', '.' and '_')";
-pub(crate) const HOST_BAD_IPV4: &str =
+const HOST_BAD_IPV4: &str =
     "is all digits and dots but not an IPv4 address (write four numbers from 0 to 255 without leading zeros, e.g. 10.0.0.5)";
 
 /// Checks a host name or IPv4 address (IPv6 is handled by the callers, which
