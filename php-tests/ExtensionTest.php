@@ -263,7 +263,7 @@ final class ExtensionTest extends TestCase
     public function test_status_reports_cache_and_counters_without_secrets(): void
     {
         $name = $this->name('status');
-        self::$moto->putParameter($name, 'postgresql://statususer:' . self::$canary . '@status-host:5439/statusdb?sslmode=verify-full&password=' . self::$canary);
+        self::$moto->putParameter($name, 'postgresql://statususer:' . self::$canary . '@status-host:5439/statusdb?sslmode=verify-full');
         $r = PhpProcess::json('ssm_db_config(); ssm_db_config(); $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
         foreach (['extension_version', 'pid', 'parameter', 'region', 'cached', 'age_seconds', 'ttl_seconds', 'version',
                   'hits', 'misses', 'fetches', 'errors', 'last_error', 'last_fetch_duration_ms'] as $key) {

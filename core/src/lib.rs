@@ -5,39 +5,55 @@
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
 //! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
 //! - [`name`]: what may be passed as a parameter name, checked before any request.
-//! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`].
-//! - [`fetch`]: [`SsmFetcher`], reading a parameter under one time budget and
+//! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
+//!   strict grammar that refuses what it could read two ways.
+//! - `fetch`: `SsmFetcher`, reading a parameter under one time budget and
 //!   classifying AWS failures.
 //! - `direct`: the same request sent without the SDK's request pipeline, for
 //!   refreshes (endpoint, credentials and connector still the SDK's).
-//! - [`cache`]: [`ConfigCache`], the process-local moka cache, and freshness states.
+//! - `cache`: `ConfigCache`, the process-local moka cache, and freshness states.
 //! - [`plan`]: what a process does when a value is asked for (serve, refresh,
 //!   fetch, fail): the pure decision the extension and the fleet simulation share.
-//! - [`policy`]: refresh-ahead point, retry delays, failure backoff; the shared clock.
-//! - [`shared`]: the encrypted host-wide entry php-fpm workers share, and its lock.
+//! - `policy`: refresh-ahead point, retry delays, failure backoff; the shared clock.
+//! - `shared`: the encrypted host-wide entry php-fpm workers share, and its lock.
 //! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
 //!   everything else kept as written (for the failover monitor).
+//!
+//! # Features
+//! - `aws` (default): `fetch`, `direct`, `cache`, `policy` and `shared`, and
+//!   the AWS SDK they need. Without it the crate is `name`, `parse`, `plan`,
+//!   `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
 pub mod cache;
+#[cfg(feature = "aws")]
 mod direct;
 pub mod error;
+#[cfg(feature = "aws")]
 pub mod fetch;
 pub mod name;
 pub mod parse;
 pub mod plan;
+#[cfg(feature = "aws")]
 pub mod policy;
 pub mod rewrite;
 pub mod secret;
+#[cfg(feature = "aws")]
 pub mod shared;
 
+#[cfg(feature = "aws")]
 pub use cache::{CachedConfig, ConfigCache, Freshness, Timing};
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "aws")]
 pub use fetch::{Attempts, FetchSettings, FetchedParameter, SsmFetcher};
-pub use parse::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat};
+pub use parse::{
+    apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat,
+};
 pub use rewrite::with_endpoint;
-pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
 pub use secret::Secret;
+#[cfg(feature = "aws")]
+pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
 
 /// This crate's version, which the extension reports as its own.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,10 +7,14 @@
 //! place instead of parsing into a structure and serialising it again
 //! (serde_json's map would sort the keys and drop formatting).
 //!
-//! Every rewrite is checked by parsing the result: everything but the host and
-//! port must come out equal to what the original parsed to.
+//! The spans it edits are the ones the parser read the host and port from
+//! ([`crate::parse`] reports them), so the rewriter follows the very same
+//! grammar and cannot replace a different part of the text than the one the
+//! extension reads as the endpoint. Every rewrite is still checked by parsing
+//! the result: everything but the host and port must come out equal to what
+//! the original parsed to.
 
-use crate::parse::{parse_value, DbConfig, ValueFormat};
+use crate::parse::{check_host_name, is_ipv6, parse_spanned, parse_value, DbConfig, EndpointSpan};
 use crate::Error;
 
 /// Returns `value` with its host and port replaced by `host` and `port`.
@@ -22,20 +26,55 @@ use crate::Error;
 /// one after its last key if it had none and `port` is not the default.
 ///
 /// Errors are [`Error::InvalidValue`] when `value` does not parse (the message
-/// says why, never the value) and [`Error::BadConfiguration`] when `host` or
-/// `port` cannot be written.
+/// says why, never the value) or names a Unix socket, and
+/// [`Error::BadConfiguration`] when `host` or `port` cannot be written.
 pub fn with_endpoint(parameter: &str, value: &str, host: &str, port: u16) -> Result<String, Error> {
     let host = validate_host(host)?;
     if port == 0 {
-        return Err(Error::BadConfiguration("the new endpoint's port is 0".into()));
+        return Err(Error::BadConfiguration(
+            "the new endpoint's port is 0".into(),
+        ));
     }
-    let before = parse_value(parameter, value)?;
-    let rewritten = match before.format {
-        ValueFormat::Url => rewrite_url(parameter, value, &before, host, port)?,
-        ValueFormat::Json => rewrite_json(parameter, value, &before, host, port)?,
+    let before = parse_spanned(parameter, value, true)?;
+    let config = &before.config;
+    let rewritten = match before.endpoint {
+        EndpointSpan::Socket => return Err(Error::invalid(parameter, REWRITE_SOCKET)),
+        EndpointSpan::Url {
+            host: host_span,
+            port: port_span,
+        } => {
+            let mut authority = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            if port_span.is_some() || port != config.engine.default_port() {
+                authority.push_str(&format!(":{port}"));
+            }
+            let end = port_span.map_or(host_span.end, |p| p.end);
+            splice(value, vec![(host_span.start, end, authority)])
+        }
+        EndpointSpan::Json {
+            host: host_span,
+            port: port_span,
+            last_value_end,
+        } => {
+            let mut edits = vec![(host_span.start, host_span.end, json_string(host))];
+            let default = port == config.engine.default_port();
+            match port_span {
+                Some(p) if value[p.clone()].starts_with('"') => {
+                    edits.push((p.start, p.end, format!("\"{port}\"")))
+                }
+                Some(p) if &value[p.clone()] == "null" && default => {}
+                Some(p) => edits.push((p.start, p.end, port.to_string())),
+                None if default => {}
+                None => edits.push((last_value_end, last_value_end, format!(",\"port\":{port}"))),
+            }
+            splice(value, edits)
+        }
     };
     let after = parse_value(parameter, &rewritten)?;
-    if after.host != host || after.port != port || !same_apart_from_endpoint(&before, &after) {
+    if after.host != host || after.port != port || !same_apart_from_endpoint(config, &after) {
         return Err(Error::invalid(parameter, REWRITE_CHANGED_MORE));
     }
     Ok(rewritten)
@@ -43,24 +82,31 @@ pub fn with_endpoint(parameter: &str, value: &str, host: &str, port: u16) -> Res
 
 const REWRITE_CHANGED_MORE: &str =
     "rewriting the endpoint would change more than the host and port (the value's layout is not one the rewriter understands)";
+const REWRITE_SOCKET: &str =
+    "the value names a Unix socket, not a host and port, so there is no endpoint to replace: write it with a TCP host for the monitor to manage it";
 
+/// The new host without brackets, checked against the parser's host grammar.
 fn validate_host(host: &str) -> Result<&str, Error> {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let bad = |why: &str| Error::BadConfiguration(format!("the new endpoint's host {why}"));
+    let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let bare = bracketed.unwrap_or(host);
     if bare.is_empty() {
         return Err(bad("is empty"));
     }
-    if bare.chars().any(|c| c.is_whitespace() || c.is_control() || "/?#@[]\"\\%".contains(c)) {
-        return Err(bad("contains a character that is not allowed in a host name or address"));
+    if bracketed.is_some() || bare.contains(':') {
+        return if is_ipv6(bare) {
+            Ok(bare)
+        } else {
+            Err(bad("contains ':' or brackets but is not an IPv6 address"))
+        };
     }
-    if bare.contains(':') && bare.parse::<std::net::Ipv6Addr>().is_err() {
-        return Err(bad("contains ':' but is not an IPv6 address"));
-    }
+    check_host_name(bare).map_err(bad)?;
     Ok(bare)
 }
 
 fn same_apart_from_endpoint(a: &DbConfig, b: &DbConfig) -> bool {
     a.engine == b.engine
+        && a.socket == b.socket
         && a.user == b.user
         && a.password == b.password
         && a.dbname == b.dbname
@@ -68,161 +114,19 @@ fn same_apart_from_endpoint(a: &DbConfig, b: &DbConfig) -> bool {
         && a.format == b.format
 }
 
-fn rewrite_url(parameter: &str, value: &str, before: &DbConfig, host: &str, port: u16) -> Result<String, Error> {
-    // The same split as the parser: the user info ends at the last '@', the
-    // authority at the first '/' or '?' after it.
-    let start = value.rfind('@').ok_or_else(|| Error::invalid(parameter, "the URL has no user"))? + 1;
-    let end = value[start..].find(['/', '?']).map_or(value.len(), |i| start + i);
-    let authority = &value[start..end];
-    let had_port = if authority.starts_with('[') {
-        authority.contains("]:")
-    } else {
-        authority.contains(':')
-    };
-    let mut new_authority = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
-    if had_port || port != before.engine.default_port() {
-        new_authority.push_str(&format!(":{port}"));
-    }
-    Ok(format!("{}{}{}", &value[..start], new_authority, &value[end..]))
-}
-
-fn rewrite_json(parameter: &str, value: &str, before: &DbConfig, host: &str, port: u16) -> Result<String, Error> {
-    let fields = top_level_fields(value).ok_or_else(|| Error::invalid(parameter, REWRITE_CHANGED_MORE))?;
-    let find = |name: &str| -> Result<Option<&Field>, Error> {
-        let mut hits = fields.iter().filter(|f| f.key == name);
-        let first = hits.next();
-        if hits.next().is_some() {
-            return Err(Error::invalid(parameter, format!("field \"{name}\" appears more than once")));
-        }
-        Ok(first)
-    };
-    let host_field = find("host")?.ok_or_else(|| Error::invalid(parameter, "field \"host\" is missing"))?;
-    let port_field = find("port")?;
-
-    // Edits are applied from the end of the text backwards so that earlier
-    // spans stay valid.
-    let mut edits: Vec<(usize, usize, String)> = vec![(host_field.start, host_field.end, json_string(host))];
-    match port_field {
-        Some(f) if value[f.start..f.end].starts_with('"') => edits.push((f.start, f.end, format!("\"{port}\""))),
-        Some(f) if value[f.start..f.end] == *"null" && port == before.engine.default_port() => {}
-        Some(f) => edits.push((f.start, f.end, port.to_string())),
-        None if port == before.engine.default_port() => {}
-        None => {
-            let last = fields.last().expect("host was found, so there is a field");
-            edits.push((last.end, last.end, format!(",\"port\":{port}")));
-        }
-    }
+/// Applies `(start, end, replacement)` edits, which must not overlap.
+fn splice(value: &str, mut edits: Vec<(usize, usize, String)>) -> String {
+    // From the end of the text backwards, so that earlier spans stay valid.
     edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut out = value.to_owned();
     for (start, end, text) in edits {
         out.replace_range(start..end, &text);
     }
-    Ok(out)
+    out
 }
 
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string always serialises")
-}
-
-/// One `"key": value` pair of the top-level object: the decoded key and the
-/// byte span of the value's text.
-struct Field {
-    key: String,
-    start: usize,
-    end: usize,
-}
-
-/// Finds the top-level fields of a JSON object, with the spans of their values.
-/// `None` if the text is not one object (the parser has already accepted it,
-/// so that would mean this scanner and serde_json disagree).
-fn top_level_fields(text: &str) -> Option<Vec<Field>> {
-    let b = text.as_bytes();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(b, i + 1);
-    let mut fields = Vec::new();
-    if b.get(i) == Some(&b'}') {
-        return Some(fields);
-    }
-    loop {
-        let key_end = scan_string(b, i)?;
-        let key: String = serde_json::from_str(&text[i..key_end]).ok()?;
-        i = skip_ws(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = skip_ws(b, i + 1);
-        let end = scan_value(b, start)?;
-        fields.push(Field { key, start, end });
-        i = skip_ws(b, end);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') => return Some(fields),
-            _ => return None,
-        }
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// The end (exclusive) of the string literal starting at `i`.
-fn scan_string(b: &[u8], i: usize) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let mut j = i + 1;
-    loop {
-        match b.get(j)? {
-            b'\\' => j += 2,
-            b'"' => return Some(j + 1),
-            _ => j += 1,
-        }
-    }
-}
-
-/// The end (exclusive) of the JSON value starting at `i`.
-fn scan_value(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => scan_string(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match b.get(j)? {
-                    b'"' => {
-                        j = scan_string(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            let mut j = i;
-            while let Some(c) = b.get(j) {
-                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                    break;
-                }
-                j += 1;
-            }
-            (j > i).then_some(j)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -233,7 +137,8 @@ mod tests {
     const P: &str = "/test/db";
 
     fn rw(value: &str, host: &str, port: u16) -> String {
-        with_endpoint(P, value, host, port).unwrap_or_else(|e| panic!("{value:?} should rewrite: {e}"))
+        with_endpoint(P, value, host, port)
+            .unwrap_or_else(|e| panic!("{value:?} should rewrite: {e}"))
     }
 
     #[test]
@@ -246,50 +151,117 @@ mod tests {
     }
 
     #[test]
-    fn keeps_raw_special_characters_in_url_password() {
-        let v = "mysql://u:p@ss/w?rd#x@h:3307/d";
-        assert_eq!(rw(v, "m2", 3307), "mysql://u:p@ss/w?rd#x@m2:3307/d");
+    fn rewrites_only_the_authority_when_options_hold_at_signs_and_colons() {
+        let v = "postgresql://wp:p%40ss:x@db.internal:5432/shop?application_name=wp@web-1:2&sslmode=require";
+        assert_eq!(rw(v, "n", 5433), v.replace("db.internal:5432", "n:5433"));
+    }
+
+    #[test]
+    fn refuses_what_the_parser_refuses_instead_of_guessing_a_span() {
+        for v in [
+            "mysql://u:p@ss/w?rd#x@h:3307/d",
+            "mysql://u:p@ss@h/d",
+            "mysql://u:pa/ss@h/d",
+            "mysql://u:p@h:/d",
+        ] {
+            let e = with_endpoint(P, v, "n", 3306).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
+        }
+    }
+
+    #[test]
+    fn refuses_socket_values() {
+        for v in [
+            "mysql://u:p@localhost/d?socket=/run/mysqld/mysqld.sock",
+            "postgresql://u:p@%2Fvar%2Frun%2Fpostgresql/d",
+            r#"{"engine":"mysql","socket":"/s","username":"u","password":"p","dbname":"d"}"#,
+        ] {
+            let e = with_endpoint(P, v, "n", 3306).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
+            assert!(e.to_string().contains("Unix socket"), "{e}");
+        }
+    }
+
+    #[test]
+    fn keeps_byte_order_mark_and_surrounding_whitespace() {
+        let v = "\u{feff}  postgresql://u:p@h:5432/d\r\n";
+        assert_eq!(rw(v, "n", 5433), "\u{feff}  postgresql://u:p@n:5433/d\r\n");
+        let v = "\u{feff}{\"engine\":\"postgres\",\"host\":\"h\",\"username\":\"u\",\"password\":\"p\",\"dbname\":\"d\"}\n";
+        assert_eq!(
+            rw(v, "n", 5433),
+            v.replace("\"h\"", "\"n\"")
+                .replace("\"d\"}", "\"d\",\"port\":5433}")
+        );
     }
 
     #[test]
     fn omits_the_default_port_only_if_the_url_did() {
         assert_eq!(rw("postgres://u:p@h/d", "n", 5432), "postgres://u:p@n/d");
-        assert_eq!(rw("postgres://u:p@h/d", "n", 5433), "postgres://u:p@n:5433/d");
-        assert_eq!(rw("postgres://u:p@h:5432/d", "n", 5432), "postgres://u:p@n:5432/d");
+        assert_eq!(
+            rw("postgres://u:p@h/d", "n", 5433),
+            "postgres://u:p@n:5433/d"
+        );
+        assert_eq!(
+            rw("postgres://u:p@h:5432/d", "n", 5432),
+            "postgres://u:p@n:5432/d"
+        );
         assert_eq!(rw("mysql://u:p@h/d?x=1", "n", 3306), "mysql://u:p@n/d?x=1");
     }
 
     #[test]
     fn brackets_ipv6_hosts_in_urls() {
-        assert_eq!(rw("postgresql://u:p@h:5432/d", "2001:db8::1", 5432), "postgresql://u:p@[2001:db8::1]:5432/d");
-        assert_eq!(rw("postgresql://u:p@[::1]:5432/d", "[fd00::2]", 5433), "postgresql://u:p@[fd00::2]:5433/d");
-        assert_eq!(rw("postgresql://u:p@[::1]/d", "db.internal", 5432), "postgresql://u:p@db.internal/d");
+        assert_eq!(
+            rw("postgresql://u:p@h:5432/d", "2001:db8::1", 5432),
+            "postgresql://u:p@[2001:db8::1]:5432/d"
+        );
+        assert_eq!(
+            rw("postgresql://u:p@[::1]:5432/d", "[fd00::2]", 5433),
+            "postgresql://u:p@[fd00::2]:5433/d"
+        );
+        assert_eq!(
+            rw("postgresql://u:p@[::1]/d", "db.internal", 5432),
+            "postgresql://u:p@db.internal/d"
+        );
     }
 
     #[test]
     fn rewrites_json_keeping_key_order_spacing_and_other_keys() {
         let v = "{\n  \"username\": \"wp\",\n  \"password\": \"p@ss:/?#% '\\\"ä\",\n  \"engine\": \"postgres\",\n  \"host\": \"old.internal\",\n  \"port\": 5432,\n  \"dbname\": \"shop\",\n  \"dbInstanceIdentifier\": \"shop-db\",\n  \"extra\": {\"host\": \"nested\", \"list\": [1, \"]\"]}\n}";
         let out = rw(v, "new.internal", 6432);
-        assert_eq!(out, v.replace("old.internal", "new.internal").replace("5432", "6432"));
+        assert_eq!(
+            out,
+            v.replace("old.internal", "new.internal")
+                .replace("5432", "6432")
+        );
     }
 
     #[test]
     fn keeps_a_string_port_a_string_in_json() {
         let v = r#"{"engine":"mysql","host":"h","port":"3306","username":"u","password":"p","dbname":"d"}"#;
-        assert_eq!(rw(v, "m", 3307), v.replace(r#""h""#, r#""m""#).replace("\"3306\"", "\"3307\""));
+        assert_eq!(
+            rw(v, "m", 3307),
+            v.replace(r#""h""#, r#""m""#)
+                .replace("\"3306\"", "\"3307\"")
+        );
     }
 
     #[test]
     fn adds_a_port_to_json_only_when_it_is_not_the_default() {
         let v = r#"{"engine":"postgres","host":"h","username":"u","password":"p","dbname":"d"}"#;
         assert_eq!(rw(v, "n", 5432), v.replace(r#""h""#, r#""n""#));
-        assert_eq!(rw(v, "n", 5433), r#"{"engine":"postgres","host":"n","username":"u","password":"p","dbname":"d","port":5433}"#);
+        assert_eq!(
+            rw(v, "n", 5433),
+            r#"{"engine":"postgres","host":"n","username":"u","password":"p","dbname":"d","port":5433}"#
+        );
     }
 
     #[test]
     fn writes_bare_ipv6_hosts_in_json() {
         let v = r#"{"engine":"postgres","host":"h","port":5432,"username":"u","password":"p","dbname":"d"}"#;
-        assert_eq!(rw(v, "[2001:db8::5]", 5432), v.replace(r#""h""#, r#""2001:db8::5""#));
+        assert_eq!(
+            rw(v, "[2001:db8::5]", 5432),
+            v.replace(r#""h""#, r#""2001:db8::5""#)
+        );
     }
 
     #[test]
@@ -308,7 +280,11 @@ mod tests {
 
     #[test]
     fn refuses_malformed_values_without_quoting_them() {
-        for v in ["postgresql://u@h/d", r#"{"password":"Canary-Pa55-zz","host":"h"}"#, "Canary-Pa55-zz"] {
+        for v in [
+            "postgresql://u@h/d",
+            r#"{"password":"Canary-Pa55-zz","host":"h"}"#,
+            "Canary-Pa55-zz",
+        ] {
             let e = with_endpoint(P, v, "n", 5432).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidValue);
             assert!(e.to_string().contains(P));
@@ -319,11 +295,26 @@ mod tests {
     #[test]
     fn refuses_hosts_that_cannot_be_written() {
         let v = "postgresql://u:p@h/d";
-        for host in ["", "a b", "evil/path", "u@h", "1:2:zz", "[]"] {
+        for host in [
+            "",
+            "a b",
+            "evil/path",
+            "u@h",
+            "1:2:zz",
+            "[]",
+            "[h]",
+            "h:5432",
+            "bücher.example",
+            "10.1",
+            "fe80::1%eth0",
+        ] {
             let e = with_endpoint(P, v, host, 5432).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BadConfiguration, "{host:?}");
         }
-        assert_eq!(with_endpoint(P, v, "n", 0).unwrap_err().kind(), ErrorKind::BadConfiguration);
+        assert_eq!(
+            with_endpoint(P, v, "n", 0).unwrap_err().kind(),
+            ErrorKind::BadConfiguration
+        );
     }
 
     #[test]
