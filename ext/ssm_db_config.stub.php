@@ -23,8 +23,11 @@
  *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
- *         DB_HOST is "host:port" (an IPv6 host in brackets: "[2001:db8::1]:5432").
- * @throws SsmDbConfigException when nothing usable is cached (none, or older than
+ *         DB_HOST is "host:port" (an IPv6 host in brackets: "[2001:db8::1]:5432"), or for a
+ *         Unix socket WordPress's "localhost:/run/mysqld/mysqld.sock" (PostgreSQL: the socket's directory).
+ * @throws SsmDbConfigException with code BAD_CONFIGURATION, before any request, when the
+ *         name is not one SSM accepts (a connection URL passed by mistake: never echoed);
+ *         when nothing usable is cached (none, or older than
  *         ssm_db_config.max_stale past its TTL) and it cannot be fetched or parsed.
  */
 function ssm_db_config(?string $parameter = null): array {}
@@ -58,17 +61,20 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
 
 /**
  * The extension's state in this process, for admin pages and health checks.
- * Never contains a password.
+ * Never contains a password. The settings are those in effect (a php-fpm
+ * pool's php_admin_value included); ini_refused lists the directive values
+ * this process refused, with why (a name-like value is never echoed).
  *
  * @return array{
  *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
  *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int, direct_refresh: bool,
  *   define_constants: bool, define_constants_state: 'off'|'not_tried'|'kept'|'request'|'failed',
+ *   ini_refused: list<string>,
  *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
  *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,
  *   version: ?int, credentials_version: ?int, consecutive_failures: int, next_attempt_in_seconds: ?float,
- *   engine: ?string, host: ?string, port: ?int, user: ?string, dbname: ?string, options: array<string, string>,
+ *   engine: ?string, host: ?string, port: ?int, socket: ?string, user: ?string, dbname: ?string, options: array<string, string>,
  *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, sdk_requests: int, direct_requests: int,
  *   parameters_cached: int,
  *   last_error: ?array{kind: string, code: int, message: string},

@@ -40,6 +40,45 @@ final class ExtensionTest extends TestCase
         self::assertSame('mysql', $config['DB_ENGINE']);
     }
 
+    /**
+     * Values operators store that read two ways are refused, naming the field
+     * and how to write it; the socket forms WordPress knows are read on purpose.
+     */
+    public function test_values_are_read_as_meant_or_refused(): void
+    {
+        $cases = [
+            // value => DB_HOST, DB_NAME, [option => value] — or the words of the refusal
+            '{"engine":"mysql","host":"blog-db.c9.eu-central-1.rds.amazonaws.com:3306","port":3306,"username":"wp","password":"pw","dbname":"blog"}' => '"host"',
+            'mysql://wp:pw@localhost:/run/mysqld/mysqld.sock/wordpress' => 'port',
+            'mysql://wp:pw@db.internal:3306/wordpress/' => 'database name',
+            'mysql://wp:p@ss@db.internal/wordpress' => '%40',
+            'postgresql://wp:pw@db.internal:5432/shop?application_name=wp@web-1&sslmode=require'
+                => ['db.internal:5432', 'shop'],
+            'mysql://wp:pw@localhost/wordpress?socket=/run/mysqld/mysqld.sock' => ['localhost:/run/mysqld/mysqld.sock', 'wordpress'],
+            'mysql://wp:pw@%2Frun%2Fmysqld%2Fmysqld.sock/wordpress' => ['localhost:/run/mysqld/mysqld.sock', 'wordpress'],
+            "\u{FEFF}mysql://wp:pw@db.internal/wordpress\r\n" => ['db.internal:3306', 'wordpress'],
+        ];
+        foreach ($cases as $value => $expected) {
+            $name = $this->name('grammar');
+            self::$moto->putParameter($name, $value);
+            if (is_array($expected)) {
+                $config = ssm_db_config($name);
+                self::assertSame($expected, [$config['DB_HOST'], $config['DB_NAME']], $value);
+                continue;
+            }
+            try {
+                ssm_db_config($name);
+                self::fail("refused: $value");
+            } catch (\SsmDbConfigException $e) {
+                self::assertSame(\SsmDbConfigException::INVALID_VALUE, $e->getCode(), $value);
+                self::assertStringContainsString($expected, $e->getMessage(), $value);
+                self::assertStringNotContainsString('pw', str_replace($name, '', $e->getMessage()), 'the value is not quoted');
+            }
+        }
+        $status = ssm_db_config_status();
+        self::assertArrayHasKey('socket', $status);
+    }
+
     public function test_json_value_in_rds_secret_shape(): void
     {
         $name = $this->name('json');

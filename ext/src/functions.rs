@@ -217,6 +217,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("engine", config.map(|c| c.engine.as_str()))?;
     ht.insert("host", config.map(|c| c.host.clone()))?;
     ht.insert("port", config.map(|c| i64::from(c.port)))?;
+    ht.insert("socket", config.and_then(|c| c.socket.clone()))?;
     ht.insert("user", config.map(|c| c.user.clone()))?;
     ht.insert("dbname", config.map(|c| c.dbname.clone()))?;
     let mut options = ZendHashTable::new();
