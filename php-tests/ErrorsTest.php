@@ -186,7 +186,7 @@ final class ErrorsTest extends TestCase
         ]);
         self::assertStringContainsString('ssm_db_config.ttl = "soon" refused: it must be an integer from 1 to 86400 (seconds); using the default', $out['stderr']);
         self::assertStringContainsString('ssm_db_config.timeout_ms = "5" refused: it must be an integer from 50 to 60000', $out['stderr']);
-        self::assertStringContainsString('ssm_db_config.endpoint_url = (value not shown) refused: it must be an http:// or https:// URL', $out['stderr']);
+        self::assertStringContainsString('ssm_db_config.endpoint_url = (value not shown) refused: it must be an https:// URL (http:// only to a loopback address)', $out['stderr']);
         $status = json_decode($out['stdout'], true);
         self::assertSame(60, $status['ttl_seconds']);
         self::assertSame(2000, $status['timeout_ms']);

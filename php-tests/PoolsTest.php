@@ -181,6 +181,54 @@ final class PoolsTest extends TestCase
         self::assertCount(1, glob("$dirWww/*.entry") ?: [], 'site B: its own entry, in its own user\'s directory');
     }
 
+    public function test_pools_whose_env_names_another_region_or_account_never_share_an_entry(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-pools/' . bin2hex(random_bytes(4)) . '/db';
+        $moto->putParameter($name, 'mysql://wp:pw@us.internal:3306/us');
+        $moto->inRegion('eu-west-1')->putParameter($name, 'mysql://wp:pw@eu.internal:3306/eu');
+        $dir = $this->sharedDir('nobody');
+        // One user, one parameter name, one php.ini: only the pools' env[] differ.
+        $common = self::user('nobody') . self::adminValues(['parameter' => $name, 'endpoint_url' => Proxy::url(), 'shared_dir' => $dir]);
+        $this->fpm = Fpm::startPools([], self::keysOnly() + ['AWS_REGION' => 'us-east-1'], [
+            'eu' => $common . "env[AWS_REGION] = eu-west-1\n",
+            'us' => $common,
+            'other-account' => $common . "env[AWS_ACCESS_KEY_ID] = AKIAOTHERACCOUNT0001\n",
+        ]);
+        $script = $this->fpm->script('index.php', self::page());
+        foreach (['eu' => 'eu.internal:3306', 'us' => 'us.internal:3306', 'other-account' => 'us.internal:3306'] as $pool => $host) {
+            foreach ($this->answers($script, $pool, 1) as $r) {
+                self::assertSame($host, $r['host'], "pool $pool");
+            }
+        }
+        self::assertSame(1, Proxy::callsFor($name, 'eu-west-1'));
+        self::assertSame(2, Proxy::callsFor($name, 'us-east-1'), 'the other account\'s pool asked for itself');
+        self::assertArrayHasKey('AKIAOTHERACCOUNT0001', Proxy::callsByAccessKey());
+        self::assertCount(3, glob("$dir/*.entry") ?: []);
+    }
+
+    public function test_a_php_value_from_the_web_server_cannot_change_a_pools_settings(): void
+    {
+        $moto = Moto::fromEnv();
+        $id = bin2hex(random_bytes(4));
+        $moto->putParameter("/test-pools/$id/mine", 'mysql://wp:pw@mine.internal:3306/mine');
+        $moto->putParameter("/test-pools/$id/other", 'mysql://wp:pw@other.internal:3306/other');
+        $this->fpm = Fpm::startPools([], self::keysOnly(), [
+            'site' => "pm.max_children = 1\n" . self::user('nobody') . self::adminValues(['parameter' => "/test-pools/$id/mine",
+                'region' => 'us-east-1', 'endpoint_url' => Proxy::url(), 'shared_dir' => 'off']),
+        ]);
+        $script = $this->fpm->script('index.php', self::page());
+        foreach (['PHP_VALUE', 'PHP_ADMIN_VALUE'] as $param) {
+            $r = json_decode($this->fpm->requests($script, 1, 10, 'site', [$param => "ssm_db_config.parameter=/test-pools/$id/other"])[0], true);
+            self::assertIsArray($r);
+            self::assertSame('mine.internal:3306', $r['host'], "$param is refused");
+            self::assertStringContainsString('never from a PHP_VALUE or PHP_ADMIN_VALUE', implode("\n", $r['refused']));
+            $r = json_decode($this->fpm->request($script, 10, 'site'), true);
+            self::assertSame('mine.internal:3306', $r['host'], "and nothing sticks after $param");
+            self::assertSame("/test-pools/$id/mine", $r['ini']['parameter']);
+        }
+    }
+
     public function test_pool_with_bad_values_is_warned_and_keeps_the_php_ini_values(): void
     {
         $moto = Moto::fromEnv();

@@ -207,9 +207,9 @@ impl SsmFetcher {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the budget ends.
-    /// Transient failures are retried after [`policy::retry_delay`]; when the
-    /// next delay would not fit in the budget, the last failure is returned
-    /// as it is (a throttle stays a throttle, not a timeout).
+    /// Whether and when a failure is tried again is [`policy::retry_after`]'s
+    /// decision; when the next delay would not fit in the budget, the last
+    /// failure is returned as it is (a throttle stays a throttle, not a timeout).
     async fn with_retries<T, F, Fut>(&self, name: &str, mut attempt: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
@@ -225,10 +225,12 @@ impl SsmFetcher {
             let error = match tokio::time::timeout(remaining, attempt()).await {
                 Err(_) => return Err(timeout()),
                 Ok(Ok(value)) => return Ok(value),
-                Ok(Err(e)) if !e.is_transient() || n + 1 >= MAX_ATTEMPTS => return Err(e),
                 Ok(Err(e)) => e,
             };
-            let delay = policy::retry_delay(n, error.kind() == crate::ErrorKind::Throttled, policy::random_fraction());
+            let throttled = error.kind() == crate::ErrorKind::Throttled;
+            let Some(delay) = policy::retry_after(n, error.is_transient(), throttled, policy::random_fraction()) else {
+                return Err(error);
+            };
             if Instant::now() + delay >= deadline {
                 return Err(error);
             }
@@ -387,9 +389,6 @@ fn no_parameter(name: &str) -> Error {
 fn unreadable(name: &str, status: u16) -> Error {
     Error::Service { parameter: name.into(), reason: format!("unreadable response (HTTP {status})"), transient: true }
 }
-
-/// At most this many attempts per fetch (the budget usually ends it first).
-const MAX_ATTEMPTS: u32 = 4;
 
 /// "/app/db:3" -> "/app/db" (GetParameters answers with the bare name).
 fn without_selector(name: &str) -> &str {

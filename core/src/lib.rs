@@ -14,15 +14,17 @@
 //! - `cache`: `ConfigCache`, the process-local moka cache, and freshness states.
 //! - [`plan`]: what a process does when a value is asked for (serve, refresh,
 //!   fetch, fail): the pure decision the extension and the fleet simulation share.
-//! - `policy`: refresh-ahead point, retry delays, failure backoff; the shared clock.
+//! - [`policy`]: refresh-ahead point, retries inside a fetch, failure backoff;
+//!   the shared clock.
 //! - `shared`: the encrypted host-wide entry php-fpm workers share, and its lock.
 //! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
 //!   everything else kept as written (for the failover monitor).
 //!
 //! # Features
-//! - `aws` (default): `fetch`, `direct`, `cache`, `policy` and `shared`, and
+//! - `aws` (default): `fetch`, `direct`, `cache` and `shared`, the clock and
+//!   randomness of `policy`, and
 //!   the AWS SDK they need. Without it the crate is `name`, `parse`, `plan`,
-//!   `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
+//!   `policy`'s decisions, `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
 #![warn(missing_docs)]
 
 #[cfg(feature = "aws")]
@@ -35,7 +37,6 @@ pub mod fetch;
 pub mod name;
 pub mod parse;
 pub mod plan;
-#[cfg(feature = "aws")]
 pub mod policy;
 pub mod rewrite;
 pub mod secret;

@@ -5,11 +5,12 @@
 //! without reaching AWS, a log, a status array or an exception message: a
 //! [`NameProblem`] says what is wrong and never quotes the name.
 //!
-//! The characters are those SSM allows in a name (letters, digits, `_.-/`),
-//! plus `:` (a `:version` or `:label` selector, or an ARN) and `+=@!`, which
-//! Secrets Manager allows in the secret name of an
-//! `/aws/reference/secretsmanager/...` reference (RDS names its managed
-//! secrets `rds!db-...`).
+//! The rules are SSM's: a name is letters, digits and `_.-/`, and a name
+//! with a `/` in it starts with one; it may end in one `:version` (digits) or
+//! `:label` selector (letters, digits, `_.-`), or be given as an ARN
+//! (`arn:aws:ssm:region:account:parameter/name`). The secret name of an
+//! `/aws/reference/secretsmanager/...` reference may also hold `+=@!`, which
+//! Secrets Manager allows (RDS names its managed secrets `rds!db-...`).
 
 use std::fmt;
 
@@ -32,6 +33,10 @@ pub enum NameProblem {
     Whitespace,
     /// Holds a character SSM does not allow.
     Character,
+    /// Has a `/` but does not start with one.
+    Hierarchy,
+    /// A `:` that is neither a version or label selector nor part of an ARN.
+    Selector,
 }
 
 impl fmt::Display for NameProblem {
@@ -44,7 +49,11 @@ impl fmt::Display for NameProblem {
             }
             NameProblem::Whitespace => "it contains whitespace or a control character",
             NameProblem::Character => {
-                "it contains a character SSM does not allow in a name (allowed: letters, digits and _ . - / : + = @ !)"
+                "it contains a character SSM does not allow in a name (letters, digits and _ . - /; + = @ ! only in a Secrets Manager reference)"
+            }
+            NameProblem::Hierarchy => "a name with '/' in it must start with '/' (e.g. /prod/wordpress/db)",
+            NameProblem::Selector => {
+                "a ':' may only start a version or label at the end (/prod/db:3, /prod/db:live) or be part of an arn:aws:ssm:...:parameter/... ARN"
             }
         })
     }
@@ -65,8 +74,50 @@ pub fn check(name: &str) -> Result<(), NameProblem> {
     if name.len() > MAX_LEN {
         return Err(NameProblem::TooLong);
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/:+=@!".contains(&b)) {
+    let name = match name.strip_prefix("arn:") {
+        // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME (the name without its leading '/')
+        Some(arn) => {
+            let mut parts = arn.splitn(5, ':');
+            let (partition, service, region, account, resource) =
+                (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
+            let plain = |p: Option<&str>| p.is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            let Some(path) = resource.and_then(|r| r.strip_prefix("parameter/")) else { return Err(NameProblem::Selector) };
+            if !(plain(partition) && service == Some("ssm") && plain(region) && plain(account)) {
+                return Err(NameProblem::Selector);
+            }
+            return check_path(path, false);
+        }
+        None => name,
+    };
+    check_path(name, true)
+}
+
+/// A name (with its optional selector) outside an ARN.
+fn check_path(name: &str, leading_slash: bool) -> Result<(), NameProblem> {
+    let (path, selector) = match name.split_once(':') {
+        Some((path, selector)) => (path, Some(selector)),
+        None => (name, None),
+    };
+    if let Some(selector) = selector {
+        let label = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !label(selector) {
+            return Err(NameProblem::Selector);
+        }
+    }
+    if path.is_empty() {
+        return Err(NameProblem::Empty);
+    }
+    let (plain, secret) = match path.strip_prefix(SECRETS_MANAGER_REFERENCE) {
+        Some(secret) => (&path[..SECRETS_MANAGER_REFERENCE.len()], secret),
+        None => (path, ""),
+    };
+    if !plain.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/+=@!".contains(&b))
+    {
         return Err(NameProblem::Character);
+    }
+    if leading_slash && path.contains('/') && !path.starts_with('/') {
+        return Err(NameProblem::Hierarchy);
     }
     Ok(())
 }
@@ -81,7 +132,7 @@ pub fn looks_cut_in_ini(name: &str) -> Option<&'static str> {
     cut.then_some(CUT_IN_INI)
 }
 
-const CUT_IN_INI: &str = "looks cut short at an INI special character such as '!' (RDS names its secrets rds!db-... or rds!cluster-...): quote the value, e.g. ssm_db_config.credentials_parameter = \"/aws/reference/secretsmanager/rds!db-...\"";
+const CUT_IN_INI: &str = "looks cut short at an INI special character such as '!' (RDS names its secrets rds!db-... or rds!cluster-...): quote the value, e.g. \"/aws/reference/secretsmanager/rds!db-...\"";
 
 #[cfg(test)]
 mod tests {
@@ -113,7 +164,18 @@ mod tests {
             ("/prod/db\r", NameProblem::Whitespace),
             ("/prod/db?x", NameProblem::Character),
             ("/prod/dé", NameProblem::Character),
-            ("{\"host\":\"h\"}", NameProblem::Character),
+            ("{\"host\":\"h\"}", NameProblem::Selector),
+            // URL-like strings that avoid "://"
+            ("postgresql:/wp:Canary-Pa55-n@db/wp", NameProblem::Selector),
+            ("mysql:wp:Canary-Pa55-n@db/wp", NameProblem::Selector),
+            ("wp:Canary-Pa55-n@db/wp", NameProblem::Selector),
+            ("/wp:Canary-Pa55-n@db/wp", NameProblem::Selector),
+            ("wp@db/wp", NameProblem::Character),
+            ("prod/db", NameProblem::Hierarchy),
+            ("/prod/db:", NameProblem::Selector),
+            ("/prod/db:3:4", NameProblem::Selector),
+            ("arn:aws:s3:::bucket/x", NameProblem::Selector),
+            ("/prod/a@b", NameProblem::Character),
         ];
         for (name, problem) in table {
             assert_eq!(check(name), Err(problem), "{name:?}");

@@ -275,7 +275,9 @@ const HOST_NON_ASCII: &str =
 const HOST_BAD_CHARACTER: &str =
     "contains a character that is not allowed in a host name (letters, digits, '-', '.' and '_')";
 const HOST_BAD_IPV4: &str =
-    "is all digits and dots but not an IPv4 address (write four numbers from 0 to 255 without leading zeros, e.g. 10.0.0.5)";
+    "reads as an IPv4 address but is not a dotted quad (write four numbers from 0 to 255 without leading zeros, e.g. 10.0.0.5; a host name's last part starts with a letter)";
+const HOST_BAD_LABEL: &str =
+    "has an empty part or a part that starts or ends with '-' (a host name is dot-separated parts of letters, digits, '-' and '_')";
 
 /// Checks a host name or IPv4 address (IPv6 is handled by the callers, which
 /// differ in where they allow brackets).
@@ -294,6 +296,17 @@ pub(crate) fn check_host_name(host: &str) -> Result<(), &'static str> {
         return Err(HOST_BAD_CHARACTER);
     }
     if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && host.parse::<Ipv4Addr>().is_err() {
+        return Err(HOST_BAD_IPV4);
+    }
+    // A trailing dot (an absolute name) is fine; an empty part elsewhere is not.
+    let labels: Vec<&str> = host.strip_suffix('.').unwrap_or(host).split('.').collect();
+    if labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-')) {
+        return Err(HOST_BAD_LABEL);
+    }
+    // A last label that starts with a digit is no top-level domain: the C
+    // resolver reads such names as IPv4 in other notations (0x7f.0.0.1,
+    // 0177.1 are 127.0.0.1), so only the dotted quad is accepted.
+    if labels.last().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit())) && host.parse::<Ipv4Addr>().is_err() {
         return Err(HOST_BAD_IPV4);
     }
     Ok(())

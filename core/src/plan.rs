@@ -117,6 +117,33 @@ pub struct Knowledge {
     pub in_flight: bool,
     /// Whether the caller asked for a refresh (`ssm_db_config_refresh()`).
     pub forced: bool,
+    /// How the fleet's forced refreshes are spread out (see [`Spread`]).
+    pub spread: Spread,
+}
+
+/// After a failover every host of a fleet finds its connection failing at
+/// the same moment, and each asks for a refresh. Sent at once, those requests
+/// would spend the account's SSM quota (shared by the whole fleet) many
+/// times over, and most hosts would be throttled, back off and ask again. So
+/// a host that holds a usable value waits a random part of `window` (the
+/// fleet's hosts ÷ the quota: the time the quota needs to answer every host
+/// once) from its first forced refresh before it asks, and keeps serving what
+/// it has meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spread {
+    /// The window: hosts ÷ requests per second of the quota. Zero: no spreading.
+    pub window: Duration,
+    /// This host's random fraction of it, drawn once per value held.
+    pub fraction_millis: u16,
+    /// When this host was first asked to refresh the value it holds (ns).
+    pub first_forced_ns: Option<u64>,
+}
+
+impl Spread {
+    /// When this host asks SSM, given its first forced refresh at `first_ns`.
+    pub fn turn_ns(&self, first_ns: u64) -> u64 {
+        first_ns + (self.window.as_nanos() as u64 / 1000) * u64::from(self.fraction_millis.min(1000))
+    }
 }
 
 /// What to do.
@@ -165,6 +192,8 @@ pub enum Reason {
     ForcedRecently,
     /// A forced refresh.
     Forced,
+    /// A forced refresh that waits for this host's turn in the fleet's spread.
+    Spreading,
 }
 
 /// The decision and its reason.
@@ -201,7 +230,9 @@ pub fn plan(k: &Knowledge) -> Plan {
     if k.forced {
         let forced_again_ns = k.backoff.last_attempt_ns + FORCED_MIN_INTERVAL.as_nanos() as u64;
         let recent = k.shared && k.backoff.last_attempt_ns != 0 && now < forced_again_ns;
+        let waiting = usable && k.spread.window > Duration::ZERO && now < k.spread.turn_ns(k.spread.first_forced_ns.unwrap_or(now));
         return match (backing_off, recent, usable) {
+            (false, _, true) if waiting => served(Reason::Spreading),
             (true, _, true) => served(Reason::BackingOff),
             (true, _, false) if k.backoff.has_error => Plan { action: fail(k.backoff.next_attempt_ns), reason: Reason::BackingOff },
             (false, true, true) => served(Reason::ForcedRecently),
@@ -222,6 +253,12 @@ pub fn plan(k: &Knowledge) -> Plan {
     };
     if k.in_flight {
         return served(Reason::InFlight);
+    }
+    if k.spread.first_forced_ns.is_some_and(|first| now < k.spread.turn_ns(first)) {
+        // Asked to refresh, and waiting for its turn in the fleet's spread:
+        // a refresh-ahead now would add to the load the spread keeps within
+        // the quota.
+        return served(Reason::Spreading);
     }
     if backing_off {
         return served(Reason::BackingOff);
@@ -257,6 +294,7 @@ mod tests {
             refresher: None,
             in_flight: false,
             forced: false,
+            spread: Spread::default(),
         }
     }
 
@@ -268,6 +306,16 @@ mod tests {
     fn other_refresher(mut k: Knowledge, alive: bool, noticed_s_ago: Option<f64>) -> Knowledge {
         let due_noticed_ns = noticed_s_ago.map(|s| k.now_ns - (s * 1e9) as u64);
         k.refresher = Some(Refresher { is_self: false, alive, due_noticed_ns });
+        k
+    }
+
+    /// A spread window of 25 s; this host's fraction; its first forced refresh `s_ago` seconds ago.
+    fn spread(mut k: Knowledge, fraction: f64, s_ago: Option<f64>) -> Knowledge {
+        k.spread = Spread {
+            window: Duration::from_secs(25),
+            fraction_millis: (fraction * 1000.0) as u16,
+            first_forced_ns: s_ago.map(|s| k.now_ns - (s * 1e9) as u64),
+        };
         k
     }
 
@@ -347,6 +395,14 @@ mod tests {
                 ..nothing
             }), Box::new(|_| Action::Fail { retry_in: Duration::from_millis(500) }), Reason::ForcedRecently),
             ("forced, nothing held, no attempt yet: fetch", forced(nothing), Box::new(|_| Action::Fetch), Reason::Forced),
+            ("forced, spread, before this host's turn: serve", forced(spread(at(10.0), 0.5, Some(1.0))), Box::new(serve), Reason::Spreading),
+            ("forced, spread, first time asked: serve", forced(spread(at(10.0), 0.5, None)), Box::new(serve), Reason::Spreading),
+            ("forced, spread, at this host's turn: fetch", forced(spread(at(10.0), 0.5, Some(13.0))), Box::new(|_| Action::Fetch), Reason::Forced),
+            ("forced, spread, nothing usable: fetch at once", forced(spread(nothing, 0.5, Some(1.0))), Box::new(|_| Action::Fetch), Reason::Forced),
+            ("forced, spread, turn come but backing off: serve", forced(backing_off(spread(at(90.0), 0.1, Some(30.0)), 5)), Box::new(serve), Reason::BackingOff),
+            ("not forced, due, waiting for a forced turn: serve", spread(at(58.0), 0.9, Some(1.0)), Box::new(serve), Reason::Spreading),
+            ("not forced, due, forced turn passed: refresh", spread(at(58.0), 0.1, Some(10.0)), Box::new(refresh), Reason::RefreshDue),
+            ("not forced, due, never forced: refresh", spread(at(58.0), 0.9, None), Box::new(refresh), Reason::RefreshDue),
         ];
         for (case, k, action, reason) in table {
             assert_eq!(plan(&k), Plan { action: action(&k), reason }, "{case}");

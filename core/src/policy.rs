@@ -17,11 +17,16 @@
 //! - Inside one fetch, transient failures are retried with full jitter
 //!   ([`retry_delay`]) while the budget lasts.
 
+//!
+//! The functions that decide take the time and the random draws as
+//! arguments, so that the fleet simulation runs them as the extension does;
+//! only [`mono_now_ns`] and [`random_fraction`] read the machine (and need
+//! the `aws` feature).
+
 use std::time::Duration;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-
 /// Nanoseconds of `CLOCK_MONOTONIC` (shared by all processes of the host).
+#[cfg(feature = "aws")]
 pub fn mono_now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -29,7 +34,9 @@ pub fn mono_now_ns() -> u64 {
 }
 
 /// A uniformly random fraction in [0, 1).
+#[cfg(feature = "aws")]
 pub fn random_fraction() -> f64 {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; 8];
     // SystemRandom reads getrandom(2); a failure there leaves zeros, which
     // only removes jitter.
@@ -45,6 +52,21 @@ pub const REFRESH_AHEAD_JITTER: f64 = 0.05;
 /// How long after a fetch refreshing ahead begins.
 pub fn refresh_ahead_after(ttl: Duration, random: f64) -> Duration {
     ttl.mul_f64(REFRESH_AHEAD_FROM + REFRESH_AHEAD_JITTER * random)
+}
+
+/// At most this many attempts per fetch (the budget usually ends it first).
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Whether attempt number `attempt` (0-based) of one fetch, which failed,
+/// is tried again inside the fetch, and after how long; `None`: the fetch
+/// fails with this error and the host backs off ([`failure_backoff`]).
+///
+/// A throttle is never retried inside the fetch: it says the account's
+/// GetParameter quota is spent, which every host of a fleet shares, and a
+/// quick second try only spends more of it. Other transient failures (a
+/// timeout, a reset, a 5xx) are retried after [`retry_delay`].
+pub fn retry_after(attempt: u32, transient: bool, throttled: bool, random: f64) -> Option<Duration> {
+    (transient && !throttled && attempt + 1 < MAX_ATTEMPTS).then(|| retry_delay(attempt, false, random))
 }
 
 /// Delay before retry number `attempt` (0-based) inside one fetch: full jitter
@@ -74,6 +96,11 @@ mod tests {
         assert_eq!(refresh_ahead_after(ttl, 0.0), Duration::from_secs(93));
         assert!(refresh_ahead_after(ttl, 0.999_999) < Duration::from_secs(98));
         assert!(refresh_ahead_after(ttl, 0.999_999) > Duration::from_millis(97_999));
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn random_fraction_is_a_fraction() {
         let r = random_fraction();
         assert!((0.0..1.0).contains(&r));
     }
@@ -84,6 +111,15 @@ mod tests {
         assert_eq!(retry_delay(10, false, 1.0), Duration::from_millis(250));
         assert_eq!(retry_delay(10, true, 1.0), Duration::from_millis(1000));
         assert_eq!(retry_delay(3, false, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn throttles_are_never_retried_inside_a_fetch() {
+        assert_eq!(retry_after(0, true, true, 1.0), None);
+        assert_eq!(retry_after(0, true, false, 1.0), Some(Duration::from_millis(25)));
+        assert_eq!(retry_after(2, true, false, 1.0), Some(Duration::from_millis(100)));
+        assert_eq!(retry_after(3, true, false, 1.0), None, "four attempts at most");
+        assert_eq!(retry_after(0, false, false, 1.0), None, "a lasting failure is not retried");
     }
 
     #[test]

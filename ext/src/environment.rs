@@ -35,3 +35,23 @@ pub fn for_sdk() -> Arc<Environment> {
 pub fn get(name: &str) -> Option<String> {
     std::env::var(name).ok().or_else(|| CAPTURED.get()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.expose().to_owned()))
 }
+
+/// Variables whose value is a secret: never part of [`scope`].
+const SECRET_VARIABLES: [&str; 3] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+
+/// What decides, besides php.ini, which account, region and endpoint the SDK
+/// reads from: every `AWS_*` variable it sees (the secret ones left out: the
+/// access key id names the account well enough) and `HOME` (the profile
+/// files), one `NAME=value` per line, sorted. Two php-fpm pools of one user
+/// whose `env[...]` lines differ here must not share a cache entry.
+pub fn scope() -> String {
+    let environment = for_sdk();
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .chain(CAPTURED.get().into_iter().flatten().map(|(k, _)| k.clone()))
+        .filter(|k| (k.starts_with("AWS_") && !SECRET_VARIABLES.contains(&k.as_str())) || k == "HOME")
+        .collect();
+    names.sort();
+    names.dedup();
+    names.iter().map(|k| format!("{k}={}\n", environment.get(k).unwrap_or_default())).collect()
+}

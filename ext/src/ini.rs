@@ -107,7 +107,8 @@ unsafe extern "C" fn on_modify(
     std::panic::catch_unwind(|| {
         let directive = unsafe { entry.as_ref().and_then(|e| zstr(e.name)) }.unwrap_or_default();
         let raw = unsafe { zstr(new_value) }.unwrap_or_default();
-        match check(&directive, &raw) {
+        let verdict = if stage != STAGE_STARTUP && fastcgi_request_in_fpm() { Err(FROM_FASTCGI.to_owned()) } else { check(&directive, &raw) };
+        match verdict {
             Ok(note) => {
                 if let Some(note) = note {
                     warn(stage, &format!("ssm_db_config: {directive} {note}"));
@@ -135,6 +136,22 @@ unsafe extern "C" fn on_modify(
         }
     })
     .unwrap_or(FAILURE)
+}
+
+/// Why a value from the web server is refused.
+const FROM_FASTCGI: &str = "a php-fpm worker takes ssm_db_config.* from php.ini and its pool's php_admin_value only, never from a PHP_VALUE or PHP_ADMIN_VALUE the web server sends (php-fpm would keep it for every later request of the worker, whatever site sent it)";
+
+/// Whether this is a php-fpm worker setting up a request: php-fpm applies a
+/// request's FastCGI `PHP_VALUE` and `PHP_ADMIN_VALUE` to the worker's master
+/// values, for every later request too; the pool's own lines are applied
+/// before the worker takes its first request, when there is no request.
+fn fastcgi_request_in_fpm() -> bool {
+    unsafe {
+        let sapi = ext_php_rs::ffi::sapi_module.name;
+        !sapi.is_null()
+            && std::ffi::CStr::from_ptr(sapi).to_bytes() == b"fpm-fcgi"
+            && !ext_php_rs::ffi::sapi_globals.server_context.is_null()
+    }
 }
 
 /// A startup warning as PHP gives one; outside startup (a php-fpm worker
@@ -214,13 +231,31 @@ fn check_region(region: &str) -> Result<(), String> {
     }
 }
 
+/// An `https://` URL, or `http://` to a loopback address only (a local
+/// emulator or proxy): a decrypted SecureString must not cross a network in
+/// clear. No user or password in it: it is shown in phpinfo().
 fn check_endpoint_url(url: &str) -> Result<(), String> {
-    let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > "https://".len() && !url.contains(char::is_whitespace);
-    if ok {
-        Ok(())
-    } else {
-        Err("it must be an http:// or https:// URL".to_owned())
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err("it must be an https:// URL (http:// only to a loopback address)".to_owned()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || url.contains(char::is_whitespace) || url.contains(char::is_control) {
+        return Err("it must be an https:// URL with a host".to_owned());
     }
+    if authority.contains('@') {
+        return Err("it must not hold a user or password (the URL is shown in phpinfo())".to_owned());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !tls && !loopback {
+        return Err("http:// is allowed only to a loopback address (a local emulator or proxy); use https://, as SSM's decrypted values would cross the network in clear".to_owned());
+    }
+    Ok(())
 }
 
 /// A parameter name. One that looks cut short by the INI parser is taken
@@ -390,13 +425,19 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_naming_the_allowed_range() {
-        let table: [(&str, &str, &str); 9] = [
+        for url in ["https://ssm.eu-west-1.amazonaws.com", "http://127.0.0.1:5000", "http://[::1]:5000/", "http://localhost:4566"] {
+            assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
+        }
+        let table: [(&str, &str, &str); 12] = [
             ("ssm_db_config.ttl", "0", "1 to 86400"),
             ("ssm_db_config.ttl", "5s", "1 to 86400"),
             ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
             ("ssm_db_config.max_stale", "-1", "0 to 2592000"),
             ("ssm_db_config.region", "EU WEST", "region name"),
-            ("ssm_db_config.endpoint_url", "ftp://x", "http://"),
+            ("ssm_db_config.endpoint_url", "ftp://x", "https://"),
+            ("ssm_db_config.endpoint_url", "http://ssm.example.com", "loopback"),
+            ("ssm_db_config.endpoint_url", "http://10.0.0.5:4566", "loopback"),
+            ("ssm_db_config.endpoint_url", "https://user:Canary@ssm.example.com", "user or password"),
             ("ssm_db_config.shared_dir", "relative/dir", "absolute path"),
             ("ssm_db_config.direct_refresh", "sometimes", "on or off"),
             ("ssm_db_config.define_constants", "maybe", "on or off"),

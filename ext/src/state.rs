@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ssm_db_config_core::cache::MAX_ENTRIES;
-use ssm_db_config_core::plan::{plan, Action, Backoff, Knowledge, Reason, Refresher, RECHECK};
+use ssm_db_config_core::plan::{plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK};
 use ssm_db_config_core::policy::mono_now_ns;
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
@@ -296,11 +296,13 @@ impl State {
 
     /// The shared slot for a name, setting the directory up at first use.
     ///
-    /// The slot is named by the parameter names and by every setting that
+    /// The slot is named by the parameter names and by everything that
     /// decides which value they stand for and how long it lives (region,
-    /// endpoint, TTL, maximum staleness): two php-fpm pools of one user that
-    /// differ in any of them never read each other's entries. (Pools of
-    /// different users have different directories.)
+    /// endpoint, TTL, maximum staleness, and the AWS environment the SDK
+    /// resolves from: a pool's `env[AWS_REGION]` or other account's keys):
+    /// two php-fpm pools of one user that differ in any of them never read
+    /// each other's entries. (Pools of different users have different
+    /// directories.)
     fn slot(&mut self, names: &[&str]) -> Option<(SharedSlot, &'static SharedKey)> {
         let key = self.shared_key.ok()?;
         // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
@@ -317,11 +319,12 @@ impl State {
         }
         let s = &self.settings;
         let scope = format!(
-            "region={}\nendpoint_url={}\nttl={}\nmax_stale={}",
+            "region={}\nendpoint_url={}\nttl={}\nmax_stale={}\n{}",
             s.region.as_deref().unwrap_or(""),
             s.endpoint_url.as_deref().unwrap_or(""),
             s.ttl.as_secs(),
-            s.max_stale.as_secs()
+            s.max_stale.as_secs(),
+            crate::environment::scope()
         );
         let mut names = names.to_vec();
         names.push(&scope);
@@ -418,6 +421,7 @@ impl State {
             }),
             in_flight: self.in_flight.contains(name),
             forced,
+            spread: Spread::default(),
         }
     }
 

@@ -139,10 +139,11 @@ final class Fpm
      *
      * @return list<string>
      */
-    public function requests(string $script, int $count, int $timeout = 10, ?string $pool = null): array
+    public function requests(string $script, int $count, int $timeout = 10, ?string $pool = null, array $params = []): array
     {
         $port = $pool === null ? $this->port : $this->ports[$pool];
-        $env = ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => '', 'PATH' => '/usr/bin:/bin'];
+        // cgi-fcgi sends its environment as the FastCGI parameters.
+        $env = $params + ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => '', 'PATH' => '/usr/bin:/bin'];
         $procs = [];
         for ($i = 0; $i < $count; $i++) {
             $procs[] = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"],

@@ -80,6 +80,22 @@ async fn classifies_injected_faults_within_the_budget() {
     }
 }
 
+/// A throttle spends the account's shared quota: one request, no retry
+/// inside the fetch; the host backs off instead.
+#[tokio::test(flavor = "current_thread")]
+async fn a_throttled_fetch_makes_one_request() {
+    let aws = AwsStack::start();
+    let f = fetcher(aws.proxy_url(), 2000).await;
+    aws.fault("throttle", 0);
+    let before = aws.get_parameter_calls();
+    assert_eq!(f.get("/it/throttled").await.unwrap_err().kind(), ErrorKind::Throttled);
+    assert_eq!(aws.get_parameter_calls() - before, 1);
+    aws.fault("500", 0);
+    let before = aws.get_parameter_calls();
+    assert_eq!(f.get("/it/throttled").await.unwrap_err().kind(), ErrorKind::Service);
+    assert!(aws.get_parameter_calls() - before > 1, "other transient failures are retried");
+}
+
 /// Injects `mode`, then fetches `name`: it must fail as `kind`, within the
 /// budget, naming the parameter and without AWS's own text.
 async fn fails_as(aws: &AwsStack, f: &SsmFetcher, name: &str, mode: &str, budget_ms: u64, kind: ErrorKind, transient: bool) {
@@ -105,7 +121,8 @@ async fn direct_path_classifies_faults_as_the_sdk_path_does() {
     // (mode, budget, kind, transient, retried: whether the budget leaves
     // room for another attempt after the direct one)
     let cases = [
-        ("throttle", 2000, ErrorKind::Throttled, true, true),
+        // A throttle is not retried inside the fetch (see the test below).
+        ("throttle", 2000, ErrorKind::Throttled, true, false),
         ("500", 2000, ErrorKind::Service, true, true),
         ("garbage", 2000, ErrorKind::Service, true, true),
         ("hang", 600, ErrorKind::Timeout, true, false),

@@ -58,6 +58,8 @@ const BAD_IPV6: &str =
 const AFTER_IPV6: &str =
     "unexpected characters after the URL's IPv6 host (expected ':port', '/' or '?')";
 const IPV6_NEEDS_BRACKETS: &str = "an IPv6 host must be in brackets, e.g. [2001:db8::1]:5432";
+const SEVERAL_HOSTS: &str =
+    "the URL names several hosts (host1,host2): name one, the writer's endpoint (ssm-db-monitor keeps it current after a failover)";
 const EMPTY_PORT: &str = "the URL's port is empty (a ':' after the host with no digits): write host:port or leave out the ':'; for a Unix socket write ?socket=/path for MySQL or ?host=/directory for PostgreSQL";
 const BAD_PORT: &str = "the URL's port is not a number from 1 to 65535";
 const NO_DBNAME: &str = "the URL has no database name (expected /dbname after the host)";
@@ -74,7 +76,7 @@ const OPTION_VALUE_AT_SLASH: &str = "a URL option's value has a raw '@' followed
 const OPTION_VALUE_EQUALS: &str =
     "a URL option's value contains a raw '=': percent-encode it as %3D";
 const DUPLICATE_OPTION: &str = "a URL option appears more than once (names are compared ignoring case): write each option once";
-const PASSWORD_OPTION: &str = "a URL option's name mentions a password: put the password in the URL as user:password@ before the host";
+const PASSWORD_OPTION: &str = "a URL option's name looks like a password or other secret (pass, pwd, secret, token): put the password in the URL as user:password@ before the host";
 const HOST_AND_SOCKET: &str = "the URL names both a TCP host and a Unix socket: for a socket write localhost or nothing as the host";
 const TWO_SOCKETS: &str = "the URL names a Unix socket more than once: keep one";
 const MYSQL_SOCKET_PORT: &str =
@@ -171,6 +173,9 @@ pub(super) fn parse(
         };
         (Host::Tcp(address.to_owned()), close + 2, raw_port)
     } else {
+        if hostport.contains(',') {
+            return Err(invalid(SEVERAL_HOSTS));
+        }
         let (raw_host, raw_port) = match hostport.split_once(':') {
             Some((_, port)) if port.contains(':') => return Err(invalid(IPV6_NEEDS_BRACKETS)),
             Some((host, port)) => (host, Some(port)),
@@ -246,7 +251,10 @@ pub(super) fn parse(
             return Err(invalid(OPTION_VALUE_EQUALS));
         }
         let lower = name.to_ascii_lowercase();
-        if lower.contains("password") {
+        // Options are shown in the status array: none may carry a secret,
+        // whatever a driver calls it (password, passwd, sslpassword, pwd,
+        // PGPASSWORD, passphrase, secret, token).
+        if ["pass", "pwd", "secret", "token"].iter().any(|word| lower.contains(word)) {
             return Err(invalid(PASSWORD_OPTION));
         }
         if !seen.insert(lower.clone()) {
@@ -426,6 +434,23 @@ mod tests {
             ok("mysql://u:p@xn--bcher-kva.example/d").host,
             "xn--bcher-kva.example"
         );
+    }
+
+    #[test]
+    fn refuses_hosts_the_resolver_would_read_otherwise() {
+        for host in ["0x7f.0.0.1", "0177.1", "db.1", ".db", "db..example", "-db", "db-.example"] {
+            let e = parse_value(P, &format!("mysql://u:p@{host}/d")).unwrap_err().to_string();
+            assert!(e.contains("host"), "{host}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_options_that_carry_a_secret_under_any_name() {
+        for name in ["password", "passwd", "PGPASSWORD", "sslpassword", "pwd", "passphrase", "secret", "client_secret", "token", "auth_token"] {
+            let e = parse_value(P, &format!("mysql://u:p@h/d?{name}=Canary-Pa55-o")).unwrap_err().to_string();
+            assert!(e.contains("secret") && !e.contains("Canary"), "{name}: {e}");
+        }
+        assert!(parse_value(P, "mysql://u:p@h/d?sslkey=/etc/key.pem&auth=iam").is_ok(), "a key file's path and ?auth= are not secrets");
     }
 
     #[test]
@@ -695,6 +720,7 @@ mod tests {
         assert!(err("postgresql://u:p@h:0/d").contains("port"));
         assert!(err("postgresql://u:p@h:+5432/d").contains("port"));
         assert!(err("postgresql://u:p@2001:db8::1/d").contains("brackets"));
+        assert!(err("postgresql://u:p@h1:5432,h2:5432/d").contains("several hosts"));
         assert!(err("postgresql://u:p@[::1/d").contains("']'"));
         assert!(err("postgresql://u:%FF@h/d").contains("UTF-8"));
         assert!(err("").contains("empty"));

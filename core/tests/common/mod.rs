@@ -44,20 +44,25 @@ impl HostPart {
         }
     }
 
-    /// A valid host: a name keeps only the characters of DNS names, and is
-    /// never all digits and dots (which would have to be a dotted quad).
+    /// A valid host: a name keeps only the characters of DNS names, in
+    /// non-empty dot-separated parts that neither start nor end with '-', the
+    /// last of which starts with a letter (else it would have to be a dotted quad).
     pub fn sanitize(self) -> HostPart {
         match self {
             HostPart::Name(n) => {
-                let mut n: String = n
+                let n: String = n
                     .chars()
                     .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
                     .take(60)
                     .collect();
-                if n.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                    n.insert(0, 'h');
+                let mut labels: Vec<String> =
+                    n.split('.').map(|l| l.trim_matches('-').to_owned()).filter(|l| !l.is_empty()).collect();
+                match labels.last_mut() {
+                    Some(last) if !last.starts_with(|c: char| c.is_ascii_digit()) => {}
+                    Some(last) => last.insert(0, 'h'),
+                    None => labels.push("h".into()),
                 }
-                HostPart::Name(n)
+                HostPart::Name(labels.join("."))
             }
             other => other,
         }
