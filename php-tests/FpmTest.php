@@ -152,6 +152,41 @@ final class FpmTest extends TestCase
         }
     }
 
+    public function test_forced_refreshes_while_throttled_respect_the_hosts_backoff(): void
+    {
+        $moto = Moto::fromEnv();
+        $name = '/test-db-config/throttled/' . bin2hex(random_bytes(4));
+        $moto->putParameter($name, 'postgresql://wp:pw@before.internal:5432/shop');
+        $dir = self::sharedDir('ssm-throttled');
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], Fpm::masterEnv(), 8);
+        $page = $this->fpm->script('index.php', self::page());
+        $this->fpm->requests($page, 8);
+        self::assertSame(1, Proxy::getParameterCalls());
+        // SSM throttles every request from now on; every request of every
+        // worker asks for a refresh, as the failover drop-ins do on a failed
+        // connection, for two seconds.
+        Proxy::reset();
+        Proxy::fault('throttle');
+        $refresh = $this->fpm->script('refresh.php', '<?php try { echo ssm_db_config_refresh()["DB_HOST"]; } catch (SsmDbConfigException $e) { echo "code ", $e->getCode(); }');
+        $until = microtime(true) + 2.0;
+        $answers = [];
+        while (microtime(true) < $until) {
+            foreach ($this->fpm->requests($refresh, 8) as $body) {
+                $answers[$body] = ($answers[$body] ?? 0) + 1;
+            }
+        }
+        // The one refresh that asked throws the throttle (the drop-ins catch
+        // it); every other one is served the cached value without asking.
+        self::assertSame(1, $answers['code ' . \SsmDbConfigException::THROTTLED] ?? 0, json_encode($answers));
+        self::assertGreaterThan(40, $answers['before.internal:5432'] ?? 0, json_encode($answers));
+        $served = array_sum($answers);
+        // The first refresh asks and is throttled; the host then backs off
+        // (at least 2.5 s after a throttle): no other request reaches SSM.
+        self::assertSame(1, Proxy::getParameterCalls(), "$served forced refreshes, one request to SSM");
+        $this->fpm->stop();
+        self::removeDir($dir);
+    }
+
     public function test_ecs_container_credentials_work_under_clear_env(): void
     {
         $ecs = ContainerCredentials::start();

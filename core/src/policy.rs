@@ -54,6 +54,18 @@ pub fn refresh_ahead_after(ttl: Duration, random: f64) -> Duration {
     ttl.mul_f64(REFRESH_AHEAD_FROM + REFRESH_AHEAD_JITTER * random)
 }
 
+/// The window over which a fleet of `hosts` spreads its forced refreshes
+/// (see `plan::Spread`): the time `throughput` requests a second need to
+/// answer every host once; none for a fleet that one second's burst
+/// answers (SSM's quota is a per-second rate).
+pub fn spread_window(hosts: u64, throughput: u64) -> Duration {
+    if hosts <= throughput || throughput == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(hosts as f64 / throughput as f64)
+    }
+}
+
 /// At most this many attempts per fetch (the budget usually ends it first).
 pub const MAX_ATTEMPTS: u32 = 4;
 
@@ -111,6 +123,14 @@ mod tests {
         assert_eq!(retry_delay(10, false, 1.0), Duration::from_millis(250));
         assert_eq!(retry_delay(10, true, 1.0), Duration::from_millis(1000));
         assert_eq!(retry_delay(3, false, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn spread_window_is_the_time_the_quota_needs_for_the_fleet() {
+        assert_eq!(spread_window(1, 40), Duration::ZERO);
+        assert_eq!(spread_window(40, 40), Duration::ZERO);
+        assert_eq!(spread_window(100, 40), Duration::from_millis(2500));
+        assert_eq!(spread_window(1000, 40), Duration::from_secs(25));
     }
 
     #[test]

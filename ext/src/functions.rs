@@ -170,6 +170,8 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
     ht.insert("direct_refresh", settings.direct_refresh)?;
     ht.insert("define_constants", settings.define_constants)?;
+    ht.insert("fleet_hosts", settings.fleet_hosts as i64)?;
+    ht.insert("ssm_throughput", settings.ssm_throughput as i64)?;
     ht.insert("define_constants_state", state.constants_state())?;
     let mut refused = ZendHashTable::new();
     for warning in crate::ini::refused_values() {

@@ -39,6 +39,12 @@ pub const TIMEOUT_RANGE: (u64, u64) = (50, 60_000);
 pub const DEFAULT_MAX_STALE_SECONDS: u64 = 86_400;
 /// Allowed maximum staleness.
 pub const MAX_STALE_RANGE: (u64, u64) = (0, 30 * 86_400);
+/// Allowed range of `ssm_db_config.fleet_hosts`.
+pub const FLEET_HOSTS_RANGE: (u64, u64) = (1, 1_000_000);
+/// SSM's default GetParameter* throughput per account and region, requests per second.
+pub const DEFAULT_SSM_THROUGHPUT: u64 = 40;
+/// Allowed range of `ssm_db_config.ssm_throughput` (the higher-throughput setting allows thousands).
+pub const SSM_THROUGHPUT_RANGE: (u64, u64) = (1, 100_000);
 /// Default for `ssm_db_config.shared_dir`: `/dev/shm/ssm_db_config-<uid>`, made
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
@@ -48,7 +54,7 @@ const fn directive(name: &'static std::ffi::CStr, default: &'static std::ffi::CS
     IniEntryDef { on_modify: Some(on_modify), ..IniEntryDef::new(name, default, IniEntryPermission::System) }
 }
 
-pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     directive(c"ssm_db_config.parameter", c""),
     directive(c"ssm_db_config.region", c""),
     directive(c"ssm_db_config.endpoint_url", c""),
@@ -59,6 +65,8 @@ pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
     directive(c"ssm_db_config.credentials_parameter", c""),
     directive(c"ssm_db_config.direct_refresh", c"1"),
     directive(c"ssm_db_config.define_constants", c"0"),
+    directive(c"ssm_db_config.fleet_hosts", c"1"),
+    directive(c"ssm_db_config.ssm_throughput", c"40"),
     IniEntryDef::end(),
 ]);
 
@@ -201,6 +209,8 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
         "ssm_db_config.ttl" => number(value, TTL_RANGE, "seconds").map(|_| None),
         "ssm_db_config.timeout_ms" => number(value, TIMEOUT_RANGE, "milliseconds").map(|_| None),
         "ssm_db_config.max_stale" => number(value, MAX_STALE_RANGE, "seconds").map(|_| None),
+        "ssm_db_config.fleet_hosts" => number(value, FLEET_HOSTS_RANGE, "hosts").map(|_| None),
+        "ssm_db_config.ssm_throughput" => number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None),
         "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
         "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => switch(value).map(|_| None),
         _ => Ok(None),
@@ -301,6 +311,10 @@ pub struct Settings {
     /// `ssm_db_config.parameter` defined (see `State::define_at_request_start`).
     /// Off when `parameter` is not set.
     pub define_constants: bool,
+    /// How many hosts read the parameter (`ssm_db_config.fleet_hosts`).
+    pub fleet_hosts: u64,
+    /// The account's GetParameter* throughput, requests per second.
+    pub ssm_throughput: u64,
 }
 
 impl Default for Settings {
@@ -359,7 +373,32 @@ impl Settings {
             },
             credentials_parameter: text("ssm_db_config.credentials_parameter"),
             direct_refresh: on("ssm_db_config.direct_refresh", true),
+            fleet_hosts: num("ssm_db_config.fleet_hosts", FLEET_HOSTS_RANGE, 1),
+            ssm_throughput: num("ssm_db_config.ssm_throughput", SSM_THROUGHPUT_RANGE, DEFAULT_SSM_THROUGHPUT),
         }
+    }
+
+    /// The window over which this fleet's forced refreshes are spread: the
+    /// time the account's throughput needs to answer every host once.
+    pub fn spread_window(&self) -> Duration {
+        ssm_db_config_core::policy::spread_window(self.fleet_hosts, self.ssm_throughput)
+    }
+
+    /// A warning when the TTL would have the fleet's steady refreshes use
+    /// more than half the account's throughput (`hosts / TTL` requests per
+    /// second, refresh-ahead making it about 7 % more).
+    pub fn ttl_note(&self) -> Option<String> {
+        let rate = self.fleet_hosts as f64 / (self.ttl.as_secs_f64() * 0.93);
+        let half = self.ssm_throughput as f64 / 2.0;
+        (rate > half).then(|| {
+            let recommended = (2.0 * self.fleet_hosts as f64 / self.ssm_throughput as f64 / 0.93).ceil() as u64;
+            format!(
+                "ssm_db_config.ttl = {} makes {} hosts ask SSM about {rate:.0} times a second, more than half of ssm_db_config.ssm_throughput = {}: set the TTL to {recommended} or more",
+                self.ttl.as_secs(),
+                self.fleet_hosts,
+                self.ssm_throughput
+            )
+        })
     }
 
     /// Why `define_constants` is on in php.ini but off here, if it is.
@@ -415,6 +454,17 @@ mod tests {
         assert_eq!(Settings::default().shared_dir, Some(SharedDir::Auto));
         assert!(settings(&[("direct_refresh", "1")]).direct_refresh);
         assert!(!settings(&[("parameter", "/app/db")]).define_constants, "off by default");
+    }
+
+    #[test]
+    fn fleet_settings_give_the_spread_and_warn_of_a_short_ttl() {
+        let st = settings(&[("fleet_hosts", "1000"), ("ssm_throughput", "40")]);
+        assert_eq!(st.spread_window(), Duration::from_secs(25));
+        assert_eq!(st.ttl_note(), None, "1,000 hosts at 60 s: 18 a second, below 20");
+        let note = settings(&[("fleet_hosts", "10000"), ("ttl", "300")]).ttl_note().unwrap();
+        assert!(note.contains("set the TTL to 538 or more"), "{note}");
+        assert_eq!(Settings::default().spread_window(), Duration::ZERO, "one host: no spread");
+        assert!(check("ssm_db_config.fleet_hosts", "0").is_err());
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Tracker {
     /// When this process first found the value fetched at `.0` due, while
     /// leaving its refresh to `last_refresher`.
     pub due_noticed: Option<(u64, u64)>,
+    /// When this process was first asked to refresh (`ssm_db_config_refresh()`)
+    /// the value fetched at `.0`: the start of its wait in the fleet's spread.
+    pub first_forced: Option<(u64, u64)>,
 }
 
 /// What the request-start definition of the constants did in this request
@@ -228,6 +231,9 @@ impl State {
         if let Some(note) = settings.define_constants_note() {
             crate::log(&format!("ssm_db_config: {note}"));
         }
+        if let Some(note) = settings.ttl_note() {
+            crate::log(&format!("ssm_db_config: {note}"));
+        }
         if settings == self.settings {
             return;
         }
@@ -374,6 +380,9 @@ impl State {
                 }
             }
         }
+        if forced {
+            self.note_forced(&name, local.as_deref(), now);
+        }
         let decision = plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced));
         match (decision.action, local) {
             (Action::Serve { until_ns }, Some(entry)) => {
@@ -421,7 +430,38 @@ impl State {
             }),
             in_flight: self.in_flight.contains(name),
             forced,
-            spread: Spread::default(),
+            spread: Spread {
+                window: self.settings.spread_window(),
+                fraction_millis: held.map_or(0, |h| self.spread_fraction(h.fetched_ns)),
+                first_forced_ns: tracker
+                    .and_then(|t| t.first_forced)
+                    .filter(|(fetched_ns, _)| held.is_some_and(|h| h.fetched_ns == *fetched_ns))
+                    .map(|(_, at)| at),
+            },
+        }
+    }
+
+    /// This host's place in the fleet's spread for the value fetched at
+    /// `fetched_ns`, in thousandths: the same for every worker of the host
+    /// (it comes from the shared-cache key they inherited; a process of its
+    /// own uses its pid), different from host to host and from value to value.
+    fn spread_fraction(&self, fetched_ns: u64) -> u16 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        match self.shared_key {
+            Ok(key) if self.settings.shared_dir.is_some() => key.id().hash(&mut hasher),
+            _ => std::process::id().hash(&mut hasher),
+        }
+        fetched_ns.hash(&mut hasher);
+        (hasher.finish() % 1000) as u16
+    }
+
+    /// Remembers when this process was first asked to refresh the value it holds.
+    fn note_forced(&mut self, name: &str, held: Option<&CachedConfig>, now_ns: u64) {
+        let Some(held) = held else { return };
+        let tracker = self.trackers.entry(name.to_owned()).or_default();
+        if tracker.first_forced.is_none_or(|(fetched_ns, _)| fetched_ns != held.fetched_ns) {
+            tracker.first_forced = Some((held.fetched_ns, now_ns));
         }
     }
 

@@ -64,7 +64,7 @@ impl Fleet {
             quota,
             request_interval: Duration::from_millis(200),
             latency: Duration::from_millis(20),
-            spread_window: Duration::from_secs_f64(hosts as f64 / quota),
+            spread_window: policy::spread_window(hosts as u64, quota as u64),
             seed: 1,
         }
     }
