@@ -118,17 +118,19 @@ check "the .deb depends on PHP 8.2's API (phpapi-20220829) and php-common (phpen
 dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ./usr/lib/php/20220829/ssm_db_config.so > "$work/ext.so"
 check "the packaged .so is stripped (release profile)" bash -c "! readelf -S '$work/ext.so' | grep -q '\.symtab'"
 dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ./etc/php/8.2/mods-available/ssm_db_config.ini > "$work/ext.ini"
-expected_ini="extension=ssm_db_config.so
-;ssm_db_config.parameter=
-;ssm_db_config.region=
-;ssm_db_config.endpoint_url=
-;ssm_db_config.ttl=60
-;ssm_db_config.timeout_ms=2000
-;ssm_db_config.max_stale=86400
-;ssm_db_config.shared_dir=auto
-;ssm_db_config.credentials_parameter=
-;ssm_db_config.direct_refresh=1
-;ssm_db_config.define_constants=0"
+expected_ini='extension=ssm_db_config.so
+;ssm_db_config.parameter = ""
+;ssm_db_config.region = ""
+;ssm_db_config.endpoint_url = ""
+;ssm_db_config.ttl = 60
+;ssm_db_config.timeout_ms = 2000
+;ssm_db_config.max_stale = 86400
+;ssm_db_config.shared_dir = "auto"
+;ssm_db_config.credentials_parameter = ""
+;ssm_db_config.direct_refresh = 1
+;ssm_db_config.define_constants = 0
+;ssm_db_config.fleet_hosts = 1
+;ssm_db_config.ssm_throughput = 40'
 check "the .ini loads the extension and lists every directive, commented, with its default" \
   diff <(grep -E '^;?(extension|ssm_db_config\.)' "$work/ext.ini") <(echo "$expected_ini")
 registered=$(grep -o '"ssm_db_config\.[a-z_]*"' ext/src/ini.rs | tr -d '"' | sort -u)
