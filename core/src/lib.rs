@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
 //! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
+//! - [`endpoint`]: what an SSM endpoint override may be (https, or http to loopback).
 //! - [`name`]: what may be passed as a parameter name, checked before any request.
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
 //!   strict grammar that refuses what it could read two ways.
@@ -23,7 +24,7 @@
 //! # Features
 //! - `aws` (default): `fetch`, `direct`, `cache` and `shared`, the clock and
 //!   randomness of `policy`, and
-//!   the AWS SDK they need. Without it the crate is `name`, `parse`, `plan`,
+//!   the AWS SDK they need. Without it the crate is `endpoint`, `name`, `parse`, `plan`,
 //!   `policy`'s decisions, `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@
 pub mod cache;
 #[cfg(feature = "aws")]
 mod direct;
+pub mod endpoint;
 pub mod error;
 #[cfg(feature = "aws")]
 pub mod fetch;

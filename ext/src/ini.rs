@@ -241,31 +241,8 @@ fn check_region(region: &str) -> Result<(), String> {
     }
 }
 
-/// An `https://` URL, or `http://` to a loopback address only (a local
-/// emulator or proxy): a decrypted SecureString must not cross a network in
-/// clear. No user or password in it: it is shown in phpinfo().
 fn check_endpoint_url(url: &str) -> Result<(), String> {
-    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        _ => return Err("it must be an https:// URL (http:// only to a loopback address)".to_owned()),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || url.contains(char::is_whitespace) || url.contains(char::is_control) {
-        return Err("it must be an https:// URL with a host".to_owned());
-    }
-    if authority.contains('@') {
-        return Err("it must not hold a user or password (the URL is shown in phpinfo())".to_owned());
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !tls && !loopback {
-        return Err("http:// is allowed only to a loopback address (a local emulator or proxy); use https://, as SSM's decrypted values would cross the network in clear".to_owned());
-    }
-    Ok(())
+    ssm_db_config_core::endpoint::check(url).map_err(str::to_owned)
 }
 
 /// A parameter name. One that looks cut short by the INI parser is taken

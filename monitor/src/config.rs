@@ -229,8 +229,8 @@ impl Config {
             return bad("promotion.lag_lookback_secs must be at least 60 (CloudWatch's RDS metrics have 60 s periods)".into());
         }
         if let Some(url) = &self.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return bad(format!("endpoint_url \"{url}\" must start with http:// or https://"));
+            if let Err(why) = ssm_db_config_core::endpoint::check(url) {
+                return bad(format!("endpoint_url: {why}"));
             }
         }
         Ok(())
@@ -318,7 +318,8 @@ region = "us-east-1"
         let cases = [
             ("poll_interval_secs = 0\n", "poll_interval_secs"),
             ("metrics_addr = \"0.0.0.0:9464\"\n", "loopback"),
-            ("endpoint_url = \"localhost:4566\"\n", "http://"),
+            ("endpoint_url = \"localhost:4566\"\n", "https://"),
+            ("endpoint_url = \"http://ssm.example.com\"\n", "loopback"),
         ];
         for (prefix, needle) in cases {
             let e = Config::from_toml(&format!("{prefix}{MINIMAL}")).unwrap_err();
