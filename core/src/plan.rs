@@ -361,7 +361,9 @@ mod tests {
         let refresh = |k: &Knowledge| Action::ServeAndRefresh { until_ns: recheck(k) };
         let fail = |s: u64| Action::Fail { retry_in: Duration::from_secs(s) };
 
-        let table: Vec<(&str, Knowledge, Box<dyn Fn(&Knowledge) -> Action>, Reason)> = vec![
+        /// A case: its name, what is known, the expected action (of what is known) and reason.
+        type Case = (&'static str, Knowledge, Box<dyn Fn(&Knowledge) -> Action>, Reason);
+        let table: Vec<Case> = vec![
             ("nothing held: fetch", nothing, Box::new(|_| Action::Fetch), Reason::NothingUsable),
             ("too old: fetch", too_old, Box::new(|_| Action::Fetch), Reason::NothingUsable),
             ("nothing held while backing off: fail", backing_off(nothing, 4), Box::new(move |_| fail(4)), Reason::BackingOff),
