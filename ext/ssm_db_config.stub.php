@@ -112,4 +112,6 @@ class SsmDbConfigException extends RuntimeException
     public const BAD_CONFIGURATION = 8;
     /** AWS failed in another way (a 5xx, an unreadable response). */
     public const SERVICE = 9;
+    /** A bug in the extension, caught instead of taking the PHP process down; nothing was changed. */
+    public const INTERNAL = 10;
 }

@@ -90,6 +90,10 @@ pub enum Error {
     /// no region, a malformed endpoint URL, an invalid parameter name).
     #[error("bad configuration: {0}")]
     BadConfiguration(String),
+    /// A bug: the extension caught a panic of its own instead of letting it
+    /// take the PHP process down.
+    #[error("internal error in ssm_db_config (a bug; please report it): nothing was changed")]
+    Internal,
 }
 
 /// The kinds of [`Error`], with a stable number each.
@@ -116,11 +120,13 @@ pub enum ErrorKind {
     BadConfiguration = 8,
     /// [`Error::Service`]
     Service = 9,
+    /// [`Error::Internal`]
+    Internal = 10,
 }
 
 impl ErrorKind {
     /// Every kind, in code order (for documentation tables and the stub file).
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::NotFound,
         ErrorKind::AccessDenied,
         ErrorKind::Throttled,
@@ -130,6 +136,7 @@ impl ErrorKind {
         ErrorKind::NoCredentials,
         ErrorKind::BadConfiguration,
         ErrorKind::Service,
+        ErrorKind::Internal,
     ];
 
     /// The kind with this code, if any.
@@ -154,6 +161,7 @@ impl ErrorKind {
             ErrorKind::NoCredentials => "no_credentials",
             ErrorKind::BadConfiguration => "bad_configuration",
             ErrorKind::Service => "service",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -172,6 +180,7 @@ impl Error {
             Error::NoCredentials { .. } => ErrorKind::NoCredentials,
             Error::BadConfiguration(_) => ErrorKind::BadConfiguration,
             Error::Recent { kind, .. } => *kind,
+            Error::Internal => ErrorKind::Internal,
         }
     }
 
@@ -186,7 +195,8 @@ impl Error {
             | Error::AccessDenied { .. }
             | Error::InvalidValue { .. }
             | Error::NoCredentials { .. }
-            | Error::BadConfiguration(_) => false,
+            | Error::BadConfiguration(_)
+            | Error::Internal => false,
         }
     }
 
@@ -202,7 +212,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_stable() {
         let codes: Vec<i32> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
-        assert_eq!(codes, (1..=9).collect::<Vec<_>>());
+        assert_eq!(codes, (1..=10).collect::<Vec<_>>());
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub fn register() -> ext_php_rs::error::Result<()> {
     builder.register()
 }
 
+/// Runs the body of a function PHP calls. A panic in it (a bug) becomes an
+/// `SsmDbConfigException` with code `INTERNAL` instead of unwinding into
+/// the engine, which would abort the worker (and a core dump would hold
+/// the worker's secrets). Costs nothing unless something panics.
+#[inline(always)]
+pub fn guard(body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        throw(&Error::Internal);
+    }
+}
+
 /// Throws `error` as an `SsmDbConfigException`.
 pub fn throw(error: &Error) {
     let Some(ce) = (unsafe { CLASS.load(Ordering::Relaxed).as_ref() }) else { return };

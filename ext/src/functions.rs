@@ -106,8 +106,10 @@ fn with_array(requested: Option<&[u8]>, use_array: impl FnOnce(&FrozenArray)) {
 }
 
 extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
-    let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
-    with_array(requested, |array| unsafe { array.return_into(rv) });
+    error::guard(|| {
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
+        with_array(requested, |array| unsafe { array.return_into(rv) });
+    })
 }
 
 /// `ssm_db_config_define()`: wp-config.php's `define()` calls in one, all or none.
@@ -115,39 +117,45 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
 /// (`ssm_db_config.define_constants`), it does nothing, or throws what
 /// stopped the request's start from defining them.
 extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
-    let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
-    if requested.is_none() {
-        match &state::get().request_start {
-            RequestStart::Defined => return,
-            RequestStart::Failed(e) => return error::throw(e),
-            RequestStart::NotTried => {}
+    error::guard(|| {
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
+        if requested.is_none() {
+            match &state::get().request_start {
+                RequestStart::Defined => return,
+                RequestStart::Failed(e) => return error::throw(e),
+                RequestStart::NotTried => {}
+            }
         }
-    }
-    with_array(requested, |array| {
-        if let Err(name) = unsafe { array.define_constants() } {
-            error::throw(&state::already_defined(name));
-        }
-    });
+        with_array(requested, |array| {
+            if let Err(name) = unsafe { array.define_constants() } {
+                error::throw(&state::already_defined(name));
+            }
+        });
+    })
 }
 
 extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {
-    let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else { return };
-    match state::get().serve(requested, Mode::Refresh) {
-        Ok(array) => unsafe { array.return_into(rv) },
-        Err(e) => error::throw(&e),
-    }
+    error::guard(|| {
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else { return };
+        match state::get().serve(requested, Mode::Refresh) {
+            Ok(array) => unsafe { array.return_into(rv) },
+            Err(e) => error::throw(&e),
+        }
+    })
 }
 
 extern "C" fn ssm_db_config_status(ex: &mut ExecuteData, rv: &mut Zval) {
-    if unsafe { ex.This.u2.num_args } > 0 {
-        PhpException::new("ssm_db_config_status() expects exactly 0 arguments".into(), 0, ce::argument_count_error())
-            .throw();
-        return;
-    }
-    match status_array() {
-        Ok(ht) => rv.set_hashtable(ht),
-        Err(_) => rv.set_null(),
-    }
+    error::guard(|| {
+        if unsafe { ex.This.u2.num_args } > 0 {
+            PhpException::new("ssm_db_config_status() expects exactly 0 arguments".into(), 0, ce::argument_count_error())
+                .throw();
+            return;
+        }
+        match status_array() {
+            Ok(ht) => rv.set_hashtable(ht),
+            Err(_) => rv.set_null(),
+        }
+    })
 }
 
 /// Everything an admin page needs, and no secret. The keys are documented in

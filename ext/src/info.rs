@@ -25,6 +25,11 @@ fn row(name: &str, value: &str) {
 // PHP calls this with its own entry for this module; the signature is the engine's.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn info(module: *mut ModuleEntry) {
+    // No panic may unwind into the engine.
+    let _ = std::panic::catch_unwind(|| info_section(module));
+}
+
+fn info_section(module: *mut ModuleEntry) {
     let state = state::get();
     state.sync_settings();
     unsafe {

@@ -96,9 +96,12 @@ pub fn log(message: &str) {
 
 extern "C" fn shutdown(_ty: i32, module_number: i32) -> i32 {
     unsafe { zend_unregister_ini_entries(module_number) };
-    if let Some(kept) = state::get().kept_constants.take() {
-        unsafe { kept.release_at_shutdown() };
-    }
+    // No panic may unwind into the engine.
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(kept) = state::get().kept_constants.take() {
+            unsafe { kept.release_at_shutdown() };
+        }
+    });
     0
 }
 
@@ -147,7 +150,8 @@ extern "C" fn after_fork_in_child() {
 
 /// After the request's variables are gone: free arrays replaced during it.
 extern "C" fn post_deactivate() -> i32 {
-    state::get().end_request();
+    // No panic may unwind into the engine.
+    let _ = std::panic::catch_unwind(|| state::get().end_request());
     0
 }
 

@@ -132,21 +132,24 @@ pub fn submit(job: Job) -> Result<(), Error> {
     // Poisoned only if a thread panicked while holding it; the data (a
     // sender) is always consistent.
     let mut queue = own.lock().unwrap_or_else(|p| p.into_inner());
-    if queue.jobs.is_none() {
-        let (jobs, inbox) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("ssm_db_config".into())
-            .stack_size(512 * 1024)
-            .spawn(move || run(inbox, own))
-            .map_err(|_| Error::BadConfiguration("could not start the fetch thread".into()))?;
-        queue.jobs = Some(jobs);
-    }
-    queue
-        .jobs
-        .as_ref()
-        .expect("set above")
-        .send(job)
-        .map_err(|_| Error::BadConfiguration("the fetch thread has stopped".into()))
+    let job = match &queue.jobs {
+        Some(jobs) => match jobs.send(job) {
+            Ok(()) => return Ok(()),
+            // A thread that died (a panic, say) left its queue behind: start
+            // a new one rather than fail every later fetch of this worker.
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (jobs, inbox) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("ssm_db_config".into())
+        .stack_size(512 * 1024)
+        .spawn(move || run(inbox, own))
+        .map_err(|_| Error::BadConfiguration("could not start the fetch thread".into()))?;
+    jobs.send(job).map_err(|_| Error::BadConfiguration("the fetch thread has stopped".into()))?;
+    queue.jobs = Some(jobs);
+    Ok(())
 }
 
 /// Takes the answers of finished background jobs.

@@ -76,6 +76,7 @@ impl Error {
             C::InvalidValue { reason, .. } => reason,
             C::BadConfiguration(_) => "AWS rejected the request as invalid".to_owned(),
             C::Recent { message, .. } => message,
+            C::Internal => C::Internal.to_string(),
         };
         Error::Api { service, operation, target, kind, reason, transient }
     }
