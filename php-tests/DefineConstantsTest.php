@@ -44,7 +44,7 @@ final class DefineConstantsTest extends TestCase
 
     public function test_constants_are_defined_before_the_script_and_the_call_finds_them(): void
     {
-        $name = $this->name('at-start');
+        $name = $this->parameterName('at-start');
         self::$moto->putParameter($name, 'mysql://wp:' . rawurlencode(self::$canary) . '@start.internal:3307/shop');
         $r = PhpProcess::json('$before = ["DB_HOST" => DB_HOST, "DB_PORT" => DB_PORT, "DB_USER" => DB_USER, "DB_NAME" => DB_NAME, '
             . '"DB_ENGINE" => DB_ENGINE, "password_sha256" => hash("sha256", DB_PASSWORD)]; '
@@ -72,7 +72,7 @@ final class DefineConstantsTest extends TestCase
 
     public function test_off_by_default(): void
     {
-        $name = $this->name('default-off');
+        $name = $this->parameterName('default-off');
         self::$moto->putParameter($name, 'mysql://wp:pw@off.internal/shop');
         $r = PhpProcess::json('$s = ssm_db_config_status(); $result = ["defined" => defined("DB_HOST"), '
             . '"setting" => $s["define_constants"], "constants" => $s["define_constants_state"]];', ['ssm_db_config.parameter' => $name]);
@@ -82,7 +82,7 @@ final class DefineConstantsTest extends TestCase
 
     public function test_failure_at_request_start_is_thrown_by_the_call_without_asking_ssm_again(): void
     {
-        $name = $this->name('at-start-missing');
+        $name = $this->parameterName('at-start-missing');
         $r = PhpProcess::json('$before = defined("DB_HOST"); $calls = ssm_db_config_status()["sdk_requests"]; '
             . 'try { ssm_db_config_define(); $result = ["code" => null]; } catch (SsmDbConfigException $e) { '
             . '$result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; } '
@@ -119,7 +119,7 @@ final class DefineConstantsTest extends TestCase
      */
     public function test_fpm_workers_keep_the_constants_and_follow_a_new_value(): void
     {
-        $name = $this->name('fpm-kept');
+        $name = $this->parameterName('fpm-kept');
         $canary = self::$canary;
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode($canary) . '@before.internal:5432/shop');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.define_constants' => '1',
@@ -169,7 +169,7 @@ final class DefineConstantsTest extends TestCase
      */
     public function test_fpm_constants_are_undefined_while_nothing_may_be_served(): void
     {
-        $name = $this->name('fpm-too-old');
+        $name = $this->parameterName('fpm-too-old');
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode(self::$canary) . '@old.internal:5432/shop');
         $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.max_stale' => '0',
             'ssm_db_config.timeout_ms' => '300', 'ssm_db_config.define_constants' => '1', 'ssm_db_config.shared_dir' => 'off'],

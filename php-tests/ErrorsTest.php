@@ -23,7 +23,7 @@ final class ErrorsTest extends TestCase
 
     public function test_missing_parameter_is_not_found(): void
     {
-        $name = $this->name('missing');
+        $name = $this->parameterName('missing');
         $r = $this->failure($name);
         self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
         self::assertSame(1, $r['code']);
@@ -32,7 +32,7 @@ final class ErrorsTest extends TestCase
 
     public function test_missing_version_is_not_found(): void
     {
-        $name = $this->name('version');
+        $name = $this->parameterName('version');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $r = $this->failure("$name:7");
         self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
@@ -40,7 +40,7 @@ final class ErrorsTest extends TestCase
 
     public function test_malformed_value_is_invalid_and_not_echoed(): void
     {
-        $name = $this->name('invalid');
+        $name = $this->parameterName('invalid');
         self::$moto->putParameter($name, 'postgresql://user:' . self::$canary . '@host-without-db');
         $r = $this->failure($name);
         self::assertSame(\SsmDbConfigException::INVALID_VALUE, $r['code']);
@@ -50,7 +50,7 @@ final class ErrorsTest extends TestCase
 
     public function test_json_with_wrong_types_is_invalid(): void
     {
-        $name = $this->name('json');
+        $name = $this->parameterName('json');
         self::$moto->putParameter($name, '{"engine":"postgres","host":"h","port":true,"username":"u","password":"' . self::$canary . '","dbname":"d"}');
         $r = $this->failure($name);
         self::assertSame(\SsmDbConfigException::INVALID_VALUE, $r['code']);
@@ -59,7 +59,7 @@ final class ErrorsTest extends TestCase
 
     public function test_throttling_is_throttled(): void
     {
-        $name = $this->name('throttle');
+        $name = $this->parameterName('throttle');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         Proxy::fault('throttle');
         $r = $this->failure($name);
@@ -69,7 +69,7 @@ final class ErrorsTest extends TestCase
 
     public function test_server_error_is_service(): void
     {
-        $name = $this->name('500');
+        $name = $this->parameterName('500');
         Proxy::fault('500');
         $r = $this->failure($name);
         self::assertSame(\SsmDbConfigException::SERVICE, $r['code']);
@@ -79,7 +79,7 @@ final class ErrorsTest extends TestCase
 
     public function test_hanging_endpoint_times_out_within_budget(): void
     {
-        $name = $this->name('hang');
+        $name = $this->parameterName('hang');
         Proxy::fault('hang', 10_000);
         $r = $this->failure($name, ['ssm_db_config.timeout_ms' => '400']);
         self::assertSame(\SsmDbConfigException::TIMEOUT, $r['code']);
@@ -89,7 +89,7 @@ final class ErrorsTest extends TestCase
 
     public function test_refused_connection_is_network(): void
     {
-        $name = $this->name('refused');
+        $name = $this->parameterName('refused');
         $port = Fpm::freePort();
         $r = $this->failure($name, ['ssm_db_config.endpoint_url' => "http://127.0.0.1:$port", 'ssm_db_config.timeout_ms' => '1500']);
         self::assertSame(\SsmDbConfigException::NETWORK, $r['code']);
@@ -100,7 +100,7 @@ final class ErrorsTest extends TestCase
     {
         $home = sys_get_temp_dir() . '/ssm-nocreds-' . bin2hex(random_bytes(3));
         mkdir($home);
-        $r = $this->failure($this->name('nocreds'), [], [
+        $r = $this->failure($this->parameterName('nocreds'), [], [
             'AWS_ACCESS_KEY_ID' => false, 'AWS_SECRET_ACCESS_KEY' => false, 'AWS_SESSION_TOKEN' => false,
             'AWS_PROFILE' => false, 'HOME' => $home, 'AWS_CONFIG_FILE' => "$home/none", 'AWS_SHARED_CREDENTIALS_FILE' => "$home/none",
             'AWS_EC2_METADATA_DISABLED' => 'true',
@@ -116,7 +116,7 @@ final class ErrorsTest extends TestCase
         // a user without a policy is denied, an unknown key is not recognised.
         $server = new MotoServer(['INITIAL_NO_AUTH_ACTION_COUNT' => '3']);
         try {
-            $name = $this->name('denied');
+            $name = $this->parameterName('denied');
             $server->client->query('iam', ['Action' => 'CreateUser', 'UserName' => 'wp', 'Version' => '2010-05-08']);
             $xml = $server->client->query('iam', ['Action' => 'CreateAccessKey', 'UserName' => 'wp', 'Version' => '2010-05-08']);
             $server->client->putParameter($name, 'postgresql://u:' . self::$canary . '@h/d');
@@ -147,7 +147,7 @@ final class ErrorsTest extends TestCase
     {
         $home = sys_get_temp_dir() . '/ssm-noregion-' . bin2hex(random_bytes(3));
         mkdir($home);
-        $r = $this->failure($this->name('noregion'), [], [
+        $r = $this->failure($this->parameterName('noregion'), [], [
             'AWS_REGION' => false, 'AWS_DEFAULT_REGION' => false, 'HOME' => $home,
             'AWS_CONFIG_FILE' => "$home/none", 'AWS_EC2_METADATA_DISABLED' => 'true',
         ]);
@@ -158,7 +158,7 @@ final class ErrorsTest extends TestCase
 
     public function test_failure_is_counted_and_reported_in_status(): void
     {
-        $name = $this->name('status-error');
+        $name = $this->parameterName('status-error');
         $r = PhpProcess::json('try { ssm_db_config(); } catch (SsmDbConfigException $e) {} $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
         self::assertSame(1, $r['errors']);
         self::assertSame('not_found', $r['last_error']['kind']);
@@ -169,7 +169,7 @@ final class ErrorsTest extends TestCase
 
     public function test_failed_refresh_keeps_the_cached_value(): void
     {
-        $name = $this->name('keep');
+        $name = $this->parameterName('keep');
         self::$moto->putParameter($name, 'postgresql://u:p@kept/d');
         $r = PhpProcess::json(
             'ssm_db_config(); usleep(1_100_000); file_get_contents(getenv("PROXY_URL") . "/__proxy/fault", false, stream_context_create(["http" => ["method" => "POST", "header" => "Content-Type: application/json", "content" => "{\"mode\":\"500\"}"]]));'

@@ -17,7 +17,7 @@ final class ExtensionTest extends TestCase
 
     public function test_url_value_gives_every_key_with_wordpress_host_form(): void
     {
-        $name = $this->name('url');
+        $name = $this->parameterName('url');
         $password = self::$canary . '@:/?#% \'"ä';
         self::$moto->putParameter($name, 'postgresql://wp%40shop:' . rawurlencode($password) . '@db.example.internal:6432/shop?sslmode=require');
         $config = ssm_db_config($name);
@@ -32,7 +32,7 @@ final class ExtensionTest extends TestCase
 
     public function test_plain_string_mysql_url_with_ipv6_host_and_default_port(): void
     {
-        $name = $this->name('mysql');
+        $name = $this->parameterName('mysql');
         self::$moto->putParameter($name, 'mysql://wp:pw@[2001:db8::1]/wordpress', 'String');
         $config = ssm_db_config($name);
         self::assertSame('[2001:db8::1]:3306', $config['DB_HOST']);
@@ -59,7 +59,7 @@ final class ExtensionTest extends TestCase
             "\u{FEFF}mysql://wp:pw@db.internal/wordpress\r\n" => ['db.internal:3306', 'wordpress'],
         ];
         foreach ($cases as $value => $expected) {
-            $name = $this->name('grammar');
+            $name = $this->parameterName('grammar');
             self::$moto->putParameter($name, $value);
             if (is_array($expected)) {
                 $config = ssm_db_config($name);
@@ -81,7 +81,7 @@ final class ExtensionTest extends TestCase
 
     public function test_json_value_in_rds_secret_shape(): void
     {
-        $name = $this->name('json');
+        $name = $this->parameterName('json');
         self::$moto->putParameter($name, json_encode([
             'engine' => 'mariadb', 'host' => 'maria.internal', 'port' => '3307',
             'username' => 'wp', 'password' => self::$canary, 'dbname' => 'wp',
@@ -108,7 +108,7 @@ final class ExtensionTest extends TestCase
 
     public function test_version_and_label_selectors_pick_older_values(): void
     {
-        $name = $this->name('versions');
+        $name = $this->parameterName('versions');
         self::$moto->putParameter($name, 'postgresql://u:p@old-host/d');
         $v2 = self::$moto->putParameter($name, 'postgresql://u:p@new-host/d');
         self::assertSame(2, $v2);
@@ -121,7 +121,7 @@ final class ExtensionTest extends TestCase
 
     public function test_second_call_is_served_from_cache_without_a_request(): void
     {
-        $name = $this->name('cache');
+        $name = $this->parameterName('cache');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $before = ssm_db_config_status();
         ssm_db_config($name);
@@ -138,7 +138,7 @@ final class ExtensionTest extends TestCase
 
     public function test_returned_array_is_a_copy_on_write_value(): void
     {
-        $name = $this->name('cow');
+        $name = $this->parameterName('cow');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $a = ssm_db_config($name);
         $a['DB_HOST'] = 'changed';
@@ -156,7 +156,7 @@ final class ExtensionTest extends TestCase
 
     public function test_refresh_fetches_now_and_replaces_the_cached_value(): void
     {
-        $name = $this->name('refresh');
+        $name = $this->parameterName('refresh');
         self::$moto->putParameter($name, 'postgresql://u:p@primary/d');
         self::assertSame('primary:5432', ssm_db_config($name)['DB_HOST']);
         self::$moto->putParameter($name, 'postgresql://u:p@standby/d');
@@ -171,7 +171,7 @@ final class ExtensionTest extends TestCase
 
     public function test_after_ttl_the_old_value_is_served_while_refreshing_in_the_background(): void
     {
-        $name = $this->name('ttl');
+        $name = $this->parameterName('ttl');
         self::$moto->putParameter($name, 'postgresql://u:p@before/d');
         // While the child sleeps past the TTL the value changes and SSM turns
         // slow (800 ms an answer): a call that waited for SSM would take that long.
@@ -203,7 +203,7 @@ final class ExtensionTest extends TestCase
 
     public function test_with_direct_refresh_off_every_request_goes_through_the_sdk(): void
     {
-        $name = $this->name('sdkonly');
+        $name = $this->parameterName('sdkonly');
         self::$moto->putParameter($name, 'postgresql://u:p@before/d');
         $r = PhpProcess::json(
             'ssm_db_config(); usleep(1_300_000); ssm_db_config(); usleep(400_000); $d = ssm_db_config(); $result = ["host" => $d["DB_HOST"], "status" => ssm_db_config_status()];',
@@ -218,7 +218,7 @@ final class ExtensionTest extends TestCase
 
     public function test_a_script_walking_many_names_keeps_a_bounded_set(): void
     {
-        $prefix = $this->name('many');
+        $prefix = $this->parameterName('many');
         for ($i = 0; $i < 100; $i++) {
             self::$moto->putParameter("$prefix/$i", "mysql://u:p@host$i/d");
         }
@@ -236,7 +236,7 @@ final class ExtensionTest extends TestCase
 
     public function test_fetch_thread_waits_for_the_next_refresh_only_with_a_short_ttl(): void
     {
-        $name = $this->name('linger');
+        $name = $this->parameterName('linger');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $code = '$threads = function () { $n = 0; foreach (glob("/proc/self/task/*/comm") as $f) { $n += trim(file_get_contents($f)) === "ssm_db_config"; } return $n; };'
             . ' ssm_db_config(); $during = $threads(); usleep(600_000); $result = ["during" => $during, "after" => $threads()];';
@@ -251,7 +251,7 @@ final class ExtensionTest extends TestCase
 
     public function test_define_sets_the_six_constants_from_one_call(): void
     {
-        $name = $this->name('define');
+        $name = $this->parameterName('define');
         self::$moto->putParameter($name, 'mysql://wp:' . rawurlencode(self::$canary) . '@db.internal:3307/shop');
         $n = var_export($name, true);
         $r = PhpProcess::json('$returned = ssm_db_config_define(' . $n . '); $array = ssm_db_config(' . $n . '); '
@@ -271,7 +271,7 @@ final class ExtensionTest extends TestCase
 
     public function test_define_defines_none_when_one_constant_exists(): void
     {
-        $name = $this->name('define-clash');
+        $name = $this->parameterName('define-clash');
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode(self::$canary) . '@db.internal/shop');
         $r = PhpProcess::json('define("DB_NAME", "mine"); function boot($pw) { ssm_db_config_define(' . var_export($name, true) . '); } '
             . 'try { boot(getenv("SSM_TEST_CANARY")); $result = ["code" => null, "message" => "no exception"]; } catch (SsmDbConfigException $e) { '
@@ -288,7 +288,7 @@ final class ExtensionTest extends TestCase
 
     public function test_define_failure_defines_nothing(): void
     {
-        $name = $this->name('define-missing');
+        $name = $this->parameterName('define-missing');
         $r = PhpProcess::json('try { ssm_db_config_define(' . var_export($name, true) . '); $result = ["code" => null, "message" => "no exception"]; } '
             . 'catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), '
             . '"defined" => array_values(array_filter(["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"], "defined"))]; }');
@@ -299,7 +299,7 @@ final class ExtensionTest extends TestCase
 
     public function test_default_parameter_comes_from_ini(): void
     {
-        $name = $this->name('ini');
+        $name = $this->parameterName('ini');
         self::$moto->putParameter($name, 'mysql://u:p@from-ini/d');
         $r = PhpProcess::json('$result = ssm_db_config();', ['ssm_db_config.parameter' => $name]);
         self::assertSame('from-ini:3306', $r['DB_HOST']);
@@ -307,7 +307,7 @@ final class ExtensionTest extends TestCase
 
     public function test_status_reports_cache_and_counters_without_secrets(): void
     {
-        $name = $this->name('status');
+        $name = $this->parameterName('status');
         self::$moto->putParameter($name, 'postgresql://statususer:' . self::$canary . '@status-host:5439/statusdb?sslmode=verify-full');
         $r = PhpProcess::json('ssm_db_config(); ssm_db_config(); $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
         foreach (['extension_version', 'pid', 'parameter', 'region', 'cached', 'age_seconds', 'ttl_seconds', 'version',
@@ -340,7 +340,7 @@ final class ExtensionTest extends TestCase
 
     public function test_phpinfo_shows_section_directives_and_counters(): void
     {
-        $name = $this->name('info');
+        $name = $this->parameterName('info');
         self::$moto->putParameter($name, 'postgresql://u:' . self::$canary . '@h/d');
         $out = PhpProcess::run('ssm_db_config(); phpinfo(INFO_MODULES);', ['ssm_db_config.parameter' => $name]);
         self::assertStringContainsString('ssm_db_config support => enabled', $out['stdout']);

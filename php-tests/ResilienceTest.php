@@ -3,6 +3,9 @@ declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
 
+// PHPUnit 9 (Debian 12) reads @dataProvider, PHPUnit 11 (Debian 13) the attribute.
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * SSM failing in every way the proxy can make it fail: a value already
  * cached keeps being served (stale) without the request waiting; with
@@ -26,9 +29,10 @@ final class ResilienceTest extends TestCase
     }
 
     /** @dataProvider faults */
+    #[DataProvider('faults')]
     public function test_cached_value_is_served_stale_at_once_while_ssm_fails(string $mode, int $code): void
     {
-        $name = $this->name("stale-$mode");
+        $name = $this->parameterName("stale-$mode");
         self::$moto->putParameter($name, 'postgresql://u:p@cached-host/d');
         $body = <<<'PHP'
             ssm_db_config();
@@ -56,9 +60,10 @@ final class ResilienceTest extends TestCase
     }
 
     /** @dataProvider faults */
+    #[DataProvider('faults')]
     public function test_nothing_cached_gives_the_documented_exception_within_the_budget(string $mode, int $code): void
     {
-        $name = $this->name("cold-$mode");
+        $name = $this->parameterName("cold-$mode");
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         Proxy::fault($mode, 5000);
         $r = PhpProcess::json('$t = hrtime(true); try { ssm_db_config(); $result = ["ok" => true]; } catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "ms" => (hrtime(true) - $t) / 1e6]; }',
@@ -70,7 +75,7 @@ final class ResilienceTest extends TestCase
 
     public function test_slow_answer_within_budget_succeeds(): void
     {
-        $name = $this->name('slow');
+        $name = $this->parameterName('slow');
         self::$moto->putParameter($name, 'postgresql://u:p@slow-host/d');
         Proxy::fault('slow', 300);
         $r = PhpProcess::json('$t = hrtime(true); $c = ssm_db_config(); $result = ["host" => $c["DB_HOST"], "ms" => (hrtime(true) - $t) / 1e6];',
@@ -81,7 +86,7 @@ final class ResilienceTest extends TestCase
 
     public function test_while_ssm_fails_the_process_backs_off_instead_of_asking_per_call(): void
     {
-        $name = $this->name('backoff');
+        $name = $this->parameterName('backoff');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $body = <<<'PHP'
             ssm_db_config();
@@ -113,7 +118,7 @@ final class ResilienceTest extends TestCase
     public function test_rotated_secret_is_picked_up_within_a_ttl_from_one_get_parameters_call(): void
     {
         $secret = 'rds!db-' . bin2hex(random_bytes(4));
-        $endpoint = $this->name('endpoint');
+        $endpoint = $this->parameterName('endpoint');
         self::$moto->putParameter($endpoint, 'postgresql://rds-writer.internal:5432/shop', 'String');
         self::$moto->createSecret($secret, json_encode(['username' => 'master', 'password' => 'before-rotation']));
         $creds = "/aws/reference/secretsmanager/$secret";

@@ -102,12 +102,14 @@ final class Fpm
 
     public static function binary(): string
     {
-        foreach (['/usr/sbin/php-fpm8.2', '/usr/sbin/php-fpm'] as $bin) {
+        // The php-fpm of the PHP running the tests: Debian names it by version.
+        $version = PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION;
+        foreach (["/usr/sbin/php-fpm$version", '/usr/sbin/php-fpm'] as $bin) {
             if (is_executable($bin)) {
                 return $bin;
             }
         }
-        throw new \RuntimeException('php-fpm is not installed (apt install php8.2-fpm)');
+        throw new \RuntimeException("php-fpm is not installed (apt install php$version-fpm)");
     }
 
     public static function freePort(): int

@@ -29,7 +29,7 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         Proxy::reset();
     }
 
-    protected function name(string $suffix): string
+    protected function parameterName(string $suffix): string
     {
         return '/test-db-config/' . bin2hex(random_bytes(4)) . '/' . $suffix;
     }
