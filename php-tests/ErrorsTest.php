@@ -228,16 +228,18 @@ final class ErrorsTest extends TestCase
         // php.ini's parser ends an unquoted value at '!': the reference arrives cut short.
         $dir = sys_get_temp_dir() . '/ssm-ini-' . bin2hex(random_bytes(4));
         mkdir($dir);
-        file_put_contents("$dir/php.ini", "ssm_db_config.credentials_parameter=/aws/reference/secretsmanager/rds!db-0f1e2d3c\n");
-        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $dir]);
+        // A leading ':' keeps PHP's own scan directory (where the installed package's .ini is).
+        $scan = ":$dir";
+        file_put_contents("$dir/zz-test.ini", "ssm_db_config.credentials_parameter=/aws/reference/secretsmanager/rds!db-0f1e2d3c\n");
+        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $scan]);
         self::assertSame('/aws/reference/secretsmanager/rds', $out['stdout'], 'what PHP reads from the unquoted line');
         self::assertStringContainsString('ssm_db_config.credentials_parameter looks cut short at an INI special character', $out['stderr']);
         self::assertStringContainsString('quote the value', $out['stderr']);
-        file_put_contents("$dir/php.ini", "ssm_db_config.credentials_parameter=\"/aws/reference/secretsmanager/rds!db-0f1e2d3c\"\n");
-        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $dir]);
+        file_put_contents("$dir/zz-test.ini", "ssm_db_config.credentials_parameter=\"/aws/reference/secretsmanager/rds!db-0f1e2d3c\"\n");
+        $out = PhpProcess::run('echo ini_get("ssm_db_config.credentials_parameter");', [], ['PHP_INI_SCAN_DIR' => $scan]);
         self::assertSame('/aws/reference/secretsmanager/rds!db-0f1e2d3c', $out['stdout'], 'quoted, it is read whole');
         self::assertStringNotContainsString('cut short', $out['stderr']);
-        unlink("$dir/php.ini");
+        unlink("$dir/zz-test.ini");
         rmdir($dir);
     }
 
