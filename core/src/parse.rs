@@ -318,18 +318,23 @@ pub(crate) fn is_ipv6(s: &str) -> bool {
     s.parse::<Ipv6Addr>().is_ok()
 }
 
+/// What the grammar's tests (here, in `url` and in `json`) share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::{parse_value, DbConfig};
     use crate::ErrorKind;
 
-    const P: &str = "/test/db";
+    /// The parameter name the tests use.
+    pub const P: &str = "/test/db";
 
-    fn ok(value: &str) -> DbConfig {
+    /// Parses `value`, which must parse.
+    pub fn ok(value: &str) -> DbConfig {
         parse_value(P, value).unwrap_or_else(|e| panic!("{value:?} should parse: {e}"))
     }
 
-    fn err(value: &str) -> String {
+    /// Parses `value`, which must be refused as INVALID_VALUE naming the
+    /// parameter; returns the message.
+    pub fn err(value: &str) -> String {
         match parse_value(P, value) {
             Ok(c) => panic!("{value:?} should not parse, got {c:?}"),
             Err(e) => {
@@ -340,6 +345,11 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{err, ok};
 
     #[test]
     fn strips_byte_order_mark_and_surrounding_whitespace() {

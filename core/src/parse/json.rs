@@ -36,7 +36,7 @@ const SCANNER_DISAGREES: &str = "the JSON object could not be split into its fie
 const DUPLICATE_KEY: &str =
     "a top-level key appears more than once (only one of them would be read): write each key once";
 const UNKNOWN_ENGINE: &str =
-    "field \"engine\" is not a supported engine (postgres, postgresql, aurora-postgresql, mysql, mariadb, aurora-mysql)";
+    "field \"engine\" is not a supported engine (postgres, postgresql, aurora-postgresql, mysql, mariadb, aurora, aurora-mysql)";
 const NO_ENGINE: &str = "field \"engine\" is missing (and the port does not imply one)";
 const PORT_RANGE: &str = "field \"port\" is not a number from 1 to 65535";
 const PORT_NOT_INTEGER: &str =
@@ -369,31 +369,14 @@ fn scan_value(b: &[u8], i: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use crate::parse::testing::{err, ok, P};
     use crate::parse::{
-        apply_credentials, parse_endpoint_value, parse_spanned, parse_value, DbConfig,
-        EndpointSpan, Engine, ValueFormat,
+        apply_credentials, parse_endpoint_value, parse_spanned, parse_value, EndpointSpan, Engine,
+        ValueFormat,
     };
-    use crate::ErrorKind;
 
-    const P: &str = "/test/db";
     const BASE: &str =
         r#""engine":"postgres","host":"h","port":5432,"username":"u","password":"p","dbname":"d""#;
-
-    fn ok(value: &str) -> DbConfig {
-        parse_value(P, value).unwrap_or_else(|e| panic!("{value:?} should parse: {e}"))
-    }
-
-    fn err(value: &str) -> String {
-        match parse_value(P, value) {
-            Ok(c) => panic!("{value:?} should not parse, got {c:?}"),
-            Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::InvalidValue);
-                let msg = e.to_string();
-                assert!(msg.contains(P), "message names the parameter: {msg}");
-                msg
-            }
-        }
-    }
 
     /// The base object with `from` replaced by `to`.
     fn with(from: &str, to: &str) -> String {

@@ -355,29 +355,10 @@ fn decode(parameter: &str, what: &str, raw: &str) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
+    use crate::parse::testing::{err, ok, P};
     use crate::parse::{
-        parse_endpoint_value, parse_spanned, parse_value, DbConfig, EndpointSpan, Engine,
-        ValueFormat,
+        parse_endpoint_value, parse_spanned, parse_value, EndpointSpan, Engine, ValueFormat,
     };
-    use crate::ErrorKind;
-
-    const P: &str = "/test/db";
-
-    fn ok(value: &str) -> DbConfig {
-        parse_value(P, value).unwrap_or_else(|e| panic!("{value:?} should parse: {e}"))
-    }
-
-    fn err(value: &str) -> String {
-        match parse_value(P, value) {
-            Ok(c) => panic!("{value:?} should not parse, got {c:?}"),
-            Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::InvalidValue);
-                let msg = e.to_string();
-                assert!(msg.contains(P), "message names the parameter: {msg}");
-                msg
-            }
-        }
-    }
 
     #[test]
     fn parses_postgresql_url_with_every_piece() {
