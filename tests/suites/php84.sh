@@ -37,7 +37,7 @@ cargo fetch --locked --quiet
 say "building the extension for PHP 8.4 (cargo build --release, target/php84)"
 scripts/debian13 run env PHP=/usr/bin/php8.4 PHP_CONFIG=/usr/bin/php-config8.4 CARGO_TARGET_DIR=target/php84 \
   cargo build --release --offline --locked --quiet -p ssm-db-config
-scripts/debian13 run php8.4 -d extension="$so" -m | grep -qx ssm_db_config \
+scripts/debian13 run php8.4 -d extension="$so" -m | grep -x ssm_db_config >/dev/null \
   || { say "FAIL: PHP 8.4 does not load $so"; exit 1; }
 t_build=$(( $(date +%s) - t0 ))
 
