@@ -525,7 +525,12 @@ def main():
         plot(events, summary, os.path.join(args.out, name + ".png"))
         print(json.dumps(summary, indent=2))
         if args.check and args.mode == "sync":
-            budget = args.poll_interval + 1.0
+            # What the design allows: one monitor poll to see the promoted
+            # standby and publish it, one interval of the host's forced-refresh
+            # limit (a refresh just before the publish returned the old value;
+            # core::plan::FORCED_MIN_INTERVAL, 1 s), and 1 s for the promotion
+            # itself and reconnecting. Measured recoveries land anywhere in it.
+            budget = args.poll_interval + 2.0
             problems = []
             if missing:
                 problems.append(f"{len(missing)} acknowledged orders are missing on the new primary")
