@@ -305,7 +305,7 @@ def main():
                     help="one-way delay of the replication link (a cross-region replica); the link is cut with the kill")
     ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 1 s")
+                    help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 2 s")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
     ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
