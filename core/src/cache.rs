@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use crate::policy;
 use crate::shared::StoredValue;
-use crate::{apply_credentials, parse_endpoint_value, parse_value, DbConfig, Error, FetchedParameter};
 #[cfg(test)]
 use crate::Secret;
+use crate::{
+    apply_credentials, parse_endpoint_value, parse_value, DbConfig, Error, FetchedParameter,
+};
 
 pub use crate::plan::{Freshness, Timing};
 
@@ -39,25 +41,36 @@ pub struct CachedConfig {
 
 impl StoredValue {
     /// A value just fetched, with its refresh-ahead point drawn for `ttl`.
-    pub fn fetched(main: FetchedParameter, credentials: Option<FetchedParameter>, ttl: Duration) -> StoredValue {
+    pub fn fetched(
+        main: FetchedParameter,
+        credentials: Option<FetchedParameter>,
+        ttl: Duration,
+    ) -> StoredValue {
         StoredValue {
             fetched_ns: policy::mono_now_ns(),
             duration_us: main.duration.as_micros() as u64,
             value: main.value,
             version: main.version,
             credentials: credentials.map(|c| (c.value, c.version)),
-            refresh_after_ns: policy::refresh_ahead_after(ttl, policy::random_fraction()).as_nanos() as u64,
+            refresh_after_ns: policy::refresh_ahead_after(ttl, policy::random_fraction()).as_nanos()
+                as u64,
         }
     }
 }
 
 impl CachedConfig {
     /// Parses a stored value; nothing is cached on error.
-    pub fn from_stored(parameter: &str, credentials_parameter: Option<&str>, stored: &StoredValue) -> Result<Self, Error> {
+    pub fn from_stored(
+        parameter: &str,
+        credentials_parameter: Option<&str>,
+        stored: &StoredValue,
+    ) -> Result<Self, Error> {
         let config = match (credentials_parameter, &stored.credentials) {
-            (Some(creds_name), Some((creds, _))) => {
-                apply_credentials(parse_endpoint_value(parameter, stored.value.expose())?, creds_name, creds.expose())?
-            }
+            (Some(creds_name), Some((creds, _))) => apply_credentials(
+                parse_endpoint_value(parameter, stored.value.expose())?,
+                creds_name,
+                creds.expose(),
+            )?,
             _ => parse_value(parameter, stored.value.expose())?,
         };
         Ok(CachedConfig {
@@ -73,7 +86,11 @@ impl CachedConfig {
     }
 
     /// Parses a single fetched parameter (no credentials parameter), fresh for `ttl`.
-    pub fn from_fetched(parameter: &str, fetched: FetchedParameter, ttl: Duration) -> Result<Self, Error> {
+    pub fn from_fetched(
+        parameter: &str,
+        fetched: FetchedParameter,
+        ttl: Duration,
+    ) -> Result<Self, Error> {
         Self::from_stored(parameter, None, &StoredValue::fetched(fetched, None, ttl))
     }
 
@@ -84,7 +101,10 @@ impl CachedConfig {
 
     /// When it was fetched and when its refresh-ahead starts, for [`crate::plan`].
     pub fn held(&self) -> crate::plan::Held {
-        crate::plan::Held { fetched_ns: self.fetched_ns, refresh_after: self.refresh_after }
+        crate::plan::Held {
+            fetched_ns: self.fetched_ns,
+            refresh_after: self.refresh_after,
+        }
     }
 
     /// Where the value stands at `now_ns`.
@@ -109,7 +129,9 @@ pub const MAX_ENTRIES: u64 = 64;
 
 impl Default for ConfigCache {
     fn default() -> Self {
-        ConfigCache { entries: moka::sync::Cache::new(MAX_ENTRIES) }
+        ConfigCache {
+            entries: moka::sync::Cache::new(MAX_ENTRIES),
+        }
     }
 }
 
@@ -128,23 +150,33 @@ impl ConfigCache {
 
     /// The most recently fetched entry, if any (for status reports).
     pub fn newest(&self) -> Option<Arc<CachedConfig>> {
-        self.entries.iter().map(|(_, v)| v).max_by_key(|e| e.fetched_ns)
+        self.entries
+            .iter()
+            .map(|(_, v)| v)
+            .max_by_key(|e| e.fetched_ns)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fetched(value: &str) -> FetchedParameter {
-        FetchedParameter { value: Secret::new(value.into()), version: 3, duration: Duration::from_millis(5) }
+        FetchedParameter {
+            value: Secret::new(value.into()),
+            version: 3,
+            duration: Duration::from_millis(5),
+        }
     }
 
     #[test]
     fn freshness_moves_from_fresh_to_refresh_due_to_stale_to_too_old() {
-        let timing = Timing { ttl: Duration::from_secs(60), max_stale: Duration::from_secs(100) };
-        let entry = CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), timing.ttl).unwrap();
+        let timing = Timing {
+            ttl: Duration::from_secs(60),
+            max_stale: Duration::from_secs(100),
+        };
+        let entry =
+            CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), timing.ttl).unwrap();
         let t0 = entry.fetched_ns;
         let s = |secs: u64| entry.freshness(t0 + secs * 1_000_000_000, timing);
         assert!(matches!(s(0), Freshness::Fresh { .. }));
@@ -159,11 +191,23 @@ mod tests {
     fn credentials_parameter_overrides_user_and_password() {
         let stored = StoredValue::fetched(
             fetched("postgresql://db.internal/shop"),
-            Some(FetchedParameter { value: Secret::new(r#"{"username":"rotated","password":"pw2"}"#.into()), version: 9, duration: Duration::ZERO }),
+            Some(FetchedParameter {
+                value: Secret::new(r#"{"username":"rotated","password":"pw2"}"#.into()),
+                version: 9,
+                duration: Duration::ZERO,
+            }),
             Duration::from_secs(60),
         );
-        let entry = CachedConfig::from_stored("/p", Some("/aws/reference/secretsmanager/rds!db-1"), &stored).unwrap();
-        assert_eq!((entry.config.user.as_str(), entry.config.password.expose()), ("rotated", "pw2"));
+        let entry = CachedConfig::from_stored(
+            "/p",
+            Some("/aws/reference/secretsmanager/rds!db-1"),
+            &stored,
+        )
+        .unwrap();
+        assert_eq!(
+            (entry.config.user.as_str(), entry.config.password.expose()),
+            ("rotated", "pw2")
+        );
         assert_eq!(entry.credentials_version, Some(9));
     }
 
@@ -171,14 +215,18 @@ mod tests {
     fn store_and_newest() {
         let cache = ConfigCache::default();
         assert!(cache.get("/p").is_none());
-        cache.store(CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), Duration::from_secs(1)).unwrap());
+        cache.store(
+            CachedConfig::from_fetched("/p", fetched("mysql://u:p@h/d"), Duration::from_secs(1))
+                .unwrap(),
+        );
         assert_eq!(cache.get("/p").unwrap().version, 3);
         assert_eq!(cache.newest().unwrap().parameter, "/p");
     }
 
     #[test]
     fn invalid_value_is_not_cached() {
-        let err = CachedConfig::from_fetched("/p", fetched("nonsense"), Duration::from_secs(1)).unwrap_err();
+        let err = CachedConfig::from_fetched("/p", fetched("nonsense"), Duration::from_secs(1))
+            .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidValue);
     }
 }

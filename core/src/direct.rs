@@ -39,7 +39,9 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
@@ -120,13 +122,28 @@ pub(crate) struct Direct {
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 
 impl Direct {
-    pub(crate) fn new(route: RouteCapture, credentials: SharedCredentialsProvider, connector: SharedHttpConnector) -> Self {
-        Direct { route, credentials, cached: Mutex::new(None), connector, usable: AtomicBool::new(false) }
+    pub(crate) fn new(
+        route: RouteCapture,
+        credentials: SharedCredentialsProvider,
+        connector: SharedHttpConnector,
+    ) -> Self {
+        Direct {
+            route,
+            credentials,
+            cached: Mutex::new(None),
+            connector,
+            usable: AtomicBool::new(false),
+        }
     }
 
     /// The connector the SDK would build for these settings.
-    pub(crate) fn default_connector(connect_timeout: Duration, sleep: Option<aws_smithy_async::rt::sleep::SharedAsyncSleep>) -> Option<SharedHttpConnector> {
-        let settings = HttpConnectorSettings::builder().connect_timeout(connect_timeout).build();
+    pub(crate) fn default_connector(
+        connect_timeout: Duration,
+        sleep: Option<aws_smithy_async::rt::sleep::SharedAsyncSleep>,
+    ) -> Option<SharedHttpConnector> {
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(connect_timeout)
+            .build();
         aws_smithy_http_client::default_connector(&settings, sleep)
     }
 
@@ -150,21 +167,40 @@ impl Direct {
     }
 
     async fn credentials(&self, parameter: &str) -> Result<Credentials, Error> {
-        let fresh = |c: &Credentials| c.expiry().is_none_or(|at| at > SystemTime::now() + CREDENTIALS_MARGIN);
-        if let Some(c) = self.cached.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|c| fresh(c)) {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|at| at > SystemTime::now() + CREDENTIALS_MARGIN)
+        };
+        if let Some(c) = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|c| fresh(c))
+        {
             return Ok(c.clone());
         }
-        let credentials = self.credentials.provide_credentials().await.map_err(|e| Error::NoCredentials {
-            parameter: parameter.to_owned(),
-            reason: crate::fetch::credentials_reason(&e).to_owned(),
-        })?;
+        let credentials =
+            self.credentials
+                .provide_credentials()
+                .await
+                .map_err(|e| Error::NoCredentials {
+                    parameter: parameter.to_owned(),
+                    reason: crate::fetch::credentials_reason(&e).to_owned(),
+                })?;
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(credentials.clone());
         Ok(credentials)
     }
 
     /// POSTs `body` as the JSON 1.1 operation `target` (`AmazonSSM.GetParameter`)
     /// and returns the body of a 200 answer. Errors name `parameter`.
-    pub(crate) async fn call(&self, target: &str, body: Vec<u8>, parameter: &str, budget: Duration) -> Result<bytes::Bytes, Error> {
+    pub(crate) async fn call(
+        &self,
+        target: &str,
+        body: Vec<u8>,
+        parameter: &str,
+        budget: Duration,
+    ) -> Result<bytes::Bytes, Error> {
         let route = self
             .route
             .0
@@ -173,7 +209,11 @@ impl Direct {
             .clone()
             .ok_or_else(|| Error::BadConfiguration("no route to SSM yet".into()))?;
         let credentials = self.credentials(parameter).await?;
-        let unbuildable = || Error::BadConfiguration(format!("the request for SSM parameter \"{parameter}\" could not be built"));
+        let unbuildable = || {
+            Error::BadConfiguration(format!(
+                "the request for SSM parameter \"{parameter}\" could not be built"
+            ))
+        };
 
         let mut request = http::Request::builder()
             .method("POST")
@@ -204,21 +244,41 @@ impl Direct {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
             .collect();
-        let signable = SignableRequest::new("POST", route.uri.as_str(), headers.into_iter(), SignableBody::Bytes(&body)).map_err(|_| unbuildable())?;
-        let (instructions, _signature) = sign(signable, &params).map_err(|_| unbuildable())?.into_parts();
+        let signable = SignableRequest::new(
+            "POST",
+            route.uri.as_str(),
+            headers.into_iter(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|_| unbuildable())?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|_| unbuildable())?
+            .into_parts();
         instructions.apply_to_request_http1x(&mut request);
 
-        let request = HttpRequest::try_from(request.map(|()| SdkBody::from(body))).map_err(|_| unbuildable())?;
-        let response = self.connector.call(request).await.map_err(|e| crate::fetch::connector_failure(parameter, budget, &e))?;
+        let request = HttpRequest::try_from(request.map(|()| SdkBody::from(body)))
+            .map_err(|_| unbuildable())?;
+        let response = self
+            .connector
+            .call(request)
+            .await
+            .map_err(|e| crate::fetch::connector_failure(parameter, budget, &e))?;
         let status = response.status().as_u16();
         let bytes = ByteStream::new(response.into_body())
             .collect()
             .await
-            .map_err(|e| Error::Network { parameter: parameter.to_owned(), reason: crate::fetch::io_reason(&e) })?
+            .map_err(|e| Error::Network {
+                parameter: parameter.to_owned(),
+                reason: crate::fetch::io_reason(&e),
+            })?
             .into_bytes();
         if status != 200 {
             let code = crate::fetch::error_code_in_body(&bytes);
-            return Err(crate::fetch::classify_code(parameter.to_owned(), code.as_deref(), status));
+            return Err(crate::fetch::classify_code(
+                parameter.to_owned(),
+                code.as_deref(),
+                status,
+            ));
         }
         Ok(bytes)
     }

@@ -22,7 +22,10 @@ pub fn check(url: &str) -> Result<(), &'static str> {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !tls && !loopback {
         return Err("http:// is allowed only to a loopback address (a local emulator or proxy); use https://, as SSM's decrypted values would cross the network in clear");
     }
@@ -35,7 +38,13 @@ mod tests {
 
     #[test]
     fn https_anywhere_http_only_to_loopback_never_userinfo() {
-        for url in ["https://ssm.eu-west-1.amazonaws.com", "https://vpce-1.ssm.eu-west-1.vpce.amazonaws.com:443/", "http://127.0.0.1:5000", "http://[::1]:5000/", "http://localhost:4566"] {
+        for url in [
+            "https://ssm.eu-west-1.amazonaws.com",
+            "https://vpce-1.ssm.eu-west-1.vpce.amazonaws.com:443/",
+            "http://127.0.0.1:5000",
+            "http://[::1]:5000/",
+            "http://localhost:4566",
+        ] {
             assert_eq!(check(url), Ok(()), "{url}");
         }
         for (url, says) in [

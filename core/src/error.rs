@@ -190,7 +190,10 @@ impl Error {
         match self {
             Error::Throttled { .. } | Error::Timeout { .. } | Error::Network { .. } => true,
             Error::Service { transient, .. } => *transient,
-            Error::Recent { kind, .. } => matches!(kind, ErrorKind::Throttled | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::Service),
+            Error::Recent { kind, .. } => matches!(
+                kind,
+                ErrorKind::Throttled | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::Service
+            ),
             Error::NotFound { .. }
             | Error::AccessDenied { .. }
             | Error::InvalidValue { .. }
@@ -201,7 +204,10 @@ impl Error {
     }
 
     pub(crate) fn invalid(parameter: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidValue { parameter: parameter.to_owned(), reason: reason.into() }
+        Error::InvalidValue {
+            parameter: parameter.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -218,9 +224,20 @@ mod tests {
     #[test]
     fn transient_kinds_are_the_ones_worth_retrying() {
         let p = "/p".to_string();
-        assert!(Error::Throttled { parameter: p.clone() }.is_transient());
-        assert!(!Error::NotFound { parameter: p.clone() }.is_transient());
+        assert!(Error::Throttled {
+            parameter: p.clone()
+        }
+        .is_transient());
+        assert!(!Error::NotFound {
+            parameter: p.clone()
+        }
+        .is_transient());
         assert!(!Error::invalid(&p, "x").is_transient());
-        assert!(Error::Service { parameter: p, reason: "HTTP 503".into(), transient: true }.is_transient());
+        assert!(Error::Service {
+            parameter: p,
+            reason: "HTTP 503".into(),
+            transient: true
+        }
+        .is_transient());
     }
 }

@@ -65,23 +65,37 @@ impl Environment {
     /// An environment of these variables; a name given twice keeps its first value.
     pub fn new(vars: impl IntoIterator<Item = (String, Secret)>) -> Environment {
         let mut seen = std::collections::HashSet::new();
-        Environment { vars: vars.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect() }
+        Environment {
+            vars: vars
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .collect(),
+        }
     }
 
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.expose())
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.expose())
     }
 
     fn to_sdk_env(&self) -> aws_types::os_shim_internal::Env {
-        let map: std::collections::HashMap<String, String> = self.vars.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+        let map: std::collections::HashMap<String, String> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+            .collect();
         aws_types::os_shim_internal::Env::from(map)
     }
 }
 
 impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.vars.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.vars.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -120,7 +134,10 @@ pub struct Attempts {
 impl Attempts {
     /// The attempts made since `earlier` was read.
     pub fn since(self, earlier: Attempts) -> Attempts {
-        Attempts { sdk: self.sdk - earlier.sdk, direct: self.direct - earlier.direct }
+        Attempts {
+            sdk: self.sdk - earlier.sdk,
+            direct: self.direct - earlier.direct,
+        }
     }
 }
 
@@ -131,12 +148,14 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 impl SsmFetcher {
     /// Loads the AWS configuration and builds a client. Needs a tokio runtime.
     pub async fn new(settings: &FetchSettings) -> Result<Self, Error> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(aws_config::retry::RetryConfig::disabled()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
-                .operation_timeout(settings.timeout)
-                .build(),
-        );
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
+                    .operation_timeout(settings.timeout)
+                    .build(),
+            );
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -163,20 +182,36 @@ impl SsmFetcher {
             .map(|r| r.to_string())
             .ok_or_else(|| Error::BadConfiguration(NO_REGION.into()))?;
         let route = RouteCapture::default();
-        let config = aws_sdk_ssm::config::Builder::from(&sdk_config).interceptor(route.clone()).build();
+        let config = aws_sdk_ssm::config::Builder::from(&sdk_config)
+            .interceptor(route.clone())
+            .build();
         let direct = match (
             sdk_config.credentials_provider(),
-            Direct::default_connector(settings.timeout.min(MAX_CONNECT_TIMEOUT), sdk_config.sleep_impl()),
+            Direct::default_connector(
+                settings.timeout.min(MAX_CONNECT_TIMEOUT),
+                sdk_config.sleep_impl(),
+            ),
         ) {
-            (Some(credentials), Some(connector)) if settings.direct => Some(Arc::new(Direct::new(route, credentials, connector))),
+            (Some(credentials), Some(connector)) if settings.direct => {
+                Some(Arc::new(Direct::new(route, credentials, connector)))
+            }
             _ => None,
         };
-        Ok(SsmFetcher { client: aws_sdk_ssm::Client::from_conf(config), direct, attempts: Arc::default(), region, timeout: settings.timeout })
+        Ok(SsmFetcher {
+            client: aws_sdk_ssm::Client::from_conf(config),
+            direct,
+            attempts: Arc::default(),
+            region,
+            timeout: settings.timeout,
+        })
     }
 
     /// How many attempts went through the SDK and how many went direct.
     pub fn attempts(&self) -> Attempts {
-        Attempts { sdk: self.attempts[0].load(Ordering::Relaxed), direct: self.attempts[1].load(Ordering::Relaxed) }
+        Attempts {
+            sdk: self.attempts[0].load(Ordering::Relaxed),
+            direct: self.attempts[1].load(Ordering::Relaxed),
+        }
     }
 
     fn count(&self, direct: bool) {
@@ -202,8 +237,13 @@ impl SsmFetcher {
     /// Reads two parameters in one GetParameters call, so that both values
     /// come from one moment (the endpoint and the rotated password of one
     /// snapshot).
-    pub async fn get_pair(&self, name: &str, credentials: &str) -> Result<(FetchedParameter, FetchedParameter), Error> {
-        self.with_retries(name, || self.get_pair_once(name, credentials)).await
+    pub async fn get_pair(
+        &self,
+        name: &str,
+        credentials: &str,
+    ) -> Result<(FetchedParameter, FetchedParameter), Error> {
+        self.with_retries(name, || self.get_pair_once(name, credentials))
+            .await
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the budget ends.
@@ -216,7 +256,10 @@ impl SsmFetcher {
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
         let deadline = Instant::now() + self.timeout;
-        let timeout = || Error::Timeout { parameter: name.to_owned(), budget: self.timeout };
+        let timeout = || Error::Timeout {
+            parameter: name.to_owned(),
+            budget: self.timeout,
+        };
         for n in 0.. {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -228,7 +271,12 @@ impl SsmFetcher {
                 Ok(Err(e)) => e,
             };
             let throttled = error.kind() == crate::ErrorKind::Throttled;
-            let Some(delay) = policy::retry_after(n, error.is_transient(), throttled, policy::random_fraction()) else {
+            let Some(delay) = policy::retry_after(
+                n,
+                error.is_transient(),
+                throttled,
+                policy::random_fraction(),
+            ) else {
                 return Err(error);
             };
             if Instant::now() + delay >= deadline {
@@ -244,7 +292,13 @@ impl SsmFetcher {
     /// change (credentials refused, as after a rotation or with a skewed
     /// clock) is retried that way at once; any other failure is returned,
     /// and the next attempt goes through the SDK.
-    async fn try_direct<T>(&self, name: &str, target: &str, body: serde_json::Value, read: impl FnOnce(&[u8]) -> Result<T, Error>) -> Option<Result<T, Error>> {
+    async fn try_direct<T>(
+        &self,
+        name: &str,
+        target: &str,
+        body: serde_json::Value,
+        read: impl FnOnce(&[u8]) -> Result<T, Error>,
+    ) -> Option<Result<T, Error>> {
         let direct = self.direct.as_ref().filter(|d| d.take_turn())?;
         let body = serde_json::to_vec(&body).ok()?;
         self.count(true);
@@ -275,12 +329,24 @@ impl SsmFetcher {
 
     async fn get_once(&self, name: &str) -> Result<FetchedParameter, Error> {
         let started = Instant::now();
-        let direct = self.try_direct(name, "AmazonSSM.GetParameter", serde_json::json!({"Name": name, "WithDecryption": true}), |body| {
-            let output: DirectGetParameter = serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
-            let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
-            let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
-            Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
-        });
+        let direct = self.try_direct(
+            name,
+            "AmazonSSM.GetParameter",
+            serde_json::json!({"Name": name, "WithDecryption": true}),
+            |body| {
+                let output: DirectGetParameter =
+                    serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
+                let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
+                let value = parameter
+                    .value
+                    .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
+                Ok(FetchedParameter {
+                    value: Secret::new(value),
+                    version: parameter.version,
+                    duration: started.elapsed(),
+                })
+            },
+        );
         if let Some(result) = direct.await {
             return result;
         }
@@ -295,17 +361,37 @@ impl SsmFetcher {
             .map_err(|e| classify(name, self.timeout, e))?;
         self.sdk_answered();
         let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
-        let value = parameter.value.ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
-        Ok(FetchedParameter { value: Secret::new(value), version: parameter.version, duration: started.elapsed() })
+        let value = parameter
+            .value
+            .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
+        Ok(FetchedParameter {
+            value: Secret::new(value),
+            version: parameter.version,
+            duration: started.elapsed(),
+        })
     }
 
-    async fn get_pair_once(&self, name: &str, credentials: &str) -> Result<(FetchedParameter, FetchedParameter), Error> {
+    async fn get_pair_once(
+        &self,
+        name: &str,
+        credentials: &str,
+    ) -> Result<(FetchedParameter, FetchedParameter), Error> {
         let started = Instant::now();
         let body = serde_json::json!({"Names": [name, credentials], "WithDecryption": true});
         let direct = self.try_direct(name, "AmazonSSM.GetParameters", body, |body| {
-            let output: DirectGetParameters = serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
-            let found = output.parameters.into_iter().map(|p| (p.name.unwrap_or_default(), p.value, p.version));
-            pick_pair(name, credentials, &output.invalid_parameters, found, started.elapsed())
+            let output: DirectGetParameters =
+                serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
+            let found = output
+                .parameters
+                .into_iter()
+                .map(|p| (p.name.unwrap_or_default(), p.value, p.version));
+            pick_pair(
+                name,
+                credentials,
+                &output.invalid_parameters,
+                found,
+                started.elapsed(),
+            )
         });
         if let Some(result) = direct.await {
             return result;
@@ -321,8 +407,18 @@ impl SsmFetcher {
             .await
             .map_err(|e| classify(name, self.timeout, e))?;
         self.sdk_answered();
-        let found = output.parameters.unwrap_or_default().into_iter().map(|p| (p.name.unwrap_or_default(), p.value, p.version));
-        pick_pair(name, credentials, output.invalid_parameters.as_deref().unwrap_or_default(), found, started.elapsed())
+        let found = output
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.name.unwrap_or_default(), p.value, p.version));
+        pick_pair(
+            name,
+            credentials,
+            output.invalid_parameters.as_deref().unwrap_or_default(),
+            found,
+            started.elapsed(),
+        )
     }
 }
 
@@ -335,7 +431,9 @@ fn pick_pair(
     duration: Duration,
 ) -> Result<(FetchedParameter, FetchedParameter), Error> {
     if let Some(invalid) = invalid.first() {
-        return Err(Error::NotFound { parameter: invalid.clone() });
+        return Err(Error::NotFound {
+            parameter: invalid.clone(),
+        });
     }
     let (mut main, mut creds) = (None, None);
     for (found_name, value, version) in found {
@@ -347,10 +445,18 @@ fn pick_pair(
             creds = Some((value, version));
         }
     }
-    let take = |found: Option<(Option<String>, i64)>, wanted: &str| -> Result<FetchedParameter, Error> {
-        let (value, version) = found.ok_or_else(|| Error::NotFound { parameter: wanted.to_owned() })?;
+    let take = |found: Option<(Option<String>, i64)>,
+                wanted: &str|
+     -> Result<FetchedParameter, Error> {
+        let (value, version) = found.ok_or_else(|| Error::NotFound {
+            parameter: wanted.to_owned(),
+        })?;
         let value = value.ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
-        Ok(FetchedParameter { value: Secret::new(value), version, duration })
+        Ok(FetchedParameter {
+            value: Secret::new(value),
+            version,
+            duration,
+        })
     };
     Ok((take(main, name)?, take(creds, credentials)?))
 }
@@ -382,12 +488,20 @@ struct DirectParameter {
 }
 
 fn no_parameter(name: &str) -> Error {
-    Error::Service { parameter: name.into(), reason: "the response had no parameter".into(), transient: true }
+    Error::Service {
+        parameter: name.into(),
+        reason: "the response had no parameter".into(),
+        transient: true,
+    }
 }
 
 /// An answer with a body we cannot read, from either path.
 fn unreadable(name: &str, status: u16) -> Error {
-    Error::Service { parameter: name.into(), reason: format!("unreadable response (HTTP {status})"), transient: true }
+    Error::Service {
+        parameter: name.into(),
+        reason: format!("unreadable response (HTTP {status})"),
+        transient: true,
+    }
 }
 
 /// "/app/db:3" -> "/app/db" (GetParameters answers with the bare name).
@@ -415,14 +529,20 @@ where
             if failure.is_timeout() {
                 Error::Timeout { parameter, budget }
             } else {
-                Error::Network { parameter, reason: io_reason(&err) }
+                Error::Network {
+                    parameter,
+                    reason: io_reason(&err),
+                }
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            Error::BadConfiguration(format!("the request for SSM parameter \"{parameter}\" could not be built"))
-        }
+        SdkError::ConstructionFailure(_) => Error::BadConfiguration(format!(
+            "the request for SSM parameter \"{parameter}\" could not be built"
+        )),
         // A body cut short by the connection is a network failure, not a bad answer.
-        SdkError::ResponseError(_) if has_io_error(&err) => Error::Network { parameter, reason: io_reason(&err) },
+        SdkError::ResponseError(_) if has_io_error(&err) => Error::Network {
+            parameter,
+            reason: io_reason(&err),
+        },
         SdkError::ResponseError(response) => {
             let status = response.raw().status().as_u16();
             match response.raw().body().bytes().and_then(error_code_in_body) {
@@ -437,7 +557,11 @@ where
             let status = service.raw().status().as_u16();
             classify_code(parameter, service.err().code(), status)
         }
-        _ => Error::Service { parameter, reason: "unexpected SDK error".into(), transient: true },
+        _ => Error::Service {
+            parameter,
+            reason: "unexpected SDK error".into(),
+            transient: true,
+        },
     }
 }
 
@@ -480,7 +604,11 @@ pub(crate) fn error_code_in_body(body: &[u8]) -> Option<String> {
         Some(i) => &text[i + "<Code>".len()..],
         None => {
             let i = text.find("\"__type\"")?;
-            text[i + "\"__type\"".len()..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?
+            text[i + "\"__type\"".len()..]
+                .trim_start()
+                .strip_prefix(':')?
+                .trim_start()
+                .strip_prefix('"')?
         }
     };
     let code: String = rest
@@ -488,22 +616,32 @@ pub(crate) fn error_code_in_body(body: &[u8]) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '#' | ':' | '_'))
         .collect();
     // "com.amazon.coral.service#AccessDeniedException" -> "AccessDeniedException"
-    let code = code.rsplit(['#', ':']).next().unwrap_or_default().to_owned();
+    let code = code
+        .rsplit(['#', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     (!code.is_empty() && code.len() <= 64).then_some(code)
 }
 
-fn sources<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+fn sources<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
 }
 
 fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
-    sources(err).find_map(|e| e.downcast_ref::<CredentialsError>()).map(|c| credentials_reason(c).to_owned())
+    sources(err)
+        .find_map(|e| e.downcast_ref::<CredentialsError>())
+        .map(|c| credentials_reason(c).to_owned())
 }
 
 /// Why the credential chain gave nothing, without its own text.
 pub(crate) fn credentials_reason(err: &CredentialsError) -> &'static str {
     match err {
-        CredentialsError::CredentialsNotLoaded(_) => "no credentials were found in the environment, profile, container or instance metadata",
+        CredentialsError::CredentialsNotLoaded(_) => {
+            "no credentials were found in the environment, profile, container or instance metadata"
+        }
         CredentialsError::ProviderTimedOut(_) => "the credential provider timed out",
         CredentialsError::InvalidConfiguration(_) => "the credential configuration is invalid",
         CredentialsError::ProviderError(_) => "the credential provider failed",
@@ -514,9 +652,15 @@ pub(crate) fn credentials_reason(err: &CredentialsError) -> &'static str {
 /// A request of the direct path that got no answer.
 pub(crate) fn connector_failure(parameter: &str, budget: Duration, err: &ConnectorError) -> Error {
     if err.is_timeout() {
-        Error::Timeout { parameter: parameter.to_owned(), budget }
+        Error::Timeout {
+            parameter: parameter.to_owned(),
+            budget,
+        }
     } else {
-        Error::Network { parameter: parameter.to_owned(), reason: io_reason(err) }
+        Error::Network {
+            parameter: parameter.to_owned(),
+            reason: io_reason(err),
+        }
     }
 }
 
@@ -526,7 +670,9 @@ fn has_io_error(err: &(dyn StdError + 'static)) -> bool {
 
 pub(crate) fn io_reason(err: &(dyn StdError + 'static)) -> String {
     use std::io::ErrorKind as K;
-    let kind = sources(err).find_map(|e| e.downcast_ref::<std::io::Error>()).map(|io| io.kind());
+    let kind = sources(err)
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(|io| io.kind());
     match kind {
         Some(K::ConnectionRefused) => "connection refused",
         Some(K::ConnectionReset) => "connection reset",
@@ -547,8 +693,17 @@ mod tests {
     #[test]
     fn finds_error_code_in_xml_and_json_bodies_only() {
         assert_eq!(error_code_in_body(b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>secret stuff</Message>").as_deref(), Some("InvalidClientTokenId"));
-        assert_eq!(error_code_in_body(br#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"x"}"#).as_deref(), Some("AccessDeniedException"));
-        assert_eq!(error_code_in_body(br#"{"__type": "ThrottlingException"}"#).as_deref(), Some("ThrottlingException"));
+        assert_eq!(
+            error_code_in_body(
+                br#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"x"}"#
+            )
+            .as_deref(),
+            Some("AccessDeniedException")
+        );
+        assert_eq!(
+            error_code_in_body(br#"{"__type": "ThrottlingException"}"#).as_deref(),
+            Some("ThrottlingException")
+        );
         assert_eq!(error_code_in_body(b"<html>oops</html>"), None);
         assert_eq!(error_code_in_body(&[0xff, 0xfe]), None);
     }
@@ -559,7 +714,10 @@ mod tests {
         let kind = |code: Option<&str>, status| classify_code("/p".into(), code, status).kind();
         assert_eq!(kind(Some("ThrottlingException"), 400), K::Throttled);
         assert_eq!(kind(Some("AccessDeniedException"), 400), K::AccessDenied);
-        assert_eq!(kind(Some("UnrecognizedClientException"), 400), K::NoCredentials);
+        assert_eq!(
+            kind(Some("UnrecognizedClientException"), 400),
+            K::NoCredentials
+        );
         assert_eq!(kind(Some("ValidationException"), 400), K::BadConfiguration);
         assert_eq!(kind(None, 429), K::Throttled);
         let e = classify_code("/p".into(), Some("InternalServerError"), 500);

@@ -78,10 +78,19 @@ pub fn check(name: &str) -> Result<(), NameProblem> {
         // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME (the name without its leading '/')
         Some(arn) => {
             let mut parts = arn.splitn(5, ':');
-            let (partition, service, region, account, resource) =
-                (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
-            let plain = |p: Option<&str>| p.is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-            let Some(path) = resource.and_then(|r| r.strip_prefix("parameter/")) else { return Err(NameProblem::Selector) };
+            let (partition, service, region, account, resource) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            );
+            let plain = |p: Option<&str>| {
+                p.is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            };
+            let Some(path) = resource.and_then(|r| r.strip_prefix("parameter/")) else {
+                return Err(NameProblem::Selector);
+            };
             if !(plain(partition) && service == Some("ssm") && plain(region) && plain(account)) {
                 return Err(NameProblem::Selector);
             }
@@ -99,7 +108,11 @@ fn check_path(name: &str, leading_slash: bool) -> Result<(), NameProblem> {
         None => (name, None),
     };
     if let Some(selector) = selector {
-        let label = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        };
         if !label(selector) {
             return Err(NameProblem::Selector);
         }
@@ -111,8 +124,12 @@ fn check_path(name: &str, leading_slash: bool) -> Result<(), NameProblem> {
         Some(secret) => (&path[..SECRETS_MANAGER_REFERENCE.len()], secret),
         None => (path, ""),
     };
-    if !plain.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
-        || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/+=@!".contains(&b))
+    if !plain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        || !secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/+=@!".contains(&b))
     {
         return Err(NameProblem::Character);
     }
@@ -127,8 +144,11 @@ fn check_path(name: &str, leading_slash: bool) -> Result<(), NameProblem> {
 /// `/aws/reference/secretsmanager/rds!db-1234` arrives as
 /// `/aws/reference/secretsmanager/rds`. Returns the warning to give.
 pub fn looks_cut_in_ini(name: &str) -> Option<&'static str> {
-    let secret = name.strip_prefix(SECRETS_MANAGER_REFERENCE).or_else(|| (name == SECRETS_MANAGER_REFERENCE.trim_end_matches('/')).then_some(""))?;
-    let cut = secret.is_empty() || secret.ends_with('/') || secret == "rds" || secret.ends_with("/rds");
+    let secret = name
+        .strip_prefix(SECRETS_MANAGER_REFERENCE)
+        .or_else(|| (name == SECRETS_MANAGER_REFERENCE.trim_end_matches('/')).then_some(""))?;
+    let cut =
+        secret.is_empty() || secret.ends_with('/') || secret == "rds" || secret.ends_with("/rds");
     cut.then_some(CUT_IN_INI)
 }
 

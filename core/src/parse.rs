@@ -300,13 +300,20 @@ pub(crate) fn check_host_name(host: &str) -> Result<(), &'static str> {
     }
     // A trailing dot (an absolute name) is fine; an empty part elsewhere is not.
     let labels: Vec<&str> = host.strip_suffix('.').unwrap_or(host).split('.').collect();
-    if labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-')) {
+    if labels
+        .iter()
+        .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
         return Err(HOST_BAD_LABEL);
     }
     // A last label that starts with a digit is no top-level domain: the C
     // resolver reads such names as IPv4 in other notations (0x7f.0.0.1,
     // 0177.1 are 127.0.0.1), so only the dotted quad is accepted.
-    if labels.last().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit())) && host.parse::<Ipv4Addr>().is_err() {
+    if labels
+        .last()
+        .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        && host.parse::<Ipv4Addr>().is_err()
+    {
         return Err(HOST_BAD_IPV4);
     }
     Ok(())

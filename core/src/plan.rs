@@ -62,7 +62,9 @@ impl Held {
         let age = Duration::from_nanos(now_ns.saturating_sub(self.fetched_ns));
         let ahead = self.refresh_after.min(timing.ttl);
         if age < ahead {
-            Freshness::Fresh { until_ns: self.fetched_ns + ahead.as_nanos() as u64 }
+            Freshness::Fresh {
+                until_ns: self.fetched_ns + ahead.as_nanos() as u64,
+            }
         } else if age < timing.ttl {
             Freshness::RefreshDue
         } else if age < timing.ttl + timing.max_stale {
@@ -142,7 +144,8 @@ pub struct Spread {
 impl Spread {
     /// When this host asks SSM, given its first forced refresh at `first_ns`.
     pub fn turn_ns(&self, first_ns: u64) -> u64 {
-        first_ns + (self.window.as_nanos() as u64 / 1000) * u64::from(self.fraction_millis.min(1000))
+        first_ns
+            + (self.window.as_nanos() as u64 / 1000) * u64::from(self.fraction_millis.min(1000))
     }
 }
 
@@ -222,39 +225,76 @@ pub fn plan(k: &Knowledge) -> Plan {
     let now = k.now_ns;
     let recheck = now + RECHECK.as_nanos() as u64;
     let freshness = k.held.map(|h| h.freshness(now, k.timing));
-    let usable = matches!(freshness, Some(Freshness::Fresh { .. } | Freshness::RefreshDue | Freshness::Stale));
+    let usable = matches!(
+        freshness,
+        Some(Freshness::Fresh { .. } | Freshness::RefreshDue | Freshness::Stale)
+    );
     let backing_off = now < k.backoff.next_attempt_ns;
-    let fail = |until_ns: u64| Action::Fail { retry_in: Duration::from_nanos(until_ns.saturating_sub(now)) };
-    let served = |reason| Plan { action: Action::Serve { until_ns: recheck }, reason };
+    let fail = |until_ns: u64| Action::Fail {
+        retry_in: Duration::from_nanos(until_ns.saturating_sub(now)),
+    };
+    let served = |reason| Plan {
+        action: Action::Serve { until_ns: recheck },
+        reason,
+    };
 
     if k.forced {
         let forced_again_ns = k.backoff.last_attempt_ns + FORCED_MIN_INTERVAL.as_nanos() as u64;
         let recent = k.shared && k.backoff.last_attempt_ns != 0 && now < forced_again_ns;
-        let waiting = usable && k.spread.window > Duration::ZERO && now < k.spread.turn_ns(k.spread.first_forced_ns.unwrap_or(now));
+        let waiting = usable
+            && k.spread.window > Duration::ZERO
+            && now < k.spread.turn_ns(k.spread.first_forced_ns.unwrap_or(now));
         return match (backing_off, recent, usable) {
             (false, _, true) if waiting => served(Reason::Spreading),
             (true, _, true) => served(Reason::BackingOff),
-            (true, _, false) if k.backoff.has_error => Plan { action: fail(k.backoff.next_attempt_ns), reason: Reason::BackingOff },
+            (true, _, false) if k.backoff.has_error => Plan {
+                action: fail(k.backoff.next_attempt_ns),
+                reason: Reason::BackingOff,
+            },
             (false, true, true) => served(Reason::ForcedRecently),
-            (false, true, false) if k.backoff.has_error => Plan { action: fail(forced_again_ns), reason: Reason::ForcedRecently },
-            _ => Plan { action: Action::Fetch, reason: Reason::Forced },
+            (false, true, false) if k.backoff.has_error => Plan {
+                action: fail(forced_again_ns),
+                reason: Reason::ForcedRecently,
+            },
+            _ => Plan {
+                action: Action::Fetch,
+                reason: Reason::Forced,
+            },
         };
     }
 
     let (held, freshness) = match (k.held, freshness) {
         (Some(held), Some(f)) if usable => (held, f),
-        _ if backing_off && k.backoff.has_error => return Plan { action: fail(k.backoff.next_attempt_ns), reason: Reason::BackingOff },
-        _ => return Plan { action: Action::Fetch, reason: Reason::NothingUsable },
+        _ if backing_off && k.backoff.has_error => {
+            return Plan {
+                action: fail(k.backoff.next_attempt_ns),
+                reason: Reason::BackingOff,
+            }
+        }
+        _ => {
+            return Plan {
+                action: Action::Fetch,
+                reason: Reason::NothingUsable,
+            }
+        }
     };
     let reason = match freshness {
-        Freshness::Fresh { until_ns } => return Plan { action: Action::Serve { until_ns }, reason: Reason::Fresh },
+        Freshness::Fresh { until_ns } => {
+            return Plan {
+                action: Action::Serve { until_ns },
+                reason: Reason::Fresh,
+            }
+        }
         Freshness::Stale => Reason::Stale,
         _ => Reason::RefreshDue,
     };
     if k.in_flight {
         return served(Reason::InFlight);
     }
-    if k.spread.first_forced_ns.is_some_and(|first| now < k.spread.turn_ns(first)) {
+    if k.spread
+        .first_forced_ns
+        .is_some_and(|first| now < k.spread.turn_ns(first))
+    {
         // Asked to refresh, and waiting for its turn in the fleet's spread:
         // a refresh-ahead now would add to the load the spread keeps within
         // the quota.
@@ -267,12 +307,16 @@ pub fn plan(k: &Knowledge) -> Plan {
         let due_ns = held.fetched_ns + held.refresh_after.as_nanos() as u64;
         let expires_ns = held.fetched_ns + k.timing.ttl.as_nanos() as u64;
         let noticed_ns = r.due_noticed_ns.unwrap_or(now);
-        let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2).max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
+        let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2)
+            .max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
         if now < turn_ns {
             return served(Reason::RefresherTurn);
         }
     }
-    Plan { action: Action::ServeAndRefresh { until_ns: recheck }, reason }
+    Plan {
+        action: Action::ServeAndRefresh { until_ns: recheck },
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -280,9 +324,15 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
-    const TIMING: Timing = Timing { ttl: Duration::from_secs(60), max_stale: Duration::from_secs(100) };
+    const TIMING: Timing = Timing {
+        ttl: Duration::from_secs(60),
+        max_stale: Duration::from_secs(100),
+    };
     /// A value fetched at t = 1000 s, its refresh-ahead 57 s later.
-    const HELD: Held = Held { fetched_ns: 1000 * S, refresh_after: Duration::from_secs(57) };
+    const HELD: Held = Held {
+        fetched_ns: 1000 * S,
+        refresh_after: Duration::from_secs(57),
+    };
 
     fn at(seconds_after_fetch: f64) -> Knowledge {
         Knowledge {
@@ -299,13 +349,22 @@ mod tests {
     }
 
     fn backing_off(mut k: Knowledge, for_seconds: u64) -> Knowledge {
-        k.backoff = Backoff { failures: 2, next_attempt_ns: k.now_ns + for_seconds * S, last_attempt_ns: k.now_ns - S / 10, has_error: true };
+        k.backoff = Backoff {
+            failures: 2,
+            next_attempt_ns: k.now_ns + for_seconds * S,
+            last_attempt_ns: k.now_ns - S / 10,
+            has_error: true,
+        };
         k
     }
 
     fn other_refresher(mut k: Knowledge, alive: bool, noticed_s_ago: Option<f64>) -> Knowledge {
         let due_noticed_ns = noticed_s_ago.map(|s| k.now_ns - (s * 1e9) as u64);
-        k.refresher = Some(Refresher { is_self: false, alive, due_noticed_ns });
+        k.refresher = Some(Refresher {
+            is_self: false,
+            alive,
+            due_noticed_ns,
+        });
         k
     }
 
@@ -332,14 +391,28 @@ mod tests {
         assert_eq!(f(60), Freshness::Stale);
         assert_eq!(f(159), Freshness::Stale);
         assert_eq!(f(160), Freshness::TooOld);
-        let short = Timing { ttl: Duration::from_secs(10), max_stale: Duration::ZERO };
-        assert_eq!(HELD.freshness(HELD.fetched_ns + 9 * S, short), Freshness::Fresh { until_ns: 1010 * S }, "refresh-ahead never past the TTL");
-        assert_eq!(HELD.freshness(HELD.fetched_ns + 10 * S, short), Freshness::TooOld, "max_stale 0: never stale");
+        let short = Timing {
+            ttl: Duration::from_secs(10),
+            max_stale: Duration::ZERO,
+        };
+        assert_eq!(
+            HELD.freshness(HELD.fetched_ns + 9 * S, short),
+            Freshness::Fresh { until_ns: 1010 * S },
+            "refresh-ahead never past the TTL"
+        );
+        assert_eq!(
+            HELD.freshness(HELD.fetched_ns + 10 * S, short),
+            Freshness::TooOld,
+            "max_stale 0: never stale"
+        );
     }
 
     #[test]
     fn plans_every_case() {
-        let nothing = Knowledge { held: None, ..at(0.0) };
+        let nothing = Knowledge {
+            held: None,
+            ..at(0.0)
+        };
         let too_old = at(160.0);
         let forced = |mut k: Knowledge| {
             k.forced = true;
@@ -357,57 +430,256 @@ mod tests {
             k.in_flight = true;
             k
         };
-        let serve = |k: &Knowledge| Action::Serve { until_ns: recheck(k) };
-        let refresh = |k: &Knowledge| Action::ServeAndRefresh { until_ns: recheck(k) };
-        let fail = |s: u64| Action::Fail { retry_in: Duration::from_secs(s) };
+        let serve = |k: &Knowledge| Action::Serve {
+            until_ns: recheck(k),
+        };
+        let refresh = |k: &Knowledge| Action::ServeAndRefresh {
+            until_ns: recheck(k),
+        };
+        let fail = |s: u64| Action::Fail {
+            retry_in: Duration::from_secs(s),
+        };
 
         /// A case: its name, what is known, the expected action (of what is known) and reason.
-        type Case = (&'static str, Knowledge, Box<dyn Fn(&Knowledge) -> Action>, Reason);
+        type Case = (
+            &'static str,
+            Knowledge,
+            Box<dyn Fn(&Knowledge) -> Action>,
+            Reason,
+        );
         let table: Vec<Case> = vec![
-            ("nothing held: fetch", nothing, Box::new(|_| Action::Fetch), Reason::NothingUsable),
-            ("too old: fetch", too_old, Box::new(|_| Action::Fetch), Reason::NothingUsable),
-            ("nothing held while backing off: fail", backing_off(nothing, 4), Box::new(move |_| fail(4)), Reason::BackingOff),
-            ("too old while backing off: fail", backing_off(too_old, 2), Box::new(move |_| fail(2)), Reason::BackingOff),
-            ("fresh: serve until refresh-ahead", at(10.0), Box::new(|_| Action::Serve { until_ns: 1057 * S }), Reason::Fresh),
-            ("due: serve and refresh", at(58.0), Box::new(refresh), Reason::RefreshDue),
-            ("stale: serve and refresh", at(90.0), Box::new(refresh), Reason::Stale),
-            ("due, own refresh running: serve", in_flight(at(58.0)), Box::new(serve), Reason::InFlight),
-            ("stale, backing off: serve", backing_off(at(90.0), 30), Box::new(serve), Reason::BackingOff),
-            ("due, the refresher's turn: serve", other_refresher(at(57.2), true, None), Box::new(serve), Reason::RefresherTurn),
-            ("due, refresher noticed 0.4 s ago, before mid-window: serve", other_refresher(at(58.4), true, Some(0.4)), Box::new(serve), Reason::RefresherTurn),
-            ("due, past mid-window and grace: refresh", other_refresher(at(58.6), true, Some(1.0)), Box::new(refresh), Reason::RefreshDue),
-            ("due, past mid-window but within grace: serve", other_refresher(at(58.6), true, Some(0.2)), Box::new(serve), Reason::RefresherTurn),
-            ("due, refresher gone: refresh", other_refresher(at(57.2), false, None), Box::new(refresh), Reason::RefreshDue),
-            ("stale after an idle gap, everyone notices now: serve, refresher first", other_refresher(at(120.0), true, None), Box::new(serve), Reason::RefresherTurn),
-            ("stale after an idle gap, refresher silent for the grace: refresh", other_refresher(at(120.0), true, Some(0.6)), Box::new(refresh), Reason::Stale),
-            ("due, this process is the refresher: refresh", {
-                let mut k = at(57.2);
-                k.refresher = Some(Refresher { is_self: true, alive: true, due_noticed_ns: None });
-                k
-            }, Box::new(refresh), Reason::RefreshDue),
-            ("due, not shared: refresh regardless of refresher", unshared(other_refresher(at(57.2), true, None)), Box::new(refresh), Reason::RefreshDue),
-            ("forced: fetch", forced(at(10.0)), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced, host attempted 0.5 s ago: serve", forced(attempted_ago(at(10.0), 0.5)), Box::new(serve), Reason::ForcedRecently),
-            ("forced, host attempted 1.5 s ago: fetch", forced(attempted_ago(at(10.0), 1.5)), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced, not shared, attempted 0.5 s ago: fetch", unshared(forced(attempted_ago(at(10.0), 0.5))), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced while backing off: serve", forced(backing_off(at(90.0), 20)), Box::new(serve), Reason::BackingOff),
-            ("forced while backing off, nothing usable: fail", forced(backing_off(nothing, 20)), Box::new(move |_| fail(20)), Reason::BackingOff),
-            ("forced right after a failed attempt, nothing usable: fail", forced(Knowledge {
-                backoff: Backoff { failures: 1, next_attempt_ns: 0, last_attempt_ns: nothing.now_ns - S / 2, has_error: true },
-                ..nothing
-            }), Box::new(|_| Action::Fail { retry_in: Duration::from_millis(500) }), Reason::ForcedRecently),
-            ("forced, nothing held, no attempt yet: fetch", forced(nothing), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced, spread, before this host's turn: serve", forced(spread(at(10.0), 0.5, Some(1.0))), Box::new(serve), Reason::Spreading),
-            ("forced, spread, first time asked: serve", forced(spread(at(10.0), 0.5, None)), Box::new(serve), Reason::Spreading),
-            ("forced, spread, at this host's turn: fetch", forced(spread(at(10.0), 0.5, Some(13.0))), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced, spread, nothing usable: fetch at once", forced(spread(nothing, 0.5, Some(1.0))), Box::new(|_| Action::Fetch), Reason::Forced),
-            ("forced, spread, turn come but backing off: serve", forced(backing_off(spread(at(90.0), 0.1, Some(30.0)), 5)), Box::new(serve), Reason::BackingOff),
-            ("not forced, due, waiting for a forced turn: serve", spread(at(58.0), 0.9, Some(1.0)), Box::new(serve), Reason::Spreading),
-            ("not forced, due, forced turn passed: refresh", spread(at(58.0), 0.1, Some(10.0)), Box::new(refresh), Reason::RefreshDue),
-            ("not forced, due, never forced: refresh", spread(at(58.0), 0.9, None), Box::new(refresh), Reason::RefreshDue),
+            (
+                "nothing held: fetch",
+                nothing,
+                Box::new(|_| Action::Fetch),
+                Reason::NothingUsable,
+            ),
+            (
+                "too old: fetch",
+                too_old,
+                Box::new(|_| Action::Fetch),
+                Reason::NothingUsable,
+            ),
+            (
+                "nothing held while backing off: fail",
+                backing_off(nothing, 4),
+                Box::new(move |_| fail(4)),
+                Reason::BackingOff,
+            ),
+            (
+                "too old while backing off: fail",
+                backing_off(too_old, 2),
+                Box::new(move |_| fail(2)),
+                Reason::BackingOff,
+            ),
+            (
+                "fresh: serve until refresh-ahead",
+                at(10.0),
+                Box::new(|_| Action::Serve { until_ns: 1057 * S }),
+                Reason::Fresh,
+            ),
+            (
+                "due: serve and refresh",
+                at(58.0),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "stale: serve and refresh",
+                at(90.0),
+                Box::new(refresh),
+                Reason::Stale,
+            ),
+            (
+                "due, own refresh running: serve",
+                in_flight(at(58.0)),
+                Box::new(serve),
+                Reason::InFlight,
+            ),
+            (
+                "stale, backing off: serve",
+                backing_off(at(90.0), 30),
+                Box::new(serve),
+                Reason::BackingOff,
+            ),
+            (
+                "due, the refresher's turn: serve",
+                other_refresher(at(57.2), true, None),
+                Box::new(serve),
+                Reason::RefresherTurn,
+            ),
+            (
+                "due, refresher noticed 0.4 s ago, before mid-window: serve",
+                other_refresher(at(58.4), true, Some(0.4)),
+                Box::new(serve),
+                Reason::RefresherTurn,
+            ),
+            (
+                "due, past mid-window and grace: refresh",
+                other_refresher(at(58.6), true, Some(1.0)),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "due, past mid-window but within grace: serve",
+                other_refresher(at(58.6), true, Some(0.2)),
+                Box::new(serve),
+                Reason::RefresherTurn,
+            ),
+            (
+                "due, refresher gone: refresh",
+                other_refresher(at(57.2), false, None),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "stale after an idle gap, everyone notices now: serve, refresher first",
+                other_refresher(at(120.0), true, None),
+                Box::new(serve),
+                Reason::RefresherTurn,
+            ),
+            (
+                "stale after an idle gap, refresher silent for the grace: refresh",
+                other_refresher(at(120.0), true, Some(0.6)),
+                Box::new(refresh),
+                Reason::Stale,
+            ),
+            (
+                "due, this process is the refresher: refresh",
+                {
+                    let mut k = at(57.2);
+                    k.refresher = Some(Refresher {
+                        is_self: true,
+                        alive: true,
+                        due_noticed_ns: None,
+                    });
+                    k
+                },
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "due, not shared: refresh regardless of refresher",
+                unshared(other_refresher(at(57.2), true, None)),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "forced: fetch",
+                forced(at(10.0)),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced, host attempted 0.5 s ago: serve",
+                forced(attempted_ago(at(10.0), 0.5)),
+                Box::new(serve),
+                Reason::ForcedRecently,
+            ),
+            (
+                "forced, host attempted 1.5 s ago: fetch",
+                forced(attempted_ago(at(10.0), 1.5)),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced, not shared, attempted 0.5 s ago: fetch",
+                unshared(forced(attempted_ago(at(10.0), 0.5))),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced while backing off: serve",
+                forced(backing_off(at(90.0), 20)),
+                Box::new(serve),
+                Reason::BackingOff,
+            ),
+            (
+                "forced while backing off, nothing usable: fail",
+                forced(backing_off(nothing, 20)),
+                Box::new(move |_| fail(20)),
+                Reason::BackingOff,
+            ),
+            (
+                "forced right after a failed attempt, nothing usable: fail",
+                forced(Knowledge {
+                    backoff: Backoff {
+                        failures: 1,
+                        next_attempt_ns: 0,
+                        last_attempt_ns: nothing.now_ns - S / 2,
+                        has_error: true,
+                    },
+                    ..nothing
+                }),
+                Box::new(|_| Action::Fail {
+                    retry_in: Duration::from_millis(500),
+                }),
+                Reason::ForcedRecently,
+            ),
+            (
+                "forced, nothing held, no attempt yet: fetch",
+                forced(nothing),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced, spread, before this host's turn: serve",
+                forced(spread(at(10.0), 0.5, Some(1.0))),
+                Box::new(serve),
+                Reason::Spreading,
+            ),
+            (
+                "forced, spread, first time asked: serve",
+                forced(spread(at(10.0), 0.5, None)),
+                Box::new(serve),
+                Reason::Spreading,
+            ),
+            (
+                "forced, spread, at this host's turn: fetch",
+                forced(spread(at(10.0), 0.5, Some(13.0))),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced, spread, nothing usable: fetch at once",
+                forced(spread(nothing, 0.5, Some(1.0))),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
+            ),
+            (
+                "forced, spread, turn come but backing off: serve",
+                forced(backing_off(spread(at(90.0), 0.1, Some(30.0)), 5)),
+                Box::new(serve),
+                Reason::BackingOff,
+            ),
+            (
+                "not forced, due, waiting for a forced turn: serve",
+                spread(at(58.0), 0.9, Some(1.0)),
+                Box::new(serve),
+                Reason::Spreading,
+            ),
+            (
+                "not forced, due, forced turn passed: refresh",
+                spread(at(58.0), 0.1, Some(10.0)),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "not forced, due, never forced: refresh",
+                spread(at(58.0), 0.9, None),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
         ];
         for (case, k, action, reason) in table {
-            assert_eq!(plan(&k), Plan { action: action(&k), reason }, "{case}");
+            assert_eq!(
+                plan(&k),
+                Plan {
+                    action: action(&k),
+                    reason
+                },
+                "{case}"
+            );
         }
     }
 }

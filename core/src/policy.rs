@@ -28,7 +28,10 @@ use std::time::Duration;
 /// Nanoseconds of `CLOCK_MONOTONIC` (shared by all processes of the host).
 #[cfg(feature = "aws")]
 pub fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
@@ -77,14 +80,24 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// GetParameter quota is spent, which every host of a fleet shares, and a
 /// quick second try only spends more of it. Other transient failures (a
 /// timeout, a reset, a 5xx) are retried after [`retry_delay`].
-pub fn retry_after(attempt: u32, transient: bool, throttled: bool, random: f64) -> Option<Duration> {
-    (transient && !throttled && attempt + 1 < MAX_ATTEMPTS).then(|| retry_delay(attempt, false, random))
+pub fn retry_after(
+    attempt: u32,
+    transient: bool,
+    throttled: bool,
+    random: f64,
+) -> Option<Duration> {
+    (transient && !throttled && attempt + 1 < MAX_ATTEMPTS)
+        .then(|| retry_delay(attempt, false, random))
 }
 
 /// Delay before retry number `attempt` (0-based) inside one fetch: full jitter
 /// over an exponential ceiling; throttling starts higher and grows further.
 pub fn retry_delay(attempt: u32, throttled: bool, random: f64) -> Duration {
-    let (base_ms, cap_ms) = if throttled { (100.0, 1000.0) } else { (25.0, 250.0) };
+    let (base_ms, cap_ms) = if throttled {
+        (100.0, 1000.0)
+    } else {
+        (25.0, 250.0)
+    };
     let ceiling = (base_ms * 2f64.powi(attempt as i32)).min(cap_ms);
     Duration::from_secs_f64(ceiling * random / 1000.0)
 }
@@ -136,10 +149,24 @@ mod tests {
     #[test]
     fn throttles_are_never_retried_inside_a_fetch() {
         assert_eq!(retry_after(0, true, true, 1.0), None);
-        assert_eq!(retry_after(0, true, false, 1.0), Some(Duration::from_millis(25)));
-        assert_eq!(retry_after(2, true, false, 1.0), Some(Duration::from_millis(100)));
-        assert_eq!(retry_after(3, true, false, 1.0), None, "four attempts at most");
-        assert_eq!(retry_after(0, false, false, 1.0), None, "a lasting failure is not retried");
+        assert_eq!(
+            retry_after(0, true, false, 1.0),
+            Some(Duration::from_millis(25))
+        );
+        assert_eq!(
+            retry_after(2, true, false, 1.0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            retry_after(3, true, false, 1.0),
+            None,
+            "four attempts at most"
+        );
+        assert_eq!(
+            retry_after(0, false, false, 1.0),
+            None,
+            "a lasting failure is not retried"
+        );
     }
 
     #[test]

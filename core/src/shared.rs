@@ -41,10 +41,16 @@ impl SharedKey {
     /// A new random key. Call once, at module startup.
     pub fn generate() -> Result<SharedKey, String> {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        SystemRandom::new().fill(bytes.as_mut()).map_err(|_| "no randomness available".to_owned())?;
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_ref()).map_err(|_| "cannot create the key".to_owned())?;
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| "no randomness available".to_owned())?;
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_ref())
+            .map_err(|_| "cannot create the key".to_owned())?;
         let id = hex(&digest(&SHA256, bytes.as_ref()).as_ref()[..6]);
-        Ok(SharedKey { key: LessSafeKey::new(unbound), id })
+        Ok(SharedKey {
+            key: LessSafeKey::new(unbound),
+            id,
+        })
     }
 
     /// A short, non-secret id of the key (part of the file names).
@@ -67,7 +73,15 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Unusable> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let mut builder = fs::DirBuilder::new();
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
+            builder
+                .create(dir)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
                 .map_err(|e| format!("cannot create {}: {}", dir.display(), e.kind()))?;
             prepare_dir_checked(dir)
         }
@@ -77,16 +91,26 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Unusable> {
 }
 
 fn prepare_dir_checked(dir: &Path) -> Result<(), Unusable> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| format!("cannot read {}: {}", dir.display(), e.kind()))?;
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {}", dir.display(), e.kind()))?;
     if !meta.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
     let euid = unsafe { libc::geteuid() };
     if meta.uid() != euid {
-        return Err(format!("{} belongs to uid {}, not to this process's uid {}", dir.display(), meta.uid(), euid));
+        return Err(format!(
+            "{} belongs to uid {}, not to this process's uid {}",
+            dir.display(),
+            meta.uid(),
+            euid
+        ));
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!("{} is open to other users (mode {:o}); it must be 0700", dir.display(), meta.permissions().mode() & 0o777));
+        return Err(format!(
+            "{} is open to other users (mode {:o}); it must be 0700",
+            dir.display(),
+            meta.permissions().mode() & 0o777
+        ));
     }
     // Writable? (A read-only mount passes the checks above.)
     let probe = dir.join(format!(".probe-{}", std::process::id()));
@@ -151,7 +175,9 @@ mod optional_secret_serde {
     pub fn serialize<S: Serializer>(v: &Option<(Secret, i64)>, ser: S) -> Result<S::Ok, S::Error> {
         v.as_ref().map(|(s, n)| (s.expose(), *n)).serialize(ser)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<(Secret, i64)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<Option<(Secret, i64)>, D::Error> {
         Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (Secret::new(s), n)))
     }
 }
@@ -190,7 +216,11 @@ impl SharedSlot {
 
     /// Reads the entry; `None` when there is none or it cannot be decrypted.
     pub fn read(&self, key: &SharedKey) -> Option<SharedEntry> {
-        let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&self.path).ok()?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .ok()?;
         let mut sealed = Vec::new();
         file.read_to_end(&mut sealed).ok()?;
         let rest = sealed.strip_prefix(MAGIC)?;
@@ -200,7 +230,10 @@ impl SharedSlot {
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buffer = Zeroizing::new(ciphertext.to_vec());
-        let plain = key.key.open_in_place(nonce, Aad::from(&self.aad[..]), &mut buffer).ok()?;
+        let plain = key
+            .key
+            .open_in_place(nonce, Aad::from(&self.aad[..]), &mut buffer)
+            .ok()?;
         serde_json::from_slice(plain).ok()
     }
 
@@ -208,12 +241,20 @@ impl SharedSlot {
     pub fn write(&self, key: &SharedKey, entry: &SharedEntry) -> io::Result<()> {
         let mut buffer = Zeroizing::new(serde_json::to_vec(entry).map_err(io::Error::other)?);
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| io::Error::other("no randomness"))?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| io::Error::other("no randomness"))?;
         let mut sealed_tail = std::mem::take(&mut *buffer);
         key.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&self.aad[..]), &mut sealed_tail)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&self.aad[..]),
+                &mut sealed_tail,
+            )
             .map_err(|_| io::Error::other("encryption failed"))?;
-        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -246,7 +287,11 @@ impl SharedSlot {
             Ok(Some(SlotLock(file)))
         } else {
             let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(err) }
+            if err.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(err)
+            }
         }
     }
 
@@ -269,7 +314,11 @@ mod tests {
     use super::*;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ssm-shared-test-{}-{}", std::process::id(), crate::policy::mono_now_ns()));
+        let dir = std::env::temp_dir().join(format!(
+            "ssm-shared-test-{}-{}",
+            std::process::id(),
+            crate::policy::mono_now_ns()
+        ));
         prepare_dir(&dir).unwrap();
         dir
     }
@@ -304,8 +353,14 @@ mod tests {
         assert_eq!(value.value.expose(), "postgresql://u:Canary-Pa55-unit@h/d");
         assert_eq!(value.credentials.unwrap().1, 4);
         let bytes = fs::read(slot.path()).unwrap();
-        assert!(!bytes.windows(6).any(|w| w == b"Canary"), "no plaintext on disk");
-        assert_eq!(fs::metadata(slot.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(
+            !bytes.windows(6).any(|w| w == b"Canary"),
+            "no plaintext on disk"
+        );
+        assert_eq!(
+            fs::metadata(slot.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -329,9 +384,15 @@ mod tests {
         let key = SharedKey::generate().unwrap();
         let slot = SharedSlot::new(&dir, &key, &["/a"]);
         let held = slot.try_lock().unwrap().expect("free");
-        assert!(slot.try_lock().unwrap().is_none(), "flock is per open file, so a second open conflicts");
+        assert!(
+            slot.try_lock().unwrap().is_none(),
+            "flock is per open file, so a second open conflicts"
+        );
         drop(held);
-        assert!(slot.lock_until(Instant::now() + Duration::from_millis(50)).unwrap().is_some());
+        assert!(slot
+            .lock_until(Instant::now() + Duration::from_millis(50))
+            .unwrap()
+            .is_some());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -20,24 +20,41 @@ static CAPTURED: OnceLock<Vec<(String, Secret)>> = OnceLock::new();
 
 /// Remembers the process's `AWS_*` variables. Call once, at module startup.
 pub fn capture() {
-    CAPTURED.get_or_init(|| std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k, Secret::new(v))).collect());
+    CAPTURED.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect()
+    });
 }
 
 /// The environment the SDK resolves from: this process's variables, then the
 /// captured ones it lacks.
 pub fn for_sdk() -> Arc<Environment> {
-    let own = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))));
+    let own = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))));
     let captured = CAPTURED.get().into_iter().flatten().cloned();
     Arc::new(Environment::new(own.chain(captured)))
 }
 
 /// One variable as the SDK sees it (for the status array: region, endpoint).
 pub fn get(name: &str) -> Option<String> {
-    std::env::var(name).ok().or_else(|| CAPTURED.get()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.expose().to_owned()))
+    std::env::var(name).ok().or_else(|| {
+        CAPTURED
+            .get()?
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.expose().to_owned())
+    })
 }
 
 /// Variables whose value is a secret: never part of [`scope`].
-const SECRET_VARIABLES: [&str; 3] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+const SECRET_VARIABLES: [&str; 3] = [
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
 
 /// What decides, besides php.ini, which account, region and endpoint the SDK
 /// reads from: every `AWS_*` variable it sees (the secret ones left out: the
@@ -49,9 +66,14 @@ pub fn scope() -> String {
     let mut names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .chain(CAPTURED.get().into_iter().flatten().map(|(k, _)| k.clone()))
-        .filter(|k| (k.starts_with("AWS_") && !SECRET_VARIABLES.contains(&k.as_str())) || k == "HOME")
+        .filter(|k| {
+            (k.starts_with("AWS_") && !SECRET_VARIABLES.contains(&k.as_str())) || k == "HOME"
+        })
         .collect();
     names.sort();
     names.dedup();
-    names.iter().map(|k| format!("{k}={}\n", environment.get(k).unwrap_or_default())).collect()
+    names
+        .iter()
+        .map(|k| format!("{k}={}\n", environment.get(k).unwrap_or_default()))
+        .collect()
 }

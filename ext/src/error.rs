@@ -44,7 +44,12 @@ pub fn register() -> ext_php_rs::error::Result<()> {
             CLASS.store(ce, Ordering::Relaxed);
         });
     for kind in ErrorKind::ALL {
-        builder = builder.constant(constant_name(kind), i64::from(kind.code()), &[], ConstantFlags::Public)?;
+        builder = builder.constant(
+            constant_name(kind),
+            i64::from(kind.code()),
+            &[],
+            ConstantFlags::Public,
+        )?;
     }
     builder.register()
 }
@@ -62,7 +67,9 @@ pub fn guard(body: impl FnOnce()) {
 
 /// Throws `error` as an `SsmDbConfigException`.
 pub fn throw(error: &Error) {
-    let Some(ce) = (unsafe { CLASS.load(Ordering::Relaxed).as_ref() }) else { return };
+    let Some(ce) = (unsafe { CLASS.load(Ordering::Relaxed).as_ref() }) else {
+        return;
+    };
     let previous = std::mem::replace(&mut ExecutorGlobals::get_mut().exception_ignore_args, true);
     let _ = throw_with_code(ce, error.kind().code(), &error.to_string());
     ExecutorGlobals::get_mut().exception_ignore_args = previous;

@@ -6,12 +6,12 @@
 //! by hand, with the messages PHP itself would give.
 
 use ext_php_rs::args::Arg;
+use ext_php_rs::boxed::ZBox;
 use ext_php_rs::builders::FunctionBuilder;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::{ce, ExecuteData};
-use ext_php_rs::boxed::ZBox;
 use ssm_db_config_core::VERSION;
 
 use crate::php_array::FrozenArray;
@@ -27,7 +27,11 @@ pub fn builders() -> Vec<FunctionBuilder<'static>> {
     let with_parameter = |name: &'static str, handler| {
         FunctionBuilder::new(name, handler)
             .not_required()
-            .arg(Arg::new("parameter", DataType::String).allow_null().default("null"))
+            .arg(
+                Arg::new("parameter", DataType::String)
+                    .allow_null()
+                    .default("null"),
+            )
             .returns(DataType::Array, false, false)
     };
     vec![
@@ -35,9 +39,17 @@ pub fn builders() -> Vec<FunctionBuilder<'static>> {
         with_parameter("ssm_db_config_refresh", ssm_db_config_refresh as _),
         FunctionBuilder::new("ssm_db_config_define", ssm_db_config_define as _)
             .not_required()
-            .arg(Arg::new("parameter", DataType::String).allow_null().default("null"))
+            .arg(
+                Arg::new("parameter", DataType::String)
+                    .allow_null()
+                    .default("null"),
+            )
             .returns(DataType::Void, false, false),
-        FunctionBuilder::new("ssm_db_config_status", ssm_db_config_status as _).returns(DataType::Array, false, false),
+        FunctionBuilder::new("ssm_db_config_status", ssm_db_config_status as _).returns(
+            DataType::Array,
+            false,
+            false,
+        ),
     ]
 }
 
@@ -68,7 +80,10 @@ fn parameter_arg<'a>(ex: &'a ExecuteData, function: &str) -> Result<Option<&'a [
         },
         _ => {
             PhpException::new(
-                format!("{function}(): Argument #1 ($parameter) must be of type ?string, {} given", type_name(type_byte)),
+                format!(
+                    "{function}(): Argument #1 ($parameter) must be of type ?string, {} given",
+                    type_name(type_byte)
+                ),
                 0,
                 ce::type_error(),
             )
@@ -107,7 +122,9 @@ fn with_array(requested: Option<&[u8]>, use_array: impl FnOnce(&FrozenArray)) {
 
 extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
     error::guard(|| {
-        let Ok(requested) = parameter_arg(ex, "ssm_db_config") else { return };
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config") else {
+            return;
+        };
         with_array(requested, |array| unsafe { array.return_into(rv) });
     })
 }
@@ -118,7 +135,9 @@ extern "C" fn ssm_db_config(ex: &mut ExecuteData, rv: &mut Zval) {
 /// stopped the request's start from defining them.
 extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
     error::guard(|| {
-        let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else { return };
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config_define") else {
+            return;
+        };
         if requested.is_none() {
             match &state::get().request_start {
                 RequestStart::Defined => return,
@@ -136,7 +155,9 @@ extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
 
 extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {
     error::guard(|| {
-        let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else { return };
+        let Ok(requested) = parameter_arg(ex, "ssm_db_config_refresh") else {
+            return;
+        };
         match state::get().serve(requested, Mode::Refresh) {
             Ok(array) => unsafe { array.return_into(rv) },
             Err(e) => error::throw(&e),
@@ -147,8 +168,12 @@ extern "C" fn ssm_db_config_refresh(ex: &mut ExecuteData, rv: &mut Zval) {
 extern "C" fn ssm_db_config_status(ex: &mut ExecuteData, rv: &mut Zval) {
     error::guard(|| {
         if unsafe { ex.This.u2.num_args } > 0 {
-            PhpException::new("ssm_db_config_status() expects exactly 0 arguments".into(), 0, ce::argument_count_error())
-                .throw();
+            PhpException::new(
+                "ssm_db_config_status() expects exactly 0 arguments".into(),
+                0,
+                ce::argument_count_error(),
+            )
+            .throw();
             return;
         }
         match status_array() {
@@ -170,9 +195,25 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("extension_version", VERSION)?;
     ht.insert("pid", i64::from(std::process::id()))?;
     ht.insert("parameter", settings.parameter.clone())?;
-    ht.insert("credentials_parameter", settings.credentials_parameter.clone())?;
-    ht.insert("region", state.region.clone().or_else(|| settings.region.clone()).or_else(env_region))?;
-    ht.insert("endpoint_url", settings.endpoint_url.clone().or_else(|| environment::get("AWS_ENDPOINT_URL")))?;
+    ht.insert(
+        "credentials_parameter",
+        settings.credentials_parameter.clone(),
+    )?;
+    ht.insert(
+        "region",
+        state
+            .region
+            .clone()
+            .or_else(|| settings.region.clone())
+            .or_else(env_region),
+    )?;
+    ht.insert(
+        "endpoint_url",
+        settings
+            .endpoint_url
+            .clone()
+            .or_else(|| environment::get("AWS_ENDPOINT_URL")),
+    )?;
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
@@ -196,8 +237,17 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("shared_cache_note", shared_error)?;
     let freshness = entry.as_ref().map(|e| state.freshness(e));
     ht.insert("cached", entry.is_some())?;
-    ht.insert("fresh", matches!(freshness, Some(Freshness::Fresh { .. } | Freshness::RefreshDue)))?;
-    ht.insert("stale", matches!(freshness, Some(Freshness::Stale | Freshness::TooOld)))?;
+    ht.insert(
+        "fresh",
+        matches!(
+            freshness,
+            Some(Freshness::Fresh { .. } | Freshness::RefreshDue)
+        ),
+    )?;
+    ht.insert(
+        "stale",
+        matches!(freshness, Some(Freshness::Stale | Freshness::TooOld)),
+    )?;
     ht.insert(
         "state",
         match freshness {
@@ -208,21 +258,42 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
             Some(Freshness::TooOld) => "too_old",
         },
     )?;
-    ht.insert("cached_parameter", entry.as_ref().map(|e| e.parameter.clone()))?;
-    ht.insert("age_seconds", entry.as_ref().map(|e| e.age(now).as_secs_f64()))?;
-    ht.insert("refresh_after_seconds", entry.as_ref().map(|e| e.refresh_after.as_secs_f64()))?;
+    ht.insert(
+        "cached_parameter",
+        entry.as_ref().map(|e| e.parameter.clone()),
+    )?;
+    ht.insert(
+        "age_seconds",
+        entry.as_ref().map(|e| e.age(now).as_secs_f64()),
+    )?;
+    ht.insert(
+        "refresh_after_seconds",
+        entry.as_ref().map(|e| e.refresh_after.as_secs_f64()),
+    )?;
     ht.insert("version", entry.as_ref().map(|e| e.version))?;
-    ht.insert("credentials_version", entry.as_ref().and_then(|e| e.credentials_version))?;
-    let tracker = entry.as_ref().and_then(|e| state.trackers.get(&e.parameter)).cloned().unwrap_or_default();
+    ht.insert(
+        "credentials_version",
+        entry.as_ref().and_then(|e| e.credentials_version),
+    )?;
+    let tracker = entry
+        .as_ref()
+        .and_then(|e| state.trackers.get(&e.parameter))
+        .cloned()
+        .unwrap_or_default();
     ht.insert("consecutive_failures", i64::from(tracker.failures))?;
     ht.insert(
         "next_attempt_in_seconds",
         (tracker.next_attempt_ns > now).then(|| (tracker.next_attempt_ns - now) as f64 / 1e9),
     )?;
-    ht.insert("stale_reason", match freshness {
-        Some(Freshness::Stale | Freshness::TooOld) => tracker.last_error.as_ref().map(|e| e.message.clone()),
-        _ => None,
-    })?;
+    ht.insert(
+        "stale_reason",
+        match freshness {
+            Some(Freshness::Stale | Freshness::TooOld) => {
+                tracker.last_error.as_ref().map(|e| e.message.clone())
+            }
+            _ => None,
+        },
+    )?;
     let config = entry.as_ref().map(|e| &e.config);
     ht.insert("engine", config.map(|c| c.engine.as_str()))?;
     ht.insert("host", config.map(|c| c.host.clone()))?;
@@ -254,10 +325,16 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
             ht.insert("last_error", err)?;
         }
     }
-    ht.insert("last_fetch_duration_ms", state.last_fetch.map(|(d, _)| d.as_secs_f64() * 1000.0))?;
+    ht.insert(
+        "last_fetch_duration_ms",
+        state.last_fetch.map(|(d, _)| d.as_secs_f64() * 1000.0),
+    )?;
     ht.insert(
         "last_fetch_time",
-        state.last_fetch.and_then(|(_, t)| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()),
+        state
+            .last_fetch
+            .and_then(|(_, t)| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64()),
     )?;
     Ok(ht)
 }
@@ -265,4 +342,3 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
 fn env_region() -> Option<String> {
     environment::get("AWS_REGION").or_else(|| environment::get("AWS_DEFAULT_REGION"))
 }
-

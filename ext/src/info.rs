@@ -4,7 +4,10 @@
 
 use std::ffi::CString;
 
-use ext_php_rs::ffi::{php_info_print_table_end, php_info_print_table_header, php_info_print_table_row, php_info_print_table_start};
+use ext_php_rs::ffi::{
+    php_info_print_table_end, php_info_print_table_header, php_info_print_table_row,
+    php_info_print_table_start,
+};
 use ext_php_rs::zend::ModuleEntry;
 use ssm_db_config_core::VERSION;
 
@@ -43,13 +46,19 @@ fn info_section(module: *mut ModuleEntry) {
     row("Fetches", &c.fetches.to_string());
     row("Fetch errors", &c.errors.to_string());
     row("Values from the shared cache", &c.shared_hits.to_string());
-    row("SSM requests (through the SDK / direct)", &format!("{} / {}", c.sdk_requests, c.direct_requests));
-    row("Shared cache", &match state.sharing() {
-        Sharing::Ready(dir) => dir.display().to_string(),
-        Sharing::Pending(dir) => format!("{} (set up at first use)", dir.display()),
-        Sharing::Off(why) => format!("off ({why})"),
-        Sharing::Failed(why) => format!("unusable ({why})"),
-    });
+    row(
+        "SSM requests (through the SDK / direct)",
+        &format!("{} / {}", c.sdk_requests, c.direct_requests),
+    );
+    row(
+        "Shared cache",
+        &match state.sharing() {
+            Sharing::Ready(dir) => dir.display().to_string(),
+            Sharing::Pending(dir) => format!("{} (set up at first use)", dir.display()),
+            Sharing::Off(why) => format!("off ({why})"),
+            Sharing::Failed(why) => format!("unusable ({why})"),
+        },
+    );
     match state.status_entry() {
         Some(entry) => {
             let label = match state.freshness(&entry) {
@@ -59,12 +68,26 @@ fn info_section(module: *mut ModuleEntry) {
                 Freshness::TooOld => "too old to serve",
             };
             row("Cached parameter", &entry.parameter);
-            row("Cached value age", &format!("{:.1} s ({label})", entry.age(ssm_db_config_core::policy::mono_now_ns()).as_secs_f64()));
+            row(
+                "Cached value age",
+                &format!(
+                    "{:.1} s ({label})",
+                    entry
+                        .age(ssm_db_config_core::policy::mono_now_ns())
+                        .as_secs_f64()
+                ),
+            );
             row("Parameter version", &entry.version.to_string());
         }
         None => row("Cached value age", "nothing cached in this process"),
     }
-    row("Last error", state.last_error.as_ref().map_or("none", |e| e.message.as_str()));
+    row(
+        "Last error",
+        state
+            .last_error
+            .as_ref()
+            .map_or("none", |e| e.message.as_str()),
+    );
     for refused in crate::ini::refused_values() {
         row("Refused setting", &refused);
     }

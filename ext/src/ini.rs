@@ -51,7 +51,10 @@ pub const DEFAULT_SHARED_DIR: &str = "auto";
 
 /// One directive bound to [`on_modify`].
 const fn directive(name: &'static std::ffi::CStr, default: &'static std::ffi::CStr) -> IniEntryDef {
-    IniEntryDef { on_modify: Some(on_modify), ..IniEntryDef::new(name, default, IniEntryPermission::System) }
+    IniEntryDef {
+        on_modify: Some(on_modify),
+        ..IniEntryDef::new(name, default, IniEntryPermission::System)
+    }
 }
 
 pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
@@ -115,7 +118,11 @@ unsafe extern "C" fn on_modify(
     std::panic::catch_unwind(|| {
         let directive = unsafe { entry.as_ref().and_then(|e| zstr(e.name)) }.unwrap_or_default();
         let raw = unsafe { zstr(new_value) }.unwrap_or_default();
-        let verdict = if stage != STAGE_STARTUP && fastcgi_request_in_fpm() { Err(FROM_FASTCGI.to_owned()) } else { check(&directive, &raw) };
+        let verdict = if stage != STAGE_STARTUP && fastcgi_request_in_fpm() {
+            Err(FROM_FASTCGI.to_owned())
+        } else {
+            check(&directive, &raw)
+        };
         match verdict {
             Ok(note) => {
                 if let Some(note) = note {
@@ -128,10 +135,14 @@ unsafe extern "C" fn on_modify(
                 let kept = if stage == STAGE_STARTUP {
                     "using the default".to_owned()
                 } else {
-                    let previous = unsafe { entry.as_ref().and_then(|e| zstr(e.value)) }.unwrap_or_default();
+                    let previous =
+                        unsafe { entry.as_ref().and_then(|e| zstr(e.value)) }.unwrap_or_default();
                     format!("keeping {}", shown(&directive, &previous))
                 };
-                let message = format!("{directive} = {} refused: {problem}; {kept}", shown(&directive, &raw));
+                let message = format!(
+                    "{directive} = {} refused: {problem}; {kept}",
+                    shown(&directive, &raw)
+                );
                 REFUSED.with(|r| {
                     let mut r = r.borrow_mut();
                     if r.len() < MAX_REFUSED_KEPT {
@@ -184,11 +195,19 @@ unsafe fn zstr(s: *const zend_string) -> Option<String> {
 /// directives whose value may hold a secret (a connection URL pasted where a
 /// parameter name belongs), which are never echoed.
 fn shown(directive: &str, value: &str) -> String {
-    const SECRET_PRONE: [&str; 3] = ["ssm_db_config.parameter", "ssm_db_config.credentials_parameter", "ssm_db_config.endpoint_url"];
+    const SECRET_PRONE: [&str; 3] = [
+        "ssm_db_config.parameter",
+        "ssm_db_config.credentials_parameter",
+        "ssm_db_config.endpoint_url",
+    ];
     if SECRET_PRONE.contains(&directive) {
         return "(value not shown)".to_owned();
     }
-    let mut s: String = value.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
+    let mut s: String = value
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if value.chars().count() > 64 {
         s.push_str("...");
     }
@@ -203,16 +222,22 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
     let set = (!value.is_empty()).then_some(value);
     let none = |r: Result<(), String>| r.map(|()| None);
     match directive {
-        "ssm_db_config.parameter" | "ssm_db_config.credentials_parameter" => set.map_or(Ok(None), check_name),
+        "ssm_db_config.parameter" | "ssm_db_config.credentials_parameter" => {
+            set.map_or(Ok(None), check_name)
+        }
         "ssm_db_config.region" => none(set.map_or(Ok(()), check_region)),
         "ssm_db_config.endpoint_url" => none(set.map_or(Ok(()), check_endpoint_url)),
         "ssm_db_config.ttl" => number(value, TTL_RANGE, "seconds").map(|_| None),
         "ssm_db_config.timeout_ms" => number(value, TIMEOUT_RANGE, "milliseconds").map(|_| None),
         "ssm_db_config.max_stale" => number(value, MAX_STALE_RANGE, "seconds").map(|_| None),
         "ssm_db_config.fleet_hosts" => number(value, FLEET_HOSTS_RANGE, "hosts").map(|_| None),
-        "ssm_db_config.ssm_throughput" => number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None),
+        "ssm_db_config.ssm_throughput" => {
+            number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
+        }
         "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
-        "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => switch(value).map(|_| None),
+        "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => {
+            switch(value).map(|_| None)
+        }
         _ => Ok(None),
     }
 }
@@ -220,7 +245,9 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
 fn number(value: &str, (min, max): (u64, u64), unit: &str) -> Result<u64, String> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("it must be an integer from {min} to {max} ({unit})")),
+        _ => Err(format!(
+            "it must be an integer from {min} to {max} ({unit})"
+        )),
     }
 }
 
@@ -233,11 +260,17 @@ fn switch(value: &str) -> Result<bool, String> {
 }
 
 fn check_region(region: &str) -> Result<(), String> {
-    let ok = region.len() <= 64 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err("it must be an AWS region name such as eu-west-1 (lowercase letters, digits and '-')".to_owned())
+        Err(
+            "it must be an AWS region name such as eu-west-1 (lowercase letters, digits and '-')"
+                .to_owned(),
+        )
     }
 }
 
@@ -313,7 +346,9 @@ impl SharedDir {
     /// The directory for this process's user.
     pub fn resolve(&self) -> std::path::PathBuf {
         match self {
-            SharedDir::Auto => format!("/dev/shm/ssm_db_config-{}", unsafe { libc::geteuid() }).into(),
+            SharedDir::Auto => {
+                format!("/dev/shm/ssm_db_config-{}", unsafe { libc::geteuid() }).into()
+            }
             SharedDir::Path(p) => p.clone(),
         }
     }
@@ -331,10 +366,20 @@ impl Settings {
     /// Builds the settings from each directive's raw value (`None`: unset).
     /// A value [`check`] refuses is taken as unset.
     fn from_values(get: impl Fn(&str) -> Option<String>) -> Settings {
-        let valid = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| check(name, v).is_ok());
+        let valid = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| check(name, v).is_ok())
+        };
         let text = |name: &str| valid(name).filter(|v| !v.is_empty());
-        let num = |name: &str, range: (u64, u64), default: u64| valid(name).and_then(|v| number(&v, range, "").ok()).unwrap_or(default);
-        let on = |name: &str, default: bool| valid(name).and_then(|v| switch(&v).ok()).unwrap_or(default);
+        let num = |name: &str, range: (u64, u64), default: u64| {
+            valid(name)
+                .and_then(|v| number(&v, range, "").ok())
+                .unwrap_or(default)
+        };
+        let on = |name: &str, default: bool| {
+            valid(name).and_then(|v| switch(&v).ok()).unwrap_or(default)
+        };
         let parameter = text("ssm_db_config.parameter");
         Settings {
             define_constants: on("ssm_db_config.define_constants", false) && parameter.is_some(),
@@ -342,8 +387,16 @@ impl Settings {
             region: text("ssm_db_config.region"),
             endpoint_url: text("ssm_db_config.endpoint_url"),
             ttl: Duration::from_secs(num("ssm_db_config.ttl", TTL_RANGE, DEFAULT_TTL_SECONDS)),
-            timeout: Duration::from_millis(num("ssm_db_config.timeout_ms", TIMEOUT_RANGE, DEFAULT_TIMEOUT_MS)),
-            max_stale: Duration::from_secs(num("ssm_db_config.max_stale", MAX_STALE_RANGE, DEFAULT_MAX_STALE_SECONDS)),
+            timeout: Duration::from_millis(num(
+                "ssm_db_config.timeout_ms",
+                TIMEOUT_RANGE,
+                DEFAULT_TIMEOUT_MS,
+            )),
+            max_stale: Duration::from_secs(num(
+                "ssm_db_config.max_stale",
+                MAX_STALE_RANGE,
+                DEFAULT_MAX_STALE_SECONDS,
+            )),
             shared_dir: match valid("ssm_db_config.shared_dir") {
                 Some(v) => shared_dir(&v).unwrap_or(Some(SharedDir::Auto)),
                 None => Some(SharedDir::Auto),
@@ -351,7 +404,11 @@ impl Settings {
             credentials_parameter: text("ssm_db_config.credentials_parameter"),
             direct_refresh: on("ssm_db_config.direct_refresh", true),
             fleet_hosts: num("ssm_db_config.fleet_hosts", FLEET_HOSTS_RANGE, 1),
-            ssm_throughput: num("ssm_db_config.ssm_throughput", SSM_THROUGHPUT_RANGE, DEFAULT_SSM_THROUGHPUT),
+            ssm_throughput: num(
+                "ssm_db_config.ssm_throughput",
+                SSM_THROUGHPUT_RANGE,
+                DEFAULT_SSM_THROUGHPUT,
+            ),
         }
     }
 
@@ -399,8 +456,16 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (format!("ssm_db_config.{k}"), v.to_string())).collect();
-        Settings::from_values(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (format!("ssm_db_config.{k}"), v.to_string()))
+            .collect();
+        Settings::from_values(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -413,7 +478,10 @@ mod tests {
             ("timeout_ms", "300"),
             ("max_stale", "0"),
             ("shared_dir", "/run/x"),
-            ("credentials_parameter", "/aws/reference/secretsmanager/rds!db-1"),
+            (
+                "credentials_parameter",
+                "/aws/reference/secretsmanager/rds!db-1",
+            ),
             ("direct_refresh", ""),
             ("define_constants", "1"),
         ]);
@@ -423,24 +491,44 @@ mod tests {
         assert_eq!(st.region.as_deref(), Some("eu-west-1"));
         assert_eq!(st.max_stale, Duration::ZERO);
         assert_eq!(st.shared_dir, Some(SharedDir::Path("/run/x".into())));
-        assert_eq!(st.credentials_parameter.as_deref(), Some("/aws/reference/secretsmanager/rds!db-1"));
+        assert_eq!(
+            st.credentials_parameter.as_deref(),
+            Some("/aws/reference/secretsmanager/rds!db-1")
+        );
         assert!(!st.direct_refresh);
         assert_eq!(settings(&[("shared_dir", "off")]).shared_dir, None);
-        assert_eq!(settings(&[("shared_dir", "")]).shared_dir, None, "PHP's parser turns off into \"\"");
+        assert_eq!(
+            settings(&[("shared_dir", "")]).shared_dir,
+            None,
+            "PHP's parser turns off into \"\""
+        );
         assert!(Settings::default().direct_refresh, "on by default");
         assert_eq!(Settings::default().shared_dir, Some(SharedDir::Auto));
         assert!(settings(&[("direct_refresh", "1")]).direct_refresh);
-        assert!(!settings(&[("parameter", "/app/db")]).define_constants, "off by default");
+        assert!(
+            !settings(&[("parameter", "/app/db")]).define_constants,
+            "off by default"
+        );
     }
 
     #[test]
     fn fleet_settings_give_the_spread_and_warn_of_a_short_ttl() {
         let st = settings(&[("fleet_hosts", "1000"), ("ssm_throughput", "40")]);
         assert_eq!(st.spread_window(), Duration::from_secs(25));
-        assert_eq!(st.ttl_note(), None, "1,000 hosts at 60 s: 18 a second, below 20");
-        let note = settings(&[("fleet_hosts", "10000"), ("ttl", "300")]).ttl_note().unwrap();
+        assert_eq!(
+            st.ttl_note(),
+            None,
+            "1,000 hosts at 60 s: 18 a second, below 20"
+        );
+        let note = settings(&[("fleet_hosts", "10000"), ("ttl", "300")])
+            .ttl_note()
+            .unwrap();
         assert!(note.contains("set the TTL to 538 or more"), "{note}");
-        assert_eq!(Settings::default().spread_window(), Duration::ZERO, "one host: no spread");
+        assert_eq!(
+            Settings::default().spread_window(),
+            Duration::ZERO,
+            "one host: no spread"
+        );
         assert!(check("ssm_db_config.fleet_hosts", "0").is_err());
     }
 
@@ -452,7 +540,12 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_naming_the_allowed_range() {
-        for url in ["https://ssm.eu-west-1.amazonaws.com", "http://127.0.0.1:5000", "http://[::1]:5000/", "http://localhost:4566"] {
+        for url in [
+            "https://ssm.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:5000",
+            "http://[::1]:5000/",
+            "http://localhost:4566",
+        ] {
             assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
         }
         let table: [(&str, &str, &str); 12] = [
@@ -462,9 +555,21 @@ mod tests {
             ("ssm_db_config.max_stale", "-1", "0 to 2592000"),
             ("ssm_db_config.region", "EU WEST", "region name"),
             ("ssm_db_config.endpoint_url", "ftp://x", "https://"),
-            ("ssm_db_config.endpoint_url", "http://ssm.example.com", "loopback"),
-            ("ssm_db_config.endpoint_url", "http://10.0.0.5:4566", "loopback"),
-            ("ssm_db_config.endpoint_url", "https://user:Canary@ssm.example.com", "user or password"),
+            (
+                "ssm_db_config.endpoint_url",
+                "http://ssm.example.com",
+                "loopback",
+            ),
+            (
+                "ssm_db_config.endpoint_url",
+                "http://10.0.0.5:4566",
+                "loopback",
+            ),
+            (
+                "ssm_db_config.endpoint_url",
+                "https://user:Canary@ssm.example.com",
+                "user or password",
+            ),
             ("ssm_db_config.shared_dir", "relative/dir", "absolute path"),
             ("ssm_db_config.direct_refresh", "sometimes", "on or off"),
             ("ssm_db_config.define_constants", "maybe", "on or off"),
@@ -474,18 +579,40 @@ mod tests {
             assert!(problem.contains(says), "{directive}={value}: {problem}");
         }
         // Refused values fall back to the defaults.
-        let st = settings(&[("ttl", "0"), ("timeout_ms", "fast"), ("region", "EU WEST"), ("shared_dir", "rel"), ("define_constants", "maybe")]);
+        let st = settings(&[
+            ("ttl", "0"),
+            ("timeout_ms", "fast"),
+            ("region", "EU WEST"),
+            ("shared_dir", "rel"),
+            ("define_constants", "maybe"),
+        ]);
         assert_eq!(st, Settings::default());
     }
 
     #[test]
     fn names_are_checked_and_never_echoed() {
-        let problem = check("ssm_db_config.parameter", "mysql://wp:Canary-Pa55-ini@db/wp").unwrap_err();
+        let problem = check(
+            "ssm_db_config.parameter",
+            "mysql://wp:Canary-Pa55-ini@db/wp",
+        )
+        .unwrap_err();
         assert!(!problem.contains("Canary"), "{problem}");
-        assert_eq!(shown("ssm_db_config.parameter", "mysql://wp:Canary-Pa55-ini@db/wp"), "(value not shown)");
+        assert_eq!(
+            shown(
+                "ssm_db_config.parameter",
+                "mysql://wp:Canary-Pa55-ini@db/wp"
+            ),
+            "(value not shown)"
+        );
         assert_eq!(shown("ssm_db_config.ttl", "5\ns"), "\"5?s\"");
-        assert!(check("ssm_db_config.parameter", "/app/db").unwrap().is_none());
-        let note = check("ssm_db_config.credentials_parameter", "/aws/reference/secretsmanager/rds").unwrap();
+        assert!(check("ssm_db_config.parameter", "/app/db")
+            .unwrap()
+            .is_none());
+        let note = check(
+            "ssm_db_config.credentials_parameter",
+            "/aws/reference/secretsmanager/rds",
+        )
+        .unwrap();
         assert!(note.is_some_and(|n| n.contains("quote")));
     }
 }

@@ -40,8 +40,13 @@ extern "C" {
 fn startup(_ty: i32, module_number: i32) -> i32 {
     IniEntryDef::register(ini::INI_ENTRIES.as_slice(), module_number);
     environment::capture();
-    let sapi = unsafe { ext_php_rs::ffi::sapi_module.name.as_ref().map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()) }
-        .unwrap_or_default();
+    let sapi = unsafe {
+        ext_php_rs::ffi::sapi_module
+            .name
+            .as_ref()
+            .map(|n| std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned())
+    }
+    .unwrap_or_default();
     if PARENT_SERVES_NOTHING_SAPIS.contains(&sapi.as_str()) {
         PARENT_SERVES_NOTHING.store(true, Ordering::Relaxed);
         // Apache may run startup twice in its parent: register once.
@@ -78,7 +83,14 @@ fn shared_key_for(sapi: &str) -> Result<&'static ssm_db_config_core::SharedKey, 
 /// php-fpm's log). Call from the PHP thread.
 pub fn startup_warning(message: &str) {
     if let Ok(msg) = std::ffi::CString::new(message) {
-        unsafe { ext_php_rs::ffi::php_error_docref(std::ptr::null(), E_WARNING, c"%s".as_ptr(), msg.as_ptr()) };
+        unsafe {
+            ext_php_rs::ffi::php_error_docref(
+                std::ptr::null(),
+                E_WARNING,
+                c"%s".as_ptr(),
+                msg.as_ptr(),
+            )
+        };
     }
 }
 
@@ -164,5 +176,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .request_startup_function(request_startup)
         .post_deactivate_function(post_deactivate)
         .info_function(info::info);
-    functions::builders().into_iter().fold(module, |m, f| m.function(f))
+    functions::builders()
+        .into_iter()
+        .fold(module, |m, f| m.function(f))
 }

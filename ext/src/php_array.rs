@@ -25,7 +25,12 @@ use zeroize::Zeroize;
 
 extern "C" {
     // Exported by PHP, not part of ext-php-rs's generated bindings.
-    fn _zend_hash_init(ht: *mut HashTable, n_size: u32, destructor: ffi::dtor_func_t, persistent: bool);
+    fn _zend_hash_init(
+        ht: *mut HashTable,
+        n_size: u32,
+        destructor: ffi::dtor_func_t,
+        persistent: bool,
+    );
     fn zend_hash_destroy(ht: *mut HashTable);
     fn zend_register_constant(c: *mut ZendConstant) -> ffi::zend_result;
     fn zend_hash_discard(ht: *mut HashTable, n_num_used: u32);
@@ -73,12 +78,20 @@ const ZSTR_HEADER: usize = std::mem::offset_of!(zend_string, val);
 pub struct Keys([*mut zend_string; 6]);
 
 /// The keys of the returned array, in order.
-pub const KEY_NAMES: [&str; 6] = ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"];
+pub const KEY_NAMES: [&str; 6] = [
+    "DB_HOST",
+    "DB_PORT",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_NAME",
+    "DB_ENGINE",
+];
 
 impl Keys {
     /// Interns the keys. Call during module startup, when interned strings are permanent.
     pub fn intern() -> Keys {
-        let init = unsafe { ffi::zend_string_init_interned }.expect("zend_string_init_interned is set by the engine");
+        let init = unsafe { ffi::zend_string_init_interned }
+            .expect("zend_string_init_interned is set by the engine");
         Keys(KEY_NAMES.map(|k| unsafe { init(k.as_ptr().cast(), k.len(), true) }))
     }
 }
@@ -128,7 +141,12 @@ impl FrozenArray {
     /// The buckets, in KEY_NAMES order (built so, never deleted from).
     #[inline(always)]
     fn buckets(&self) -> &[ffi::Bucket] {
-        unsafe { std::slice::from_raw_parts((*self.ht).__bindgen_anon_1.arData, (*self.ht).nNumUsed as usize) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (*self.ht).__bindgen_anon_1.arData,
+                (*self.ht).nNumUsed as usize,
+            )
+        }
     }
 
     /// Makes `rv` the array, without copying or counting.
@@ -166,7 +184,11 @@ impl FrozenArray {
         // EG(zend_constants), read directly: ExecutorGlobals::get() takes a
         // lock, and this runs once per request (non-thread-safe PHP only).
         let constants = ffi::executor_globals.zend_constants;
-        match self.buckets().iter().position(|b| !ffi::zend_hash_find(constants, b.key).is_null()) {
+        match self
+            .buckets()
+            .iter()
+            .position(|b| !ffi::zend_hash_find(constants, b.key).is_null())
+        {
             Some(i) => Err(KEY_NAMES[i]),
             None => Ok(()),
         }
@@ -175,7 +197,10 @@ impl FrozenArray {
 
 /// A user constant named and valued as an entry of the array.
 unsafe fn constant_from(bucket: &ffi::Bucket) -> ZendConstant {
-    let mut constant = ZendConstant { value: ptr::read(&bucket.val), name: bucket.key };
+    let mut constant = ZendConstant {
+        value: ptr::read(&bucket.val),
+        name: bucket.key,
+    };
     // u2 of an array element is its hash chain; of a constant, its flags.
     constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
     constant
@@ -213,7 +238,9 @@ impl WorkerConstants {
     ///
     /// # Safety
     /// Call from the PHP thread at request start (RINIT), before any script.
-    pub unsafe fn install(array: std::rc::Rc<FrozenArray>) -> Result<Option<WorkerConstants>, &'static str> {
+    pub unsafe fn install(
+        array: std::rc::Rc<FrozenArray>,
+    ) -> Result<Option<WorkerConstants>, &'static str> {
         array.none_defined()?;
         let constants = ffi::executor_globals.zend_constants;
         let first_index = (*constants).nNumUsed;
@@ -233,7 +260,11 @@ impl WorkerConstants {
             *entry = c;
         }
         ffi::executor_globals.persistent_constants_count = (*constants).nNumUsed;
-        Ok(Some(WorkerConstants { entries, first_index, array }))
+        Ok(Some(WorkerConstants {
+            entries,
+            first_index,
+            array,
+        }))
     }
 
     /// Whether the values are `array`'s.

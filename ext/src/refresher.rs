@@ -41,15 +41,17 @@
 //! slot's lock: the thread updates the shared entry, success or failure,
 //! before it lets the lock go.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
 use ssm_db_config_core::shared::SlotLock;
-use ssm_db_config_core::{Attempts, CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher, StoredValue};
-
+use ssm_db_config_core::{
+    Attempts, CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot,
+    SsmFetcher, StoredValue,
+};
 
 /// What to fetch, and where the answer goes.
 pub struct Job {
@@ -147,7 +149,8 @@ pub fn submit(job: Job) -> Result<(), Error> {
         .stack_size(512 * 1024)
         .spawn(move || run(inbox, own))
         .map_err(|_| Error::BadConfiguration("could not start the fetch thread".into()))?;
-    jobs.send(job).map_err(|_| Error::BadConfiguration("the fetch thread has stopped".into()))?;
+    jobs.send(job)
+        .map_err(|_| Error::BadConfiguration("the fetch thread has stopped".into()))?;
     queue.jobs = Some(jobs);
     Ok(())
 }
@@ -168,11 +171,24 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
     let budget = job.settings.timeout;
     let epoch = job.epoch;
     // (A late answer is dropped, and its requests go uncounted.)
-    let lost = |error| Outcome { parameter: parameter.clone(), result: Err(error), region: None, failures: 0, next_attempt_ns: 0, attempts: Attempts::default(), epoch };
+    let lost = |error| Outcome {
+        parameter: parameter.clone(),
+        result: Err(error),
+        region: None,
+        failures: 0,
+        next_attempt_ns: 0,
+        attempts: Attempts::default(),
+        epoch,
+    };
     if let Err(e) = submit(job) {
         return lost(e);
     }
-    rx.recv_timeout(wait).unwrap_or_else(|_| lost(Error::Timeout { parameter: parameter.clone(), budget }))
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        lost(Error::Timeout {
+            parameter: parameter.clone(),
+            budget,
+        })
+    })
 }
 
 fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
@@ -212,7 +228,10 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
             Some(reply) => {
                 let _ = reply.send(outcome);
             }
-            None => MAILBOX.lock().unwrap_or_else(|p| p.into_inner()).push(outcome),
+            None => MAILBOX
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(outcome),
         }
         // The job (and with it the slot lock) is dropped here, after the
         // shared entry was written.
@@ -227,12 +246,23 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
 async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Outcome {
     let (result, attempts) = fetch(job, fetcher).await;
     let region = fetcher.as_ref().map(|(_, f)| f.region().to_owned());
-    let previous = job.shared.as_ref().and_then(|(slot, _, key)| slot.read(key));
+    let previous = job
+        .shared
+        .as_ref()
+        .and_then(|(slot, _, key)| slot.read(key));
     let (failures, next_attempt_ns) = match &result {
         Ok(_) => (0, 0),
         Err(e) => {
-            let failures = previous.as_ref().map_or(0, |p| p.failures).max(job.failures_so_far) + 1;
-            let backoff = failure_backoff(failures, e.kind() == ErrorKind::Throttled, random_fraction());
+            let failures = previous
+                .as_ref()
+                .map_or(0, |p| p.failures)
+                .max(job.failures_so_far)
+                + 1;
+            let backoff = failure_backoff(
+                failures,
+                e.kind() == ErrorKind::Throttled,
+                random_fraction(),
+            );
             (failures, mono_now_ns() + backoff.as_nanos() as u64)
         }
     };
@@ -244,19 +274,36 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
             },
             failures,
             next_attempt_ns,
-            last_error: result.as_ref().err().map(|e| (e.kind().code(), e.to_string())),
+            last_error: result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind().code(), e.to_string())),
             last_attempt_ns: mono_now_ns(),
             fetched_by_pid: std::process::id(),
         };
         // A failed write only costs the other workers a fetch of their own.
         let _ = slot.write(key, &entry);
     }
-    Outcome { parameter: job.parameter.clone(), result: result.map(|(_, c)| c), region, failures, next_attempt_ns, attempts, epoch: job.epoch }
+    Outcome {
+        parameter: job.parameter.clone(),
+        result: result.map(|(_, c)| c),
+        region,
+        failures,
+        next_attempt_ns,
+        attempts,
+        epoch: job.epoch,
+    }
 }
 
 /// The fetch, and the requests it sent.
-async fn fetch(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> (Result<(StoredValue, CachedConfig), Error>, Attempts) {
-    if fetcher.as_ref().is_none_or(|(settings, _)| *settings != job.settings) {
+async fn fetch(
+    job: &Job,
+    fetcher: &mut Option<(FetchSettings, SsmFetcher)>,
+) -> (Result<(StoredValue, CachedConfig), Error>, Attempts) {
+    if fetcher
+        .as_ref()
+        .is_none_or(|(settings, _)| *settings != job.settings)
+    {
         match SsmFetcher::new(&job.settings).await {
             Ok(client) => *fetcher = Some((job.settings.clone(), client)),
             Err(e) => return (Err(e), Attempts::default()),

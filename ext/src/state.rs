@@ -24,11 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ssm_db_config_core::cache::MAX_ENTRIES;
-use ssm_db_config_core::plan::{plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK};
+use ssm_db_config_core::plan::{
+    plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK,
+};
 use ssm_db_config_core::policy::mono_now_ns;
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
-    CachedConfig, ConfigCache, Error, ErrorKind, FetchSettings, Freshness, SharedKey, SharedSlot, Timing,
+    CachedConfig, ConfigCache, Error, ErrorKind, FetchSettings, Freshness, SharedKey, SharedSlot,
+    Timing,
 };
 
 use crate::ini::Settings;
@@ -187,7 +190,10 @@ pub fn get() -> &'static mut State {
 /// behind it by at most a few ms (plenty for TTLs of seconds).
 #[inline(always)]
 fn coarse_now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
@@ -209,7 +215,10 @@ impl State {
             (Some(a), Some(b)) => a == &b[..],
             _ => false,
         };
-        if same && coarse_now_ns() < hot.until_ns && crate::ini::generation() == self.settings_generation {
+        if same
+            && coarse_now_ns() < hot.until_ns
+            && crate::ini::generation() == self.settings_generation
+        {
             self.counters.hits += 1;
             return Some(&hot.array);
         }
@@ -239,8 +248,23 @@ impl State {
         }
         let same_source = {
             let (a, b) = (&settings, &self.settings);
-            (&a.parameter, &a.credentials_parameter, &a.region, &a.endpoint_url, a.ttl, a.max_stale, &a.shared_dir)
-                == (&b.parameter, &b.credentials_parameter, &b.region, &b.endpoint_url, b.ttl, b.max_stale, &b.shared_dir)
+            (
+                &a.parameter,
+                &a.credentials_parameter,
+                &a.region,
+                &a.endpoint_url,
+                a.ttl,
+                a.max_stale,
+                &a.shared_dir,
+            ) == (
+                &b.parameter,
+                &b.credentials_parameter,
+                &b.region,
+                &b.endpoint_url,
+                b.ttl,
+                b.max_stale,
+                &b.shared_dir,
+            )
         };
         self.settings = settings;
         if !same_source {
@@ -254,13 +278,17 @@ impl State {
         self.epoch += 1;
         self.hot = None;
         self.cache = ConfigCache::default();
-        self.retired.extend(self.served.drain().map(|(_, served)| served.array));
+        self.retired
+            .extend(self.served.drain().map(|(_, served)| served.array));
         self.in_flight.clear();
         self.trackers.clear();
     }
 
     fn timing(&self) -> Timing {
-        Timing { ttl: self.settings.ttl, max_stale: self.settings.max_stale }
+        Timing {
+            ttl: self.settings.ttl,
+            max_stale: self.settings.max_stale,
+        }
     }
 
     /// Resolves the parameter name: the argument, else `ssm_db_config.parameter`.
@@ -269,18 +297,27 @@ impl State {
     pub fn parameter_name(&self, requested: Option<&[u8]>) -> Result<String, Error> {
         match requested {
             Some(bytes) => {
-                let name = std::str::from_utf8(bytes).map_err(|_| Error::BadConfiguration(NOT_UTF8.into()))?;
-                ssm_db_config_core::name::check(name)
-                    .map_err(|problem| Error::BadConfiguration(format!("{INVALID_NAME}: {problem}")))?;
+                let name = std::str::from_utf8(bytes)
+                    .map_err(|_| Error::BadConfiguration(NOT_UTF8.into()))?;
+                ssm_db_config_core::name::check(name).map_err(|problem| {
+                    Error::BadConfiguration(format!("{INVALID_NAME}: {problem}"))
+                })?;
                 Ok(name.to_owned())
             }
-            None => self.settings.parameter.clone().ok_or_else(|| Error::BadConfiguration(NO_PARAMETER.into())),
+            None => self
+                .settings
+                .parameter
+                .clone()
+                .ok_or_else(|| Error::BadConfiguration(NO_PARAMETER.into())),
         }
     }
 
     /// The credentials parameter applies to the default parameter only.
     fn credentials_for(&self, name: &str) -> Option<String> {
-        match (&self.settings.credentials_parameter, &self.settings.parameter) {
+        match (
+            &self.settings.credentials_parameter,
+            &self.settings.parameter,
+        ) {
             (Some(creds), Some(default)) if default == name => Some(creds.clone()),
             _ => None,
         }
@@ -288,7 +325,9 @@ impl State {
 
     /// Whether the host's cache is shared, and where, for the status array.
     pub fn sharing(&self) -> Sharing {
-        let Some(dir) = &self.settings.shared_dir else { return Sharing::Off("ssm_db_config.shared_dir = off") };
+        let Some(dir) = &self.settings.shared_dir else {
+            return Sharing::Off("ssm_db_config.shared_dir = off");
+        };
         if let Err(why) = self.shared_key {
             return Sharing::Off(why);
         }
@@ -339,7 +378,12 @@ impl State {
 
     /// A fetch for the refresher thread; its answer goes to the mailbox
     /// unless `refresher::fetch_and_wait` asks for it.
-    fn job(&self, name: &str, creds: Option<String>, shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>) -> Job {
+    fn job(
+        &self,
+        name: &str,
+        creds: Option<String>,
+        shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>,
+    ) -> Job {
         Job {
             parameter: name.to_owned(),
             credentials: creds,
@@ -360,22 +404,32 @@ impl State {
 
     /// The slow path (see the module doc): reads what this process and the
     /// host know, asks `core::plan` what to do, and does it.
-    pub fn serve(&mut self, requested: Option<&[u8]>, mode: Mode) -> Result<Rc<FrozenArray>, Error> {
+    pub fn serve(
+        &mut self,
+        requested: Option<&[u8]>,
+        mode: Mode,
+    ) -> Result<Rc<FrozenArray>, Error> {
         self.sync_settings();
         let name = self.parameter_name(requested)?;
         let creds = self.credentials_for(&name);
         self.take_mail();
-        let names: Vec<&str> = std::iter::once(name.as_str()).chain(creds.as_deref()).collect();
+        let names: Vec<&str> = std::iter::once(name.as_str())
+            .chain(creds.as_deref())
+            .collect();
         let slot = self.slot(&names);
         let forced = mode == Mode::Refresh;
         let now = mono_now_ns();
 
         let mut local = self.cache.get(&name);
-        let due = local.as_ref().is_none_or(|e| !matches!(e.freshness(now, self.timing()), Freshness::Fresh { .. }));
+        let due = local
+            .as_ref()
+            .is_none_or(|e| !matches!(e.freshness(now, self.timing()), Freshness::Fresh { .. }));
         if let Some((slot, key)) = &slot {
             // A worker whose copy is due takes the one another worker fetched.
             if due || forced {
-                if let Some(adopted) = self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref()) {
+                if let Some(adopted) =
+                    self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref())
+                {
                     local = Some(adopted);
                 }
             }
@@ -409,7 +463,14 @@ impl State {
 
     /// What [`plan`] looks at, from this process's cache and trackers (which
     /// mirror the host's entry when it shares one).
-    fn knowledge(&self, name: &str, held: Option<&CachedConfig>, shared: bool, now_ns: u64, forced: bool) -> Knowledge {
+    fn knowledge(
+        &self,
+        name: &str,
+        held: Option<&CachedConfig>,
+        shared: bool,
+        now_ns: u64,
+        forced: bool,
+    ) -> Knowledge {
         let tracker = self.trackers.get(name);
         let held = held.map(CachedConfig::held);
         Knowledge {
@@ -423,11 +484,16 @@ impl State {
                 has_error: t.last_error.is_some(),
             }),
             shared,
-            refresher: tracker.filter(|t| t.last_refresher != 0).map(|t| Refresher {
-                is_self: t.last_refresher == std::process::id(),
-                alive: process_alive(t.last_refresher),
-                due_noticed_ns: t.due_noticed.filter(|(fetched_ns, _)| held.is_some_and(|h| h.fetched_ns == *fetched_ns)).map(|(_, at)| at),
-            }),
+            refresher: tracker
+                .filter(|t| t.last_refresher != 0)
+                .map(|t| Refresher {
+                    is_self: t.last_refresher == std::process::id(),
+                    alive: process_alive(t.last_refresher),
+                    due_noticed_ns: t
+                        .due_noticed
+                        .filter(|(fetched_ns, _)| held.is_some_and(|h| h.fetched_ns == *fetched_ns))
+                        .map(|(_, at)| at),
+                }),
             in_flight: self.in_flight.contains(name),
             forced,
             spread: Spread {
@@ -460,7 +526,10 @@ impl State {
     fn note_forced(&mut self, name: &str, held: Option<&CachedConfig>, now_ns: u64) {
         let Some(held) = held else { return };
         let tracker = self.trackers.entry(name.to_owned()).or_default();
-        if tracker.first_forced.is_none_or(|(fetched_ns, _)| fetched_ns != held.fetched_ns) {
+        if tracker
+            .first_forced
+            .is_none_or(|(fetched_ns, _)| fetched_ns != held.fetched_ns)
+        {
             tracker.first_forced = Some((held.fetched_ns, now_ns));
         }
     }
@@ -469,7 +538,10 @@ impl State {
     /// refresh to the host's refresher.
     fn note_due(&mut self, name: &str, entry: &CachedConfig, now_ns: u64) {
         if let Some(tracker) = self.trackers.get_mut(name) {
-            if tracker.due_noticed.is_none_or(|(fetched_ns, _)| fetched_ns != entry.fetched_ns) {
+            if tracker
+                .due_noticed
+                .is_none_or(|(fetched_ns, _)| fetched_ns != entry.fetched_ns)
+            {
                 tracker.due_noticed = Some((entry.fetched_ns, now_ns));
             }
         }
@@ -478,8 +550,15 @@ impl State {
     /// The host's last failure, repeated without asking SSM.
     fn recent_error(&self, name: &str, retry_in: Duration) -> Error {
         match self.trackers.get(name).and_then(|t| t.last_error.clone()) {
-            Some(last) => Error::Recent { kind: last.kind, message: last.message, retry_in },
-            None => Error::Timeout { parameter: name.to_owned(), budget: self.settings.timeout },
+            Some(last) => Error::Recent {
+                kind: last.kind,
+                message: last.message,
+                retry_in,
+            },
+            None => Error::Timeout {
+                parameter: name.to_owned(),
+                budget: self.settings.timeout,
+            },
         }
     }
 
@@ -498,10 +577,12 @@ impl State {
         tracker.next_attempt_ns = shared.next_attempt_ns;
         tracker.last_attempt_ns = shared.last_attempt_ns;
         tracker.last_refresher = shared.fetched_by_pid;
-        tracker.last_error = shared
-            .last_error
-            .as_ref()
-            .and_then(|(code, message)| Some(LastError { kind: ErrorKind::from_code(*code)?, message: message.clone() }));
+        tracker.last_error = shared.last_error.as_ref().and_then(|(code, message)| {
+            Some(LastError {
+                kind: ErrorKind::from_code(*code)?,
+                message: message.clone(),
+            })
+        });
         let stored = shared.value?;
         if local.is_some_and(|l| l.fetched_ns >= stored.fetched_ns) {
             return None;
@@ -513,7 +594,12 @@ impl State {
 
     /// Hands a refresh to the refresher thread, unless another worker of the
     /// host holds the slot's lock (it is refreshing).
-    fn refresh_in_background(&mut self, name: &str, creds: Option<String>, slot: Option<(SharedSlot, &'static SharedKey)>) {
+    fn refresh_in_background(
+        &mut self,
+        name: &str,
+        creds: Option<String>,
+        slot: Option<(SharedSlot, &'static SharedKey)>,
+    ) {
         let shared = match slot {
             Some((slot, key)) => match slot.try_lock() {
                 Ok(Some(lock)) => Some((slot, lock, key)),
@@ -547,18 +633,32 @@ impl State {
             Some((slot, key)) => match slot.lock_until(started + budget) {
                 Ok(Some(lock)) => {
                     let before = self.cache.get(name);
-                    let adopted = self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
+                    let adopted =
+                        self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
                     let held = adopted.or(before);
                     let now = mono_now_ns();
-                    match (plan(&self.knowledge(name, held.as_deref(), true, now, forced)).action, held) {
-                        (Action::Serve { until_ns } | Action::ServeAndRefresh { until_ns }, Some(entry)) => {
+                    match (
+                        plan(&self.knowledge(name, held.as_deref(), true, now, forced)).action,
+                        held,
+                    ) {
+                        (
+                            Action::Serve { until_ns } | Action::ServeAndRefresh { until_ns },
+                            Some(entry),
+                        ) => {
                             return Ok(self.publish(requested, name, entry, until_ns));
                         }
-                        (Action::Fail { retry_in }, _) => return Err(self.recent_error(name, retry_in)),
+                        (Action::Fail { retry_in }, _) => {
+                            return Err(self.recent_error(name, retry_in))
+                        }
                         _ => Some((slot, lock, key)),
                     }
                 }
-                Ok(None) => return Err(Error::Timeout { parameter: name.to_owned(), budget }),
+                Ok(None) => {
+                    return Err(Error::Timeout {
+                        parameter: name.to_owned(),
+                        budget,
+                    })
+                }
                 Err(_) => None,
             },
         };
@@ -602,7 +702,10 @@ impl State {
                 Ok(self.cache.store(entry))
             }
             Err(e) => {
-                let last = LastError { kind: e.kind(), message: e.to_string() };
+                let last = LastError {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                };
                 tracker.last_error = Some(last.clone());
                 self.last_error = Some(last);
                 self.counters.errors += 1;
@@ -614,7 +717,8 @@ impl State {
                 };
                 crate::log(&format!(
                     "ssm_db_config: {e}; {serving}; next attempt in {:.1} s",
-                    Duration::from_nanos(outcome.next_attempt_ns.saturating_sub(mono_now_ns())).as_secs_f64()
+                    Duration::from_nanos(outcome.next_attempt_ns.saturating_sub(mono_now_ns()))
+                        .as_secs_f64()
                 ));
                 Err(e)
             }
@@ -622,7 +726,13 @@ impl State {
     }
 
     /// Finds or builds the array for `entry`, and makes it the hot one until `until_ns`.
-    fn publish(&mut self, requested: Option<&[u8]>, name: &str, entry: Arc<CachedConfig>, until_ns: u64) -> Rc<FrozenArray> {
+    fn publish(
+        &mut self,
+        requested: Option<&[u8]>,
+        name: &str,
+        entry: Arc<CachedConfig>,
+        until_ns: u64,
+    ) -> Rc<FrozenArray> {
         if !self.served.contains_key(name) && self.served.len() as u64 >= MAX_ENTRIES {
             self.forget_dropped_names(name);
         }
@@ -636,13 +746,23 @@ impl State {
             }
             _ => {
                 let array = Rc::new(FrozenArray::build(&self.keys, &entry.config));
-                if let Some(old) = self.served.insert(name.to_owned(), Served { entry, array: array.clone() }) {
+                if let Some(old) = self.served.insert(
+                    name.to_owned(),
+                    Served {
+                        entry,
+                        array: array.clone(),
+                    },
+                ) {
                     self.retired.push(old.array);
                 }
                 array
             }
         };
-        self.hot = Some(Hot { explicit: requested.map(Box::from), array: array.clone(), until_ns });
+        self.hot = Some(Hot {
+            explicit: requested.map(Box::from),
+            array: array.clone(),
+            until_ns,
+        });
         array
     }
 
@@ -652,8 +772,12 @@ impl State {
     /// walks through generated parameter names then cannot grow these maps
     /// without bound. The arrays dropped are freed after the request.
     fn forget_dropped_names(&mut self, keep: &str) {
-        let mut dropped: Vec<String> =
-            self.served.keys().filter(|n| n.as_str() != keep && self.cache.get(n).is_none()).cloned().collect();
+        let mut dropped: Vec<String> = self
+            .served
+            .keys()
+            .filter(|n| n.as_str() != keep && self.cache.get(n).is_none())
+            .cloned()
+            .collect();
         if dropped.is_empty() {
             dropped.extend(self.served.keys().find(|n| n.as_str() != keep).cloned());
         }
@@ -674,7 +798,11 @@ impl State {
 
     /// The cache entry for the default parameter, else the newest one.
     pub fn status_entry(&self) -> Option<Arc<CachedConfig>> {
-        self.settings.parameter.as_deref().and_then(|p| self.cache.get(p)).or_else(|| self.cache.newest())
+        self.settings
+            .parameter
+            .as_deref()
+            .and_then(|p| self.cache.get(p))
+            .or_else(|| self.cache.newest())
     }
 
     /// Where an entry stands now.
@@ -779,7 +907,9 @@ const NOT_UTF8: &str = "the SSM parameter name passed to ssm_db_config() is not 
 
 /// Whether process `pid` exists (it may be another user's: EPERM).
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks that the process exists.
     let exists = unsafe { libc::kill(pid, 0) } == 0;
     exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

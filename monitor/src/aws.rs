@@ -139,19 +139,57 @@ impl Aws {
 
     fn region(&self, region: &str) -> &RegionClients {
         // Every region in the configuration got clients in `connect`.
-        self.regions.get(region).expect("clients exist for every configured region")
+        self.regions
+            .get(region)
+            .expect("clients exist for every configured region")
     }
 
     /// GetParameter with decryption. `Ok(None)` when it does not exist.
     #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
-    pub async fn get_parameter(&self, target: &ParameterTarget) -> Result<Option<CurrentValue>, Error> {
-        let out = self.region(&target.region).ssm.get_parameter().name(&target.name).with_decryption(true).send().await;
+    pub async fn get_parameter(
+        &self,
+        target: &ParameterTarget,
+    ) -> Result<Option<CurrentValue>, Error> {
+        let out = self
+            .region(&target.region)
+            .ssm
+            .get_parameter()
+            .name(&target.name)
+            .with_decryption(true)
+            .send()
+            .await;
         match out {
             Ok(out) => {
-                let p = out.parameter.ok_or_else(|| api("SSM", "GetParameter", param_target(target), ErrorKind::Service, "the response had no parameter", true))?;
-                let kind = p.r#type.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default();
-                let value = p.value.ok_or_else(|| api("SSM", "GetParameter", param_target(target), ErrorKind::Service, "the parameter has no value", false))?;
-                Ok(Some(CurrentValue { value: Secret::new(value), kind, version: p.version }))
+                let p = out.parameter.ok_or_else(|| {
+                    api(
+                        "SSM",
+                        "GetParameter",
+                        param_target(target),
+                        ErrorKind::Service,
+                        "the response had no parameter",
+                        true,
+                    )
+                })?;
+                let kind = p
+                    .r#type
+                    .as_ref()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default();
+                let value = p.value.ok_or_else(|| {
+                    api(
+                        "SSM",
+                        "GetParameter",
+                        param_target(target),
+                        ErrorKind::Service,
+                        "the parameter has no value",
+                        false,
+                    )
+                })?;
+                Ok(Some(CurrentValue {
+                    value: Secret::new(value),
+                    kind,
+                    version: p.version,
+                }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
             Err(e) => Err(classify("SSM", "GetParameter", param_target(target), e)),
@@ -161,7 +199,12 @@ impl Aws {
     /// PutParameter as SecureString with Overwrite, encrypted with `key_id`
     /// (`None`: the account's default key). Returns the new version.
     #[instrument(level = "debug", skip(self, value), fields(parameter = %target.name, region = %target.region))]
-    pub async fn put_parameter(&self, target: &ParameterTarget, value: &Secret, key_id: Option<&str>) -> Result<i64, Error> {
+    pub async fn put_parameter(
+        &self,
+        target: &ParameterTarget,
+        value: &Secret,
+        key_id: Option<&str>,
+    ) -> Result<i64, Error> {
         let mut call = self
             .region(&target.region)
             .ssm
@@ -183,14 +226,26 @@ impl Aws {
     /// overwrite keeps it: PutParameter without a key id would switch the
     /// parameter to the account's default key `alias/aws/ssm`.
     #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
-    pub async fn parameter_key_id(&self, target: &ParameterTarget) -> Result<Option<String>, Error> {
+    pub async fn parameter_key_id(
+        &self,
+        target: &ParameterTarget,
+    ) -> Result<Option<String>, Error> {
         use aws_sdk_ssm::types::ParameterStringFilter;
         let filter = ParameterStringFilter::builder()
             .key("Name")
             .option("Equals")
             .values(&target.name)
             .build()
-            .map_err(|_| api("SSM", "DescribeParameters", param_target(target), ErrorKind::BadConfiguration, "the filter could not be built", false))?;
+            .map_err(|_| {
+                api(
+                    "SSM",
+                    "DescribeParameters",
+                    param_target(target),
+                    ErrorKind::BadConfiguration,
+                    "the filter could not be built",
+                    false,
+                )
+            })?;
         let out = self
             .region(&target.region)
             .ssm
@@ -199,14 +254,24 @@ impl Aws {
             .send()
             .await
             .map_err(|e| classify("SSM", "DescribeParameters", param_target(target), e))?;
-        Ok(out.parameters().iter().find(|p| p.name() == Some(target.name.as_str())).and_then(|p| p.key_id()).map(str::to_owned))
+        Ok(out
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(target.name.as_str()))
+            .and_then(|p| p.key_id())
+            .map(str::to_owned))
     }
 
     /// The latest `ReplicaLag` (seconds, the period's maximum) within `lookback`,
     /// `None` if CloudWatch has no datapoint (or only negative ones, which RDS
     /// reports when replication is not running).
     #[instrument(level = "debug", skip(self))]
-    pub async fn replica_lag(&self, instance: &InstanceRef, now: SystemTime, lookback: Duration) -> Result<Option<f64>, Error> {
+    pub async fn replica_lag(
+        &self,
+        instance: &InstanceRef,
+        now: SystemTime,
+        lookback: Duration,
+    ) -> Result<Option<f64>, Error> {
         use aws_sdk_cloudwatch::types::{Dimension, Statistic};
         use aws_smithy_types::DateTime;
         let out = self
@@ -215,7 +280,12 @@ impl Aws {
             .get_metric_statistics()
             .namespace("AWS/RDS")
             .metric_name("ReplicaLag")
-            .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(&instance.id).build())
+            .dimensions(
+                Dimension::builder()
+                    .name("DBInstanceIdentifier")
+                    .value(&instance.id)
+                    .build(),
+            )
             .start_time(DateTime::from(now - lookback))
             .end_time(DateTime::from(now + Duration::from_secs(60)))
             .period(60)
@@ -236,19 +306,46 @@ impl Aws {
 impl Rds for Aws {
     #[instrument(level = "debug", skip(self))]
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
-        let out = self.region(&instance.region).rds.describe_db_instances().db_instance_identifier(&instance.id).send().await;
+        let out = self
+            .region(&instance.region)
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(&instance.id)
+            .send()
+            .await;
         let out = match out {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_db_instance_not_found_fault() => {
-                return Ok(Observed { instance: instance.clone(), status: "not-found".into(), endpoint: None, replica_source: None });
+                return Ok(Observed {
+                    instance: instance.clone(),
+                    status: "not-found".into(),
+                    endpoint: None,
+                    replica_source: None,
+                });
             }
-            Err(e) => return Err(classify("RDS", "DescribeDBInstances", instance.to_string(), e)),
+            Err(e) => {
+                return Err(classify(
+                    "RDS",
+                    "DescribeDBInstances",
+                    instance.to_string(),
+                    e,
+                ))
+            }
         };
         let db = out
             .db_instances()
             .iter()
             .find(|d| d.db_instance_identifier() == Some(instance.id.as_str()))
-            .ok_or_else(|| api("RDS", "DescribeDBInstances", instance.to_string(), ErrorKind::Service, "the answer did not include the instance", true))?;
+            .ok_or_else(|| {
+                api(
+                    "RDS",
+                    "DescribeDBInstances",
+                    instance.to_string(),
+                    ErrorKind::Service,
+                    "the answer did not include the instance",
+                    true,
+                )
+            })?;
         let endpoint = db.endpoint().and_then(|e| {
             let host = e.address()?.to_owned();
             let port = u16::try_from(e.port()?).ok().filter(|p| *p != 0)?;
@@ -258,7 +355,10 @@ impl Rds for Aws {
             instance: instance.clone(),
             status: db.db_instance_status().unwrap_or("unknown").to_owned(),
             endpoint,
-            replica_source: db.read_replica_source_db_instance_identifier().filter(|s| !s.is_empty()).map(str::to_owned),
+            replica_source: db
+                .read_replica_source_db_instance_identifier()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
         })
     }
 
@@ -291,23 +391,50 @@ fn param_target(t: &ParameterTarget) -> String {
     format!("\"{}\" ({})", t.name, t.region)
 }
 
-fn api(service: &'static str, operation: &'static str, target: String, kind: ErrorKind, reason: &str, transient: bool) -> Error {
-    Error::Api { service, operation, target, kind, reason: reason.to_owned(), transient }
+fn api(
+    service: &'static str,
+    operation: &'static str,
+    target: String,
+    kind: ErrorKind,
+    reason: &str,
+    transient: bool,
+) -> Error {
+    Error::Api {
+        service,
+        operation,
+        target,
+        kind,
+        reason: reason.to_owned(),
+        transient,
+    }
 }
 
 /// Classifies an SDK error by its type, AWS code and HTTP status; never by its
 /// `Display`, which carries the raw response.
-fn classify<E>(service: &'static str, operation: &'static str, target: String, err: SdkError<E>) -> Error
+fn classify<E>(
+    service: &'static str,
+    operation: &'static str,
+    target: String,
+    err: SdkError<E>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     if credentials_failed(&err) {
-        return api(service, operation, target, ErrorKind::NoCredentials, "no usable AWS credentials (environment, profile, container or instance metadata)", true);
+        return api(
+            service,
+            operation,
+            target,
+            ErrorKind::NoCredentials,
+            "no usable AWS credentials (environment, profile, container or instance metadata)",
+            true,
+        );
     }
     match &err {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
-            let core = ssm_db_config_core::fetch::classify_code(target.clone(), s.err().code(), status);
+            let core =
+                ssm_db_config_core::fetch::classify_code(target.clone(), s.err().code(), status);
             let mut e = Error::from_core(service, operation, target, core);
             if let (Error::Api { reason, kind, .. }, Some(code)) = (&mut e, s.err().code()) {
                 if !reason.contains(code) && *kind != ErrorKind::AccessDenied {
@@ -316,19 +443,63 @@ where
             }
             e
         }
-        SdkError::TimeoutError(_) => api(service, operation, target, ErrorKind::Timeout, "timed out", true),
-        SdkError::DispatchFailure(f) if f.is_timeout() => api(service, operation, target, ErrorKind::Timeout, "timed out", true),
-        SdkError::DispatchFailure(_) => api(service, operation, target, ErrorKind::Network, "the request could not be sent (connection failed)", true),
+        SdkError::TimeoutError(_) => api(
+            service,
+            operation,
+            target,
+            ErrorKind::Timeout,
+            "timed out",
+            true,
+        ),
+        SdkError::DispatchFailure(f) if f.is_timeout() => api(
+            service,
+            operation,
+            target,
+            ErrorKind::Timeout,
+            "timed out",
+            true,
+        ),
+        SdkError::DispatchFailure(_) => api(
+            service,
+            operation,
+            target,
+            ErrorKind::Network,
+            "the request could not be sent (connection failed)",
+            true,
+        ),
         SdkError::ResponseError(r) => {
             let reason = format!("unreadable response (HTTP {})", r.raw().status().as_u16());
-            api(service, operation, target, ErrorKind::Service, &reason, true)
+            api(
+                service,
+                operation,
+                target,
+                ErrorKind::Service,
+                &reason,
+                true,
+            )
         }
-        SdkError::ConstructionFailure(_) => api(service, operation, target, ErrorKind::BadConfiguration, "the request could not be built", false),
-        _ => api(service, operation, target, ErrorKind::Service, "unexpected SDK error", true),
+        SdkError::ConstructionFailure(_) => api(
+            service,
+            operation,
+            target,
+            ErrorKind::BadConfiguration,
+            "the request could not be built",
+            false,
+        ),
+        _ => api(
+            service,
+            operation,
+            target,
+            ErrorKind::Service,
+            "unexpected SDK error",
+            true,
+        ),
     }
 }
 
 fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(err), |e| e.source())
-        .any(|e| e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some())
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+    })
 }

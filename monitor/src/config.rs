@@ -166,7 +166,8 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, Error> {
         // toml's messages quote the offending line; a config file holds no
         // secret (credentials live only in the parameters), so that is fine.
-        let config: Config = toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned() + &span_note(text, e.span())))?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| Error::Config(e.message().to_owned() + &span_note(text, e.span())))?;
         config.validate()?;
         Ok(config)
     }
@@ -175,13 +176,22 @@ impl Config {
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));
         if !(0.05..=3600.0).contains(&self.poll_interval_secs) {
-            return bad(format!("poll_interval_secs must be from 0.05 to 3600, not {}", self.poll_interval_secs));
+            return bad(format!(
+                "poll_interval_secs must be from 0.05 to 3600, not {}",
+                self.poll_interval_secs
+            ));
         }
         if !(self.poll_interval_secs..=86400.0).contains(&self.max_backoff_secs) {
-            return bad(format!("max_backoff_secs must be from poll_interval_secs to 86400, not {}", self.max_backoff_secs));
+            return bad(format!(
+                "max_backoff_secs must be from poll_interval_secs to 86400, not {}",
+                self.max_backoff_secs
+            ));
         }
         if !(0.1..=600.0).contains(&self.api_timeout_secs) {
-            return bad(format!("api_timeout_secs must be from 0.1 to 600, not {}", self.api_timeout_secs));
+            return bad(format!(
+                "api_timeout_secs must be from 0.1 to 600, not {}",
+                self.api_timeout_secs
+            ));
         }
         if self.parameters.is_empty() {
             return bad("at least one [[parameters]] entry is needed".into());
@@ -196,17 +206,26 @@ impl Config {
             }
             check_region(&p.region)?;
             if !regions.insert((p.region.as_str(), p.name.as_str())) {
-                return bad(format!("parameter \"{}\" in {} is listed twice", p.name, p.region));
+                return bad(format!(
+                    "parameter \"{}\" in {} is listed twice",
+                    p.name, p.region
+                ));
             }
         }
         for i in std::iter::once(&self.primary).chain(&self.replicas) {
             if i.id.is_empty() || !i.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return bad(format!("instance id \"{}\" is not a DB instance identifier (letters, digits, hyphens)", i.id));
+                return bad(format!(
+                    "instance id \"{}\" is not a DB instance identifier (letters, digits, hyphens)",
+                    i.id
+                ));
             }
             check_region(&i.region)?;
         }
         if self.replicas.iter().any(|r| r == &self.primary) {
-            return bad(format!("{} is both the primary and a replica", self.primary));
+            return bad(format!(
+                "{} is both the primary and a replica",
+                self.primary
+            ));
         }
         if let Some(addr) = self.metrics_addr {
             if !addr.ip().is_loopback() {
@@ -262,8 +281,14 @@ impl Config {
 }
 
 fn check_region(region: &str) -> Result<(), Error> {
-    if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(Error::Config(format!("\"{region}\" is not an AWS region name like us-east-1")));
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(Error::Config(format!(
+            "\"{region}\" is not an AWS region name like us-east-1"
+        )));
     }
     Ok(())
 }
@@ -305,7 +330,10 @@ region = "us-east-1"
 
     #[test]
     fn unknown_keys_are_rejected_naming_the_key() {
-        let e = Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\npromote_after_pols = 3\n")).unwrap_err();
+        let e = Config::from_toml(&format!(
+            "{MINIMAL}\n[promotion]\nenabled = true\npromote_after_pols = 3\n"
+        ))
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("promote_after_pols"), "{msg}");
         assert!(msg.contains("line"), "{msg}");
@@ -327,7 +355,8 @@ region = "us-east-1"
         }
         let e = Config::from_toml(&MINIMAL.replace("/shop/db", "/shop/db:3")).unwrap_err();
         assert!(e.to_string().contains(":version"), "{e}");
-        let e = Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\n")).unwrap_err();
+        let e =
+            Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\n")).unwrap_err();
         assert!(e.to_string().contains("replicas"), "{e}");
     }
 
@@ -337,6 +366,9 @@ region = "us-east-1"
             "{MINIMAL}\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"\n"
         ))
         .unwrap();
-        assert_eq!(c.regions(), vec!["us-east-1".to_string(), "us-west-2".to_string()]);
+        assert_eq!(
+            c.regions(),
+            vec!["us-east-1".to_string(), "us-west-2".to_string()]
+        );
     }
 }

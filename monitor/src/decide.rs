@@ -61,7 +61,11 @@ pub enum Decision {
 impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.decision {
-            Decision::Publish { instance, endpoint, why } => write!(f, "writer: {instance} at {endpoint}: {why}")?,
+            Decision::Publish {
+                instance,
+                endpoint,
+                why,
+            } => write!(f, "writer: {instance} at {endpoint}: {why}")?,
             Decision::Promote { replica, why } => write!(f, "promote {replica}: {why}")?,
             Decision::NoWriter { why } => write!(f, "no writer: {why}")?,
         }
@@ -81,21 +85,37 @@ pub fn decide(inputs: &Inputs<'_>) -> Plan {
     // there. After a promotion the old primary may come back as a second
     // writable instance; flipping back to it would send orders to a database
     // that missed the writes made since.
-    let sticky = writable
-        .iter()
-        .find(|o| o.endpoint.as_ref().is_some_and(|e| inputs.published.contains(e)));
+    let sticky = writable.iter().find(|o| {
+        o.endpoint
+            .as_ref()
+            .is_some_and(|e| inputs.published.contains(e))
+    });
     let chosen = sticky.or(writable.first()).copied();
 
     let Some(writer) = chosen else {
-        return Plan { decision: no_writer(inputs, primary), fence: None };
+        return Plan {
+            decision: no_writer(inputs, primary),
+            fence: None,
+        };
     };
-    let endpoint = writer.endpoint.clone().expect("writable instances have an endpoint");
+    let endpoint = writer
+        .endpoint
+        .clone()
+        .expect("writable instances have an endpoint");
     let why = if writer.instance == primary.instance {
         "the primary is available".to_owned()
     } else if sticky.is_some() {
-        format!("it is writable and the parameters already point at it (primary {} is {})", primary.instance, describe_status(primary))
+        format!(
+            "it is writable and the parameters already point at it (primary {} is {})",
+            primary.instance,
+            describe_status(primary)
+        )
     } else {
-        format!("it is writable and primary {} is {}", primary.instance, describe_status(primary))
+        format!(
+            "it is writable and primary {} is {}",
+            primary.instance,
+            describe_status(primary)
+        )
     };
     let fence = (inputs.promotion.fence_old_primary && writer.instance != primary.instance && primary.is_writable()).then(|| {
         (
@@ -103,12 +123,23 @@ pub fn decide(inputs: &Inputs<'_>) -> Plan {
             format!("it is writable again while {} is the published writer (promotion.fence_old_primary = true)", writer.instance),
         )
     });
-    Plan { decision: Decision::Publish { instance: writer.instance.clone(), endpoint, why }, fence }
+    Plan {
+        decision: Decision::Publish {
+            instance: writer.instance.clone(),
+            endpoint,
+            why,
+        },
+        fence,
+    }
 }
 
 fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
     let p = inputs.promotion;
-    let down = format!("primary {} is {} and no other instance is writable", primary.instance, describe_status(primary));
+    let down = format!(
+        "primary {} is {} and no other instance is writable",
+        primary.instance,
+        describe_status(primary)
+    );
     if !p.enabled {
         return Decision::NoWriter {
             why: format!("{down}; promotion is disabled (promotion.enabled = false), so the parameters keep their current endpoint"),
@@ -125,7 +156,11 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
     let mut reasons = Vec::new();
     for replica in &inputs.observed[1..] {
         if !replica.is_serving() {
-            reasons.push(format!("{} is {}", replica.instance, describe_status(replica)));
+            reasons.push(format!(
+                "{} is {}",
+                replica.instance,
+                describe_status(replica)
+            ));
             continue;
         }
         match inputs.lags.get(&replica.instance) {
@@ -150,7 +185,9 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
             None => reasons.push(format!("{}: ReplicaLag was not checked", replica.instance)),
         }
     }
-    Decision::NoWriter { why: format!("{down}; no replica can be promoted: {}", reasons.join("; ")) }
+    Decision::NoWriter {
+        why: format!("{down}; no replica can be promoted: {}", reasons.join("; ")),
+    }
 }
 
 fn describe_status(o: &Observed) -> String {
@@ -166,7 +203,10 @@ mod tests {
     use super::*;
 
     fn inst(id: &str) -> InstanceRef {
-        InstanceRef { id: id.into(), region: "us-east-1".into() }
+        InstanceRef {
+            id: id.into(),
+            region: "us-east-1".into(),
+        }
     }
 
     fn obs(id: &str, status: &str, replica: bool) -> Observed {
@@ -179,30 +219,69 @@ mod tests {
     }
 
     fn ep(id: &str) -> Endpoint {
-        Endpoint { host: format!("{id}.example"), port: 5432 }
+        Endpoint {
+            host: format!("{id}.example"),
+            port: 5432,
+        }
     }
 
-    fn run(observed: &[Observed], published: &[Endpoint], down: u32, promotion: &Promotion, lags: &[(&str, Result<Option<f64>, String>)]) -> Plan {
+    fn run(
+        observed: &[Observed],
+        published: &[Endpoint],
+        down: u32,
+        promotion: &Promotion,
+        lags: &[(&str, Result<Option<f64>, String>)],
+    ) -> Plan {
         let lags = lags.iter().map(|(id, l)| (inst(id), l.clone())).collect();
-        decide(&Inputs { observed, published, primary_down_polls: down, promotion, lags: &lags })
+        decide(&Inputs {
+            observed,
+            published,
+            primary_down_polls: down,
+            promotion,
+            lags: &lags,
+        })
     }
 
     fn enabled(after: u32) -> Promotion {
-        Promotion { enabled: true, after_polls: after, ..Promotion::default() }
+        Promotion {
+            enabled: true,
+            after_polls: after,
+            ..Promotion::default()
+        }
     }
 
     #[test]
     fn available_primary_is_the_writer() {
-        let plan = run(&[obs("p", "available", false), obs("r", "available", true)], &[], 0, &Promotion::default(), &[]);
-        assert!(matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "p"), "{plan}");
+        let plan = run(
+            &[obs("p", "available", false), obs("r", "available", true)],
+            &[],
+            0,
+            &Promotion::default(),
+            &[],
+        );
+        assert!(
+            matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "p"),
+            "{plan}"
+        );
         assert_eq!(plan.fence, None);
     }
 
     #[test]
     fn stopped_primary_without_promotion_means_no_writer_and_says_so() {
-        let plan = run(&[obs("p", "stopped", false), obs("r", "available", true)], &[ep("p")], 9, &Promotion::default(), &[]);
-        let Decision::NoWriter { why } = plan.decision else { panic!("{plan}") };
-        assert!(why.contains("p (us-east-1) is stopped") && why.contains("promotion is disabled"), "{why}");
+        let plan = run(
+            &[obs("p", "stopped", false), obs("r", "available", true)],
+            &[ep("p")],
+            9,
+            &Promotion::default(),
+            &[],
+        );
+        let Decision::NoWriter { why } = plan.decision else {
+            panic!("{plan}")
+        };
+        assert!(
+            why.contains("p (us-east-1) is stopped") && why.contains("promotion is disabled"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -210,9 +289,15 @@ mod tests {
         let o = [obs("p", "stopped", false), obs("r", "available", true)];
         let lag = [("r", Ok(Some(1.0)))];
         let plan = run(&o, &[], 2, &enabled(3), &lag);
-        assert!(matches!(plan.decision, Decision::NoWriter { ref why } if why.contains("2 of the 3")), "{plan}");
+        assert!(
+            matches!(plan.decision, Decision::NoWriter { ref why } if why.contains("2 of the 3")),
+            "{plan}"
+        );
         let plan = run(&o, &[], 3, &enabled(3), &lag);
-        assert!(matches!(plan.decision, Decision::Promote { ref replica, .. } if replica.id == "r"), "{plan}");
+        assert!(
+            matches!(plan.decision, Decision::Promote { ref replica, .. } if replica.id == "r"),
+            "{plan}"
+        );
     }
 
     #[test]
@@ -224,16 +309,25 @@ mod tests {
             (Err("CloudWatch throttled".to_owned()), "unknown"),
         ] {
             let plan = run(&o, &[], 5, &enabled(1), &[("r", lag)]);
-            assert!(matches!(plan.decision, Decision::NoWriter { ref why } if why.contains(needle)), "{plan}");
+            assert!(
+                matches!(plan.decision, Decision::NoWriter { ref why } if why.contains(needle)),
+                "{plan}"
+            );
         }
     }
 
     #[test]
     fn promoted_replica_stays_writer_when_old_primary_returns_and_is_fenced() {
         let o = [obs("p", "available", false), obs("r", "available", false)];
-        let fencing = Promotion { fence_old_primary: true, ..Promotion::default() };
+        let fencing = Promotion {
+            fence_old_primary: true,
+            ..Promotion::default()
+        };
         let plan = run(&o, &[ep("r")], 0, &fencing, &[]);
-        assert!(matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "r"), "{plan}");
+        assert!(
+            matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "r"),
+            "{plan}"
+        );
         assert_eq!(plan.fence.as_ref().map(|f| f.0.id.as_str()), Some("p"));
         let plan = run(&o, &[ep("r")], 0, &Promotion::default(), &[]);
         assert_eq!(plan.fence, None, "no fencing unless configured");
@@ -241,13 +335,28 @@ mod tests {
 
     #[test]
     fn human_promoted_replica_becomes_writer_when_primary_is_gone() {
-        let plan = run(&[obs("p", "not-found", false), obs("r", "available", false)], &[ep("p")], 1, &Promotion::default(), &[]);
-        assert!(matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "r"), "{plan}");
+        let plan = run(
+            &[obs("p", "not-found", false), obs("r", "available", false)],
+            &[ep("p")],
+            1,
+            &Promotion::default(),
+            &[],
+        );
+        assert!(
+            matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "r"),
+            "{plan}"
+        );
     }
 
     #[test]
     fn replica_that_is_still_replicating_is_never_the_writer() {
-        let plan = run(&[obs("p", "rebooting", false), obs("r", "available", true)], &[], 1, &Promotion::default(), &[]);
+        let plan = run(
+            &[obs("p", "rebooting", false), obs("r", "available", true)],
+            &[],
+            1,
+            &Promotion::default(),
+            &[],
+        );
         assert!(matches!(plan.decision, Decision::NoWriter { .. }), "{plan}");
     }
 }

@@ -62,13 +62,20 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_core(service: &'static str, operation: &'static str, target: String, e: ssm_db_config_core::Error) -> Self {
+    pub(crate) fn from_core(
+        service: &'static str,
+        operation: &'static str,
+        target: String,
+        e: ssm_db_config_core::Error,
+    ) -> Self {
         use ssm_db_config_core::Error as C;
         let kind = e.kind();
         let transient = e.is_transient();
         let reason = match e {
             C::NotFound { .. } => "not found".to_owned(),
-            C::AccessDenied { aws_code, .. } => format!("access denied ({aws_code}): check the IAM policy in the monitor's README"),
+            C::AccessDenied { aws_code, .. } => {
+                format!("access denied ({aws_code}): check the IAM policy in the monitor's README")
+            }
             C::Throttled { .. } => "throttled by AWS".to_owned(),
             C::Timeout { budget, .. } => format!("timed out after {} ms", budget.as_millis()),
             C::Network { reason, .. } | C::NoCredentials { reason, .. } => reason,
@@ -78,6 +85,13 @@ impl Error {
             C::Recent { message, .. } => message,
             C::Internal => C::Internal.to_string(),
         };
-        Error::Api { service, operation, target, kind, reason, transient }
+        Error::Api {
+            service,
+            operation,
+            target,
+            kind,
+            reason,
+            transient,
+        }
     }
 }

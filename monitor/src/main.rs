@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_db_monitor::{run, Aws, Config, Decision, Error, LogFormat, Metrics, Mode, Monitor, SystemClock};
+use ssm_db_monitor::{
+    run, Aws, Config, Decision, Error, LogFormat, Metrics, Mode, Monitor, SystemClock,
+};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -42,7 +44,11 @@ struct Args {
     #[arg(long, env = "SSM_DB_MONITOR_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
     /// Log filter in tracing's EnvFilter syntax.
-    #[arg(long, env = "SSM_DB_MONITOR_LOG", default_value = "warn,ssm_db_monitor=info")]
+    #[arg(
+        long,
+        env = "SSM_DB_MONITOR_LOG",
+        default_value = "warn,ssm_db_monitor=info"
+    )]
     log: String,
     /// Serve Prometheus metrics on this loopback address (overrides metrics_addr).
     #[arg(long, env = "SSM_DB_MONITOR_METRICS_ADDR")]
@@ -71,7 +77,10 @@ fn main() -> ExitCode {
         eprintln!("ssm-db-monitor: {e:#}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");
@@ -107,8 +116,13 @@ fn load_config(args: &Args) -> Result<Config, Error> {
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter).with_context(|| format!("--log / SSM_DB_MONITOR_LOG \"{filter}\" is not a valid filter"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let filter = EnvFilter::try_new(filter).with_context(|| {
+        format!("--log / SSM_DB_MONITOR_LOG \"{filter}\" is not a valid filter")
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -120,9 +134,14 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
     let metrics_task = match config.metrics_addr {
         Some(addr) if !args.plan => {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on metrics_addr {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on metrics_addr {addr}"))?;
             info!(%addr, "serving metrics at /metrics");
-            Some(tokio::spawn(ssm_db_monitor::metrics::serve(listener, metrics.clone())))
+            Some(tokio::spawn(ssm_db_monitor::metrics::serve(
+                listener,
+                metrics.clone(),
+            )))
         }
         _ => None,
     };
@@ -135,7 +154,13 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
     let aws = Aws::connect(&config).await?;
     // The real RDS plays RDS here; tests pass a stand-in that completes moto.
     let rds = aws.clone();
-    let mode = if args.plan { Mode::Plan } else if config.dry_run { Mode::DryRun } else { Mode::Act };
+    let mode = if args.plan {
+        Mode::Plan
+    } else if config.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Act
+    };
     let mut monitor = Monitor::new(config, aws, rds, metrics, mode);
     let clock = SystemClock;
 

@@ -43,7 +43,10 @@ impl Metrics {
 
     pub(crate) fn published(&self, at: SystemTime) {
         self.changes_published.fetch_add(1, Ordering::Relaxed);
-        let secs = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
         self.last_change_unix.store(secs, Ordering::Relaxed);
     }
 
@@ -68,20 +71,51 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", v.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
         };
-        counter(&mut out, "ssm_db_monitor_polls_total", "Polls started.", &self.polls);
-        counter(&mut out, "ssm_db_monitor_api_errors_total", "AWS calls that failed.", &self.api_errors);
-        counter(&mut out, "ssm_db_monitor_changes_published_total", "Parameter writes that changed the endpoint.", &self.changes_published);
-        counter(&mut out, "ssm_db_monitor_promotions_total", "Replicas promoted.", &self.promotions);
-        counter(&mut out, "ssm_db_monitor_fenced_total", "Old primaries stopped.", &self.fenced);
+        counter(
+            &mut out,
+            "ssm_db_monitor_polls_total",
+            "Polls started.",
+            &self.polls,
+        );
+        counter(
+            &mut out,
+            "ssm_db_monitor_api_errors_total",
+            "AWS calls that failed.",
+            &self.api_errors,
+        );
+        counter(
+            &mut out,
+            "ssm_db_monitor_changes_published_total",
+            "Parameter writes that changed the endpoint.",
+            &self.changes_published,
+        );
+        counter(
+            &mut out,
+            "ssm_db_monitor_promotions_total",
+            "Replicas promoted.",
+            &self.promotions,
+        );
+        counter(
+            &mut out,
+            "ssm_db_monitor_fenced_total",
+            "Old primaries stopped.",
+            &self.fenced,
+        );
         out.push_str(&format!(
             "# HELP ssm_db_monitor_last_change_timestamp_seconds When an endpoint was last published (0: never).\n# TYPE ssm_db_monitor_last_change_timestamp_seconds gauge\nssm_db_monitor_last_change_timestamp_seconds {}\n",
             self.last_change_unix.load(Ordering::Relaxed)
         ));
         out.push_str("# HELP ssm_db_monitor_current_writer The instance the monitor considers the writer (1), if any.\n# TYPE ssm_db_monitor_current_writer gauge\n");
         if let Some(w) = &*self.writer.lock().unwrap_or_else(|p| p.into_inner()) {
-            out.push_str(&format!("ssm_db_monitor_current_writer{{instance=\"{}\",region=\"{}\"}} 1\n", w.id, w.region));
+            out.push_str(&format!(
+                "ssm_db_monitor_current_writer{{instance=\"{}\",region=\"{}\"}} 1\n",
+                w.id, w.region
+            ));
         }
         out
     }
@@ -90,7 +124,9 @@ impl Metrics {
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut head = Vec::with_capacity(512);
@@ -112,11 +148,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 return;
             }
             let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-            let (status, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "not found: try GET /metrics\n".to_owned())
-            };
+            let (status, body) =
+                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
+                    ("200 OK", metrics.render())
+                } else {
+                    ("404 Not Found", "not found: try GET /metrics\n".to_owned())
+                };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

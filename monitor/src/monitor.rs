@@ -65,8 +65,19 @@ struct ParamState {
 impl<R: Rds> Monitor<R> {
     /// A monitor over the given clients. `config.dry_run` turns `Mode::Act` into `Mode::DryRun`.
     pub fn new(config: Config, aws: Aws, rds: R, metrics: Arc<Metrics>, mode: Mode) -> Self {
-        let mode = if mode == Mode::Act && config.dry_run { Mode::DryRun } else { mode };
-        Monitor { config, aws, rds, metrics, mode, primary_down_polls: 0 }
+        let mode = if mode == Mode::Act && config.dry_run {
+            Mode::DryRun
+        } else {
+            mode
+        };
+        Monitor {
+            config,
+            aws,
+            rds,
+            metrics,
+            mode,
+            primary_down_polls: 0,
+        }
     }
 
     /// The configuration.
@@ -99,7 +110,11 @@ impl<R: Rds> Monitor<R> {
             }
         }
 
-        self.primary_down_polls = if observed[0].is_writable() { 0 } else { self.primary_down_polls.saturating_add(1) };
+        self.primary_down_polls = if observed[0].is_writable() {
+            0
+        } else {
+            self.primary_down_polls.saturating_add(1)
+        };
         let lags = self.lags_if_promoting(&observed, clock).await;
         let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
         let plan = decide(&Inputs {
@@ -110,13 +125,21 @@ impl<R: Rds> Monitor<R> {
             lags: &lags,
         });
         debug!(%plan, "decided");
-        let mut report = PollReport { plan: plan.clone(), published: Vec::new(), promoted: None, fenced: None, errors };
+        let mut report = PollReport {
+            plan: plan.clone(),
+            published: Vec::new(),
+            promoted: None,
+            fenced: None,
+            errors,
+        };
         if self.mode == Mode::Plan {
             return Ok(report);
         }
 
         let writer = match &plan.decision {
-            Decision::Publish { instance, endpoint, .. } => Some((instance.clone(), endpoint.clone())),
+            Decision::Publish {
+                instance, endpoint, ..
+            } => Some((instance.clone(), endpoint.clone())),
             Decision::NoWriter { why } => {
                 warn!(primary = %observed[0].instance, status = %observed[0].status, reason = %why, "not publishing: no writable instance");
                 None
@@ -134,12 +157,15 @@ impl<R: Rds> Monitor<R> {
                 }
             },
         };
-        self.metrics.set_writer(writer.as_ref().map(|w| w.0.clone()));
+        self.metrics
+            .set_writer(writer.as_ref().map(|w| w.0.clone()));
 
         if let Some((instance, endpoint)) = &writer {
             for p in &params {
                 match self.publish(p, instance, endpoint, clock).await {
-                    Ok(true) => report.published.push(format!("{} ({})", p.target.name, p.target.region)),
+                    Ok(true) => report
+                        .published
+                        .push(format!("{} ({})", p.target.name, p.target.region)),
                     Ok(false) => {}
                     Err(e) => {
                         if matches!(e, Error::Api { .. }) {
@@ -189,26 +215,52 @@ impl<R: Rds> Monitor<R> {
     }
 
     async fn read_parameter(&self, target: &ParameterTarget) -> Result<ParamState, Error> {
-        let refused = |reason: String| Error::Refused { parameter: target.name.clone(), region: target.region.clone(), reason };
-        let current = self.aws.get_parameter(target).await?.ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
-        let parsed = parse_value(&target.name, current.value.expose()).map_err(|e| refused(core_reason(e)))?;
+        let refused = |reason: String| Error::Refused {
+            parameter: target.name.clone(),
+            region: target.region.clone(),
+            reason,
+        };
+        let current = self
+            .aws
+            .get_parameter(target)
+            .await?
+            .ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
+        let parsed = parse_value(&target.name, current.value.expose())
+            .map_err(|e| refused(core_reason(e)))?;
         debug!(parameter = %target.name, region = %target.region, version = current.version, kind = %current.kind, "read parameter");
         Ok(ParamState {
             target: target.clone(),
-            endpoint: Endpoint { host: parsed.host, port: parsed.port },
+            endpoint: Endpoint {
+                host: parsed.host,
+                port: parsed.port,
+            },
             value: current.value,
             kind: current.kind,
         })
     }
 
-    async fn lags_if_promoting<C: Clock>(&self, observed: &[Observed], clock: &C) -> HashMap<InstanceRef, Result<Option<f64>, String>> {
+    async fn lags_if_promoting<C: Clock>(
+        &self,
+        observed: &[Observed],
+        clock: &C,
+    ) -> HashMap<InstanceRef, Result<Option<f64>, String>> {
         let p = &self.config.promotion;
         let mut lags = HashMap::new();
-        if !p.enabled || observed.iter().any(|o| o.is_writable()) || self.primary_down_polls < p.after_polls {
+        if !p.enabled
+            || observed.iter().any(|o| o.is_writable())
+            || self.primary_down_polls < p.after_polls
+        {
             return lags;
         }
         for replica in observed[1..].iter().filter(|o| o.is_serving()) {
-            let lag = self.aws.replica_lag(&replica.instance, clock.now(), Duration::from_secs(p.lag_lookback_secs)).await;
+            let lag = self
+                .aws
+                .replica_lag(
+                    &replica.instance,
+                    clock.now(),
+                    Duration::from_secs(p.lag_lookback_secs),
+                )
+                .await;
             if lag.is_err() {
                 self.metrics.api_error();
             }
@@ -218,7 +270,12 @@ impl<R: Rds> Monitor<R> {
     }
 
     /// Promotes and waits until RDS reports the replica writable. `Ok(None)` in a dry run.
-    async fn promote<C: Clock>(&self, replica: &InstanceRef, why: &str, clock: &C) -> Result<Option<Endpoint>, Error> {
+    async fn promote<C: Clock>(
+        &self,
+        replica: &InstanceRef,
+        why: &str,
+        clock: &C,
+    ) -> Result<Option<Endpoint>, Error> {
         if self.mode == Mode::DryRun {
             warn!(replica = %replica, reason = %why, "dry run: would promote the replica");
             return Ok(None);
@@ -235,32 +292,53 @@ impl<R: Rds> Monitor<R> {
                     info!(replica = %replica, waited_secs = started.elapsed().as_secs_f64(), "the promoted replica is writable");
                     return Ok(o.endpoint);
                 }
-                Ok(o) => debug!(replica = %replica, status = %o.status, "waiting for the promotion to finish"),
-                Err(e) => warn!(replica = %replica, error = %e, "describing the promoted replica failed; still waiting"),
+                Ok(o) => {
+                    debug!(replica = %replica, status = %o.status, "waiting for the promotion to finish")
+                }
+                Err(e) => {
+                    warn!(replica = %replica, error = %e, "describing the promoted replica failed; still waiting")
+                }
             }
             if started.elapsed() >= limit {
-                return Err(Error::PromotionTimeout { instance: replica.to_string(), waited_secs: limit.as_secs() });
+                return Err(Error::PromotionTimeout {
+                    instance: replica.to_string(),
+                    waited_secs: limit.as_secs(),
+                });
             }
             clock.sleep(self.config.poll_interval()).await;
         }
     }
 
     /// Points one parameter at `endpoint` if it points elsewhere. `Ok(true)` if it wrote (or would have).
-    async fn publish<C: Clock>(&self, p: &ParamState, instance: &InstanceRef, endpoint: &Endpoint, clock: &C) -> Result<bool, Error> {
+    async fn publish<C: Clock>(
+        &self,
+        p: &ParamState,
+        instance: &InstanceRef,
+        endpoint: &Endpoint,
+        clock: &C,
+    ) -> Result<bool, Error> {
         let t = &p.target;
         if &p.endpoint == endpoint {
             debug!(parameter = %t.name, region = %t.region, %endpoint, "unchanged");
             return Ok(false);
         }
-        let refused = |reason: String| Error::Refused { parameter: t.name.clone(), region: t.region.clone(), reason };
-        let new_value = with_endpoint(&t.name, p.value.expose(), &endpoint.host, endpoint.port).map_err(|e| refused(core_reason(e)))?;
+        let refused = |reason: String| Error::Refused {
+            parameter: t.name.clone(),
+            region: t.region.clone(),
+            reason,
+        };
+        let new_value = with_endpoint(&t.name, p.value.expose(), &endpoint.host, endpoint.port)
+            .map_err(|e| refused(core_reason(e)))?;
         let new_value = Secret::new(new_value);
         if self.mode == Mode::DryRun {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);
         }
         let key_id = self.key_id_for(p).await;
-        let version = self.aws.put_parameter(t, &new_value, key_id.as_deref()).await?;
+        let version = self
+            .aws
+            .put_parameter(t, &new_value, key_id.as_deref())
+            .await?;
         self.metrics.published(clock.now());
         info!(
             parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint,
@@ -295,7 +373,9 @@ impl<R: Rds> Monitor<R> {
 /// invalid value" prefix (the monitor's own message names the parameter).
 fn core_reason(e: ssm_db_config_core::Error) -> String {
     match e {
-        ssm_db_config_core::Error::InvalidValue { reason, .. } => format!("its current value is not usable: {reason}"),
+        ssm_db_config_core::Error::InvalidValue { reason, .. } => {
+            format!("its current value is not usable: {reason}")
+        }
         other => other.to_string(),
     }
 }

@@ -46,7 +46,11 @@ pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
 
 /// Polls until `shutdown` completes. Never returns an error: every failure is
 /// logged, counted and retried with backoff.
-pub async fn run<R: Rds, C: Clock>(monitor: &mut Monitor<R>, clock: &C, shutdown: impl Future<Output = ()>) {
+pub async fn run<R: Rds, C: Clock>(
+    monitor: &mut Monitor<R>,
+    clock: &C,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let interval = monitor.config().poll_interval();
     let max = monitor.config().max_backoff();
@@ -70,10 +74,18 @@ pub async fn run<R: Rds, C: Clock>(monitor: &mut Monitor<R>, clock: &C, shutdown
                 true
             }
         };
-        failures = if failed { failures.saturating_add(1) } else { 0 };
+        failures = if failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
         let delay = backoff(interval, failures, max);
         if failed {
-            warn!(failures, next_poll_in_secs = delay.as_secs_f64(), "backing off");
+            warn!(
+                failures,
+                next_poll_in_secs = delay.as_secs_f64(),
+                "backing off"
+            );
         }
         tokio::select! {
             _ = clock.sleep(delay) => {}

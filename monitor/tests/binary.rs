@@ -21,7 +21,10 @@ fn monitor_cmd(config: &Path) -> Command {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_MAX_ATTEMPTS", "1")
         .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null());
@@ -54,14 +57,25 @@ fn write_config(text: &str) -> TempConfig {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[tokio::test]
 async fn once_exit_codes_tell_success_no_writer_transient_and_refused_apart() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let config = write_config(&config_toml(&stack, "", false));
 
     let ok = monitor_cmd(&config).arg("--once").output().unwrap();
@@ -71,15 +85,32 @@ async fn once_exit_codes_tell_success_no_writer_transient_and_refused_apart() {
     stack.fault("throttle");
     let throttled = monitor_cmd(&config).arg("--once").output().unwrap();
     assert_eq!(throttled.status.code(), Some(3), "{}", text(&throttled));
-    assert!(text(&throttled).contains("throttled by AWS"), "{}", text(&throttled));
+    assert!(
+        text(&throttled).contains("throttled by AWS"),
+        "{}",
+        text(&throttled)
+    );
     stack.fault("none");
 
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     let no_writer = monitor_cmd(&config).arg("--once").output().unwrap();
     assert_eq!(no_writer.status.code(), Some(5), "{}", text(&no_writer));
-    assert!(text(&no_writer).contains("promotion is disabled"), "{}", text(&no_writer));
+    assert!(
+        text(&no_writer).contains("promotion is disabled"),
+        "{}",
+        text(&no_writer)
+    );
 
-    stack.put_param(EAST, "/shop/db", "postgresql://wp@nopassword/shop", true).await;
+    stack
+        .put_param(EAST, "/shop/db", "postgresql://wp@nopassword/shop", true)
+        .await;
     let refused = monitor_cmd(&config).arg("--once").output().unwrap();
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert!(text(&refused).contains("refusing to overwrite SSM parameter \"/shop/db\" (us-east-1): its current value is not usable: the URL has no password"), "{}", text(&refused));
@@ -92,17 +123,37 @@ fn unknown_config_key_exits_2_and_names_the_key() {
     let out = monitor_cmd(&config).arg("--once").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("enabeld"), "{}", text(&out));
-    assert!(text(&out).contains("monitor.toml"), "names the file: {}", text(&out));
+    assert!(
+        text(&out).contains("monitor.toml"),
+        "names the file: {}",
+        text(&out)
+    );
 
-    let out = monitor_cmd(&config).arg("--once").arg("--plan").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "--once and --plan conflict: {}", text(&out));
+    let out = monitor_cmd(&config)
+        .arg("--once")
+        .arg("--plan")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--once and --plan conflict: {}",
+        text(&out)
+    );
 }
 
 #[tokio::test]
 async fn plan_prints_the_decision_and_changes_nothing() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let config = write_config(&config_toml(&stack, "", false));
 
     let out = monitor_cmd(&config).arg("--plan").output().unwrap();
@@ -110,7 +161,10 @@ async fn plan_prints_the_decision_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), format!("writer: shop-db (us-east-1) at {host}:{port}: the primary is available"));
+    assert_eq!(
+        stdout.trim(),
+        format!("writer: shop-db (us-east-1) at {host}:{port}: the primary is available")
+    );
     assert_eq!(stack.count(PUT), 0);
 }
 
@@ -120,9 +174,19 @@ async fn canary_password_never_appears_in_text_or_json_output_at_trace_level() {
     stack.create_instances("shop-db", None).await;
     let canary = canary();
     for format in ["text", "json"] {
-        stack.put_param(EAST, "/shop/db", &format!("postgresql://wp:{canary}@placeholder.invalid/shop"), true).await;
+        stack
+            .put_param(
+                EAST,
+                "/shop/db",
+                &format!("postgresql://wp:{canary}@placeholder.invalid/shop"),
+                true,
+            )
+            .await;
         let config = write_config(&config_toml(&stack, "", false));
-        let out = monitor_cmd(&config).args(["--once", "--log", "trace", "--log-format", format]).output().unwrap();
+        let out = monitor_cmd(&config)
+            .args(["--once", "--log", "trace", "--log-format", format])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let all = text(&out);
         assert!(all.contains("published the writer's endpoint"), "{all}");
@@ -131,9 +195,16 @@ async fn canary_password_never_appears_in_text_or_json_output_at_trace_level() {
             let ours: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-                .filter(|v: &serde_json::Value| v["target"].as_str().is_some_and(|t| t.starts_with("ssm_db_monitor")))
+                .filter(|v: &serde_json::Value| {
+                    v["target"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("ssm_db_monitor"))
+                })
                 .collect();
-            let published = ours.iter().find(|v| v["message"] == "published the writer's endpoint").expect("publish event");
+            let published = ours
+                .iter()
+                .find(|v| v["message"] == "published the writer's endpoint")
+                .expect("publish event");
             assert_eq!(published["parameter"], "/shop/db");
             assert_eq!(published["previous_type"], "SecureString");
         }
@@ -145,12 +216,22 @@ async fn canary_password_never_appears_in_text_or_json_output_at_trace_level() {
 async fn daemon_serves_metrics_on_loopback_and_stops_on_sigterm() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let config = write_config(&config_toml(&stack, "", false).replace("poll_interval_secs = 1", "poll_interval_secs = 0.2"));
+    let config = write_config(
+        &config_toml(&stack, "", false)
+            .replace("poll_interval_secs = 1", "poll_interval_secs = 0.2"),
+    );
     let child = monitor_cmd(&config)
         .env("SSM_DB_MONITOR_METRICS_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
@@ -174,18 +255,37 @@ async fn daemon_serves_metrics_on_loopback_and_stops_on_sigterm() {
                 break body;
             }
         }
-        assert!(Instant::now() < deadline, "metrics did not show 3 polls in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "metrics did not show 3 polls in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(body.contains("ssm_db_monitor_changes_published_total 1\n"), "{body}");
-    assert!(body.contains("ssm_db_monitor_current_writer{instance=\"shop-db\",region=\"us-east-1\"} 1"), "{body}");
-    assert!(body.contains("ssm_db_monitor_api_errors_total 0\n"), "{body}");
-    assert!(!body.contains("ssm_db_monitor_last_change_timestamp_seconds 0\n"), "{body}");
+    assert!(
+        body.contains("ssm_db_monitor_changes_published_total 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ssm_db_monitor_current_writer{instance=\"shop-db\",region=\"us-east-1\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ssm_db_monitor_api_errors_total 0\n"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("ssm_db_monitor_last_change_timestamp_seconds 0\n"),
+        "{body}"
+    );
     assert_eq!(http(&base, "GET", "/", "").0, 404);
     assert_eq!(stack.count(PUT), 1, "daemon polls write once");
 
     let started = Instant::now();
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -195,7 +295,14 @@ async fn daemon_serves_metrics_on_loopback_and_stops_on_sigterm() {
 #[test]
 fn metrics_address_must_be_loopback() {
     let config = write_config("[primary]\nid = \"shop-db\"\nregion = \"us-east-1\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n");
-    let out = monitor_cmd(&config).args(["--once", "--metrics-addr", "0.0.0.0:9464"]).output().unwrap();
+    let out = monitor_cmd(&config)
+        .args(["--once", "--metrics-addr", "0.0.0.0:9464"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("not a loopback address"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a loopback address"),
+        "{}",
+        text(&out)
+    );
 }

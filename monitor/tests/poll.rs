@@ -13,14 +13,27 @@ const PUT: &str = "AmazonSSM.PutParameter";
 async fn monitor(stack: &Stack, extra: &str, replica: bool, mode: Mode) -> Monitor<PlayedRds> {
     let config = config(stack, extra, replica);
     let aws = Aws::connect(&config).await.unwrap();
-    Monitor::new(config, aws.clone(), PlayedRds::new(aws), Metrics::new(), mode)
+    Monitor::new(
+        config,
+        aws.clone(),
+        PlayedRds::new(aws),
+        Metrics::new(),
+        mode,
+    )
 }
 
 #[tokio::test]
 async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:s3cret%40x@placeholder.invalid:5432/shop?sslmode=require", false).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:s3cret%40x@placeholder.invalid:5432/shop?sslmode=require",
+            false,
+        )
+        .await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
 
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
@@ -29,7 +42,10 @@ async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
     assert_eq!(report.published, vec!["/shop/db (us-east-1)".to_string()]);
     let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
     let (value, kind, _) = stack.get_param(EAST, "/shop/db").await;
-    assert_eq!(value, format!("postgresql://wp:s3cret%40x@{host}:{port}/shop?sslmode=require"));
+    assert_eq!(
+        value,
+        format!("postgresql://wp:s3cret%40x@{host}:{port}/shop?sslmode=require")
+    );
     assert_eq!(kind, "SecureString");
     assert_eq!(stack.count(PUT), 1);
 }
@@ -38,7 +54,14 @@ async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
 async fn unchanged_endpoint_is_never_written_again() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
@@ -47,11 +70,18 @@ async fn unchanged_endpoint_is_never_written_again() {
 
     for _ in 0..5 {
         let report = m.poll(&clock).await.unwrap();
-        assert!(report.published.is_empty() && report.errors.is_empty(), "{report:?}");
+        assert!(
+            report.published.is_empty() && report.errors.is_empty(),
+            "{report:?}"
+        );
     }
 
     assert_eq!(stack.count(PUT), 0, "no PutParameter when nothing changed");
-    assert_eq!(stack.count("AmazonSSM.GetParameter"), 5, "the parameter is read once per poll");
+    assert_eq!(
+        stack.count("AmazonSSM.GetParameter"),
+        5,
+        "the parameter is read once per poll"
+    );
     assert_eq!(stack.count("rds.DescribeDBInstances"), 5);
     assert_eq!(stack.get_param(EAST, "/shop/db").await.2, version);
 }
@@ -59,7 +89,9 @@ async fn unchanged_endpoint_is_never_written_again() {
 #[tokio::test]
 async fn new_writer_is_published_once_keeping_credentials_and_json_layout() {
     let stack = Stack::start();
-    stack.create_instances("shop-db", Some("shop-db-west")).await;
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
     let (east_host, east_port) = stack.endpoint_of(EAST, "shop-db").await;
     let json = format!(
         "{{\n  \"username\": \"wp\",\n  \"password\": \"p@ss:/?#% '\\\"ä\",\n  \"engine\": \"postgres\",\n  \"host\": \"{east_host}\",\n  \"port\": {east_port},\n  \"dbname\": \"shop\",\n  \"dbInstanceIdentifier\": \"shop-db\"\n}}"
@@ -67,12 +99,28 @@ async fn new_writer_is_published_once_keeping_credentials_and_json_layout() {
     stack.put_param(EAST, "/shop/db", &json, true).await;
     let mut m = monitor(&stack, "", true, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
-    assert!(m.poll(&clock).await.unwrap().published.is_empty(), "already points at the primary");
+    assert!(
+        m.poll(&clock).await.unwrap().published.is_empty(),
+        "already points at the primary"
+    );
 
     // An operator promotes the replica by hand and the old primary is gone:
     // the replica is now the only writable instance.
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
-    m.rds().promote(&ssm_db_monitor::InstanceRef { id: "shop-db-west".into(), region: WEST.into() }).await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
+    m.rds()
+        .promote(&ssm_db_monitor::InstanceRef {
+            id: "shop-db-west".into(),
+            region: WEST.into(),
+        })
+        .await
+        .unwrap();
     stack.reset_counts();
     for _ in 0..3 {
         m.poll(&clock).await.unwrap();
@@ -82,35 +130,65 @@ async fn new_writer_is_published_once_keeping_credentials_and_json_layout() {
     let (west_host, west_port) = stack.endpoint_of(WEST, "shop-db-west").await;
     assert_ne!(west_host, east_host);
     let (value, kind, _) = stack.get_param(EAST, "/shop/db").await;
-    assert_eq!(value, json.replace(&east_host, &west_host).replace(&format!(": {east_port},"), &format!(": {west_port},")));
+    assert_eq!(
+        value,
+        json.replace(&east_host, &west_host)
+            .replace(&format!(": {east_port},"), &format!(": {west_port},"))
+    );
     assert_eq!(kind, "SecureString");
 }
 
 #[tokio::test]
 async fn unavailable_primary_without_promotion_writes_nothing_and_says_why() {
     let stack = Stack::start();
-    stack.create_instances("shop-db", Some("shop-db-west")).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let mut m = monitor(&stack, "", true, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
     let before = stack.get_param(EAST, "/shop/db").await;
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     stack.reset_counts();
 
     let (logs, _guard) = Logs::capture();
     for _ in 0..4 {
         let report = m.poll(&clock).await.unwrap();
-        assert!(matches!(report.plan.decision, Decision::NoWriter { .. }), "{}", report.plan);
+        assert!(
+            matches!(report.plan.decision, Decision::NoWriter { .. }),
+            "{}",
+            report.plan
+        );
     }
 
     assert_eq!(stack.count(PUT), 0);
     assert_eq!(stack.count("rds.PromoteReadReplica"), 0);
     assert_eq!(stack.get_param(EAST, "/shop/db").await, before);
     let text = logs.text();
-    assert!(text.contains("not publishing: no writable instance"), "{text}");
+    assert!(
+        text.contains("not publishing: no writable instance"),
+        "{text}"
+    );
     assert!(text.contains("shop-db (us-east-1) is stopped"), "{text}");
-    assert!(text.contains("promotion is disabled (promotion.enabled = false)"), "{text}");
+    assert!(
+        text.contains("promotion is disabled (promotion.enabled = false)"),
+        "{text}"
+    );
 }
 
 const PROMOTE: &str = "\n[promotion]\nenabled = true\nafter_polls = 3\nmax_replica_lag_secs = 10\nfence_old_primary = true\n";
@@ -118,55 +196,138 @@ const PROMOTE: &str = "\n[promotion]\nenabled = true\nafter_polls = 3\nmax_repli
 #[tokio::test]
 async fn promotion_happens_after_n_polls_not_before_then_old_primary_is_fenced() {
     let stack = Stack::start();
-    stack.create_instances("shop-db", Some("shop-db-west")).await;
-    stack.put_param(EAST, "/shop/db", "mysql://wp:pw@placeholder.invalid:5432/shop", true).await;
-    stack.put_param(WEST, "/shop/db", "postgresql://wp-west:pw-west@placeholder.invalid/shop", true).await;
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "mysql://wp:pw@placeholder.invalid:5432/shop",
+            true,
+        )
+        .await;
+    stack
+        .put_param(
+            WEST,
+            "/shop/db",
+            "postgresql://wp-west:pw-west@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     stack.put_replica_lag(WEST, "shop-db-west", 2.0).await;
     let extra = format!("{PROMOTE}\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"\n");
     let mut m = monitor(&stack, &extra, true, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     stack.reset_counts();
 
     for poll in 1..=2 {
         let report = m.poll(&clock).await.unwrap();
         assert!(report.promoted.is_none(), "poll {poll}: {}", report.plan);
-        assert!(matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains(&format!("{poll} of the 3"))), "{}", report.plan);
+        assert!(
+            matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains(&format!("{poll} of the 3"))),
+            "{}",
+            report.plan
+        );
     }
-    assert_eq!(stack.count("rds.PromoteReadReplica"), 0, "not before 3 polls");
+    assert_eq!(
+        stack.count("rds.PromoteReadReplica"),
+        0,
+        "not before 3 polls"
+    );
     assert_eq!(stack.count(PUT), 0);
 
     let report = m.poll(&clock).await.unwrap();
-    assert_eq!(report.promoted.as_ref().map(|r| r.id.as_str()), Some("shop-db-west"), "{}", report.plan);
+    assert_eq!(
+        report.promoted.as_ref().map(|r| r.id.as_str()),
+        Some("shop-db-west"),
+        "{}",
+        report.plan
+    );
     assert_eq!(stack.count("rds.PromoteReadReplica"), 1);
     assert_eq!(stack.count(PUT), 2, "one write per region");
     let (west_host, west_port) = stack.endpoint_of(WEST, "shop-db-west").await;
-    assert_eq!(stack.get_param(EAST, "/shop/db").await.0, format!("mysql://wp:pw@{west_host}:{west_port}/shop"));
-    assert_eq!(stack.get_param(WEST, "/shop/db").await.0, format!("postgresql://wp-west:pw-west@{west_host}/shop"), "each region keeps its own credentials");
+    assert_eq!(
+        stack.get_param(EAST, "/shop/db").await.0,
+        format!("mysql://wp:pw@{west_host}:{west_port}/shop")
+    );
+    assert_eq!(
+        stack.get_param(WEST, "/shop/db").await.0,
+        format!("postgresql://wp-west:pw-west@{west_host}/shop"),
+        "each region keeps its own credentials"
+    );
 
     // The old primary comes back: the parameters stay on the promoted
     // replica, and the old primary is stopped.
-    stack.rds(EAST).await.start_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .start_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     let report = m.poll(&clock).await.unwrap();
-    assert!(matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-db-west"), "{}", report.plan);
-    assert_eq!(report.fenced.as_ref().map(|r| r.id.as_str()), Some("shop-db"));
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-db-west"),
+        "{}",
+        report.plan
+    );
+    assert_eq!(
+        report.fenced.as_ref().map(|r| r.id.as_str()),
+        Some("shop-db")
+    );
     assert_eq!(stack.count("rds.StopDBInstance"), 1);
     assert_eq!(stack.count(PUT), 2, "no write back to the old primary");
-    let status = stack.rds(EAST).await.describe_db_instances().db_instance_identifier("shop-db").send().await.unwrap();
-    assert_eq!(status.db_instances()[0].db_instance_status(), Some("stopped"));
+    let status = stack
+        .rds(EAST)
+        .await
+        .describe_db_instances()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.db_instances()[0].db_instance_status(),
+        Some("stopped")
+    );
 }
 
 #[tokio::test]
 async fn replica_lag_over_the_threshold_blocks_promotion() {
     let stack = Stack::start();
-    stack.create_instances("shop-db", Some("shop-db-west")).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     stack.put_replica_lag(WEST, "shop-db-west", 45.0).await;
     let mut m = monitor(&stack, PROMOTE, true, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     stack.reset_counts();
 
     let (logs, _guard) = Logs::capture();
@@ -177,16 +338,30 @@ async fn replica_lag_over_the_threshold_blocks_promotion() {
 
     assert_eq!(stack.count("rds.PromoteReadReplica"), 0);
     assert_eq!(stack.count(PUT), 0);
-    assert_eq!(stack.count("monitoring.GetMetricStatistics"), 3, "lag checked from the 3rd poll on");
+    assert_eq!(
+        stack.count("monitoring.GetMetricStatistics"),
+        3,
+        "lag checked from the 3rd poll on"
+    );
     let text = logs.text();
-    assert!(text.contains("ReplicaLag 45 s is over promotion.max_replica_lag_secs = 10 s"), "{text}");
+    assert!(
+        text.contains("ReplicaLag 45 s is over promotion.max_replica_lag_secs = 10 s"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let mut m = monitor(&stack, "max_backoff_secs = 6\n", false, Mode::Act).await;
     let (logs, _guard) = Logs::capture();
 
@@ -194,8 +369,17 @@ async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
         stack.fault(mode);
         let clock = TestClock::new(4);
         run(&mut m, &clock, clock.done.notified()).await;
-        let secs: Vec<f64> = clock.sleeps.borrow().iter().map(|d| d.as_secs_f64()).collect();
-        assert_eq!(secs, vec![2.0, 4.0, 6.0, 6.0], "{mode}: doubling from the 1 s interval, capped at 6 s");
+        let secs: Vec<f64> = clock
+            .sleeps
+            .borrow()
+            .iter()
+            .map(|d| d.as_secs_f64())
+            .collect();
+        assert_eq!(
+            secs,
+            vec![2.0, 4.0, 6.0, 6.0],
+            "{mode}: doubling from the 1 s interval, capped at 6 s"
+        );
         assert_eq!(stack.count(PUT), 0, "{mode}");
     }
     let text = logs.text();
@@ -207,7 +391,15 @@ async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
     stack.fault("none");
     let clock = TestClock::new(2);
     run(&mut m, &clock, clock.done.notified()).await;
-    assert_eq!(clock.sleeps.borrow().iter().map(|d| d.as_secs_f64()).collect::<Vec<_>>(), vec![1.0, 1.0]);
+    assert_eq!(
+        clock
+            .sleeps
+            .borrow()
+            .iter()
+            .map(|d| d.as_secs_f64())
+            .collect::<Vec<_>>(),
+        vec![1.0, 1.0]
+    );
     assert_eq!(stack.count(PUT), 1);
 }
 
@@ -243,7 +435,13 @@ async fn missing_parameter_is_never_created() {
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
 
     assert_eq!(report.errors.len(), 1);
-    assert!(report.errors[0].to_string().contains("it never creates one"), "{}", report.errors[0]);
+    assert!(
+        report.errors[0]
+            .to_string()
+            .contains("it never creates one"),
+        "{}",
+        report.errors[0]
+    );
     assert_eq!(stack.count(PUT), 0);
 }
 
@@ -251,7 +449,14 @@ async fn missing_parameter_is_never_created() {
 async fn dry_run_logs_the_write_and_writes_nothing() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let mut m = monitor(&stack, "dry_run = true\n", false, Mode::Act).await;
     let (logs, _guard) = Logs::capture();
 
@@ -259,15 +464,28 @@ async fn dry_run_logs_the_write_and_writes_nothing() {
 
     assert_eq!(report.published.len(), 1);
     assert_eq!(stack.count(PUT), 0);
-    assert!(logs.text().contains("dry run: would publish"), "{}", logs.text());
+    assert!(
+        logs.text().contains("dry run: would publish"),
+        "{}",
+        logs.text()
+    );
 }
 
 #[tokio::test]
 async fn canary_password_never_reaches_the_logs_even_at_trace_level() {
     let stack = Stack::start();
-    stack.create_instances("shop-db", Some("shop-db-west")).await;
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
     let canary = canary();
-    stack.put_param(EAST, "/shop/db", &format!("postgresql://wp:{canary}@placeholder.invalid/shop"), true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            &format!("postgresql://wp:{canary}@placeholder.invalid/shop"),
+            true,
+        )
+        .await;
     stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
     let extra = PROMOTE.replace("after_polls = 3", "after_polls = 1");
     let mut m = monitor(&stack, &extra, true, Mode::Act).await;
@@ -275,14 +493,27 @@ async fn canary_password_never_reaches_the_logs_even_at_trace_level() {
     let clock = TestClock::new(usize::MAX);
 
     m.poll(&clock).await.unwrap();
-    stack.rds(EAST).await.stop_db_instance().db_instance_identifier("shop-db").send().await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
     let report = m.poll(&clock).await.unwrap();
 
     assert!(report.promoted.is_some(), "{}", report.plan);
     assert_eq!(stack.count(PUT), 2);
     let text = logs.text();
-    assert!(text.contains("published the writer's endpoint"), "the capture works");
-    assert!(text.contains("PutParameter"), "SDK trace logs were captured too");
+    assert!(
+        text.contains("published the writer's endpoint"),
+        "the capture works"
+    );
+    assert!(
+        text.contains("PutParameter"),
+        "SDK trace logs were captured too"
+    );
     assert!(!text.contains(&canary), "the canary leaked into the logs");
 }
 
@@ -300,21 +531,66 @@ async fn overwrite_keeps_the_parameters_kms_key_unless_one_is_configured() {
         .await
         .unwrap();
     let key_of = || async {
-        let out = stack.ssm(EAST).await.describe_parameters().send().await.unwrap();
+        let out = stack
+            .ssm(EAST)
+            .await
+            .describe_parameters()
+            .send()
+            .await
+            .unwrap();
         out.parameters()[0].key_id().map(str::to_owned)
     };
 
     let mut m = monitor(&stack, "", false, Mode::Act).await;
-    assert_eq!(m.poll(&TestClock::new(usize::MAX)).await.unwrap().published.len(), 1);
-    assert_eq!(key_of().await.as_deref(), Some("alias/shop-existing"), "the existing key is kept");
-    assert_eq!(stack.count("AmazonSSM.DescribeParameters"), 1, "looked up only when writing");
+    assert_eq!(
+        m.poll(&TestClock::new(usize::MAX))
+            .await
+            .unwrap()
+            .published
+            .len(),
+        1
+    );
+    assert_eq!(
+        key_of().await.as_deref(),
+        Some("alias/shop-existing"),
+        "the existing key is kept"
+    );
+    assert_eq!(
+        stack.count("AmazonSSM.DescribeParameters"),
+        1,
+        "looked up only when writing"
+    );
 
-    stack.put_param(EAST, "/shop/db", "postgresql://wp:pw@placeholder.invalid/shop", true).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
     let config = config(&stack, "", false);
     let mut with_key = config.clone();
     with_key.parameters[0].kms_key_id = Some("alias/shop-configured".into());
     let aws = Aws::connect(&with_key).await.unwrap();
-    let mut m = Monitor::new(with_key, aws.clone(), PlayedRds::new(aws), Metrics::new(), Mode::Act);
-    assert_eq!(m.poll(&TestClock::new(usize::MAX)).await.unwrap().published.len(), 1);
-    assert_eq!(key_of().await.as_deref(), Some("alias/shop-configured"), "the configured key wins");
+    let mut m = Monitor::new(
+        with_key,
+        aws.clone(),
+        PlayedRds::new(aws),
+        Metrics::new(),
+        Mode::Act,
+    );
+    assert_eq!(
+        m.poll(&TestClock::new(usize::MAX))
+            .await
+            .unwrap()
+            .published
+            .len(),
+        1
+    );
+    assert_eq!(
+        key_of().await.as_deref(),
+        Some("alias/shop-configured"),
+        "the configured key wins"
+    );
 }

@@ -24,7 +24,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use ssm_db_config_core::plan::{plan, Action, Backoff, Held, Knowledge, Reason, Refresher, Spread, Timing};
+use ssm_db_config_core::plan::{
+    plan, Action, Backoff, Held, Knowledge, Reason, Refresher, Spread, Timing,
+};
 use ssm_db_config_core::policy;
 
 /// The fleet and the account it reads from.
@@ -77,7 +79,9 @@ pub const DEFAULT_QUOTA: f64 = 40.0;
 /// at half the quota or less (`hosts / ttl <= quota / 2`), and never below
 /// the extension's default of 60 s.
 pub fn recommended_ttl(hosts: usize, quota: f64) -> Duration {
-    Duration::from_secs(((2.0 * hosts as f64 / quota / policy::REFRESH_AHEAD_FROM).ceil() as u64).max(60))
+    Duration::from_secs(
+        ((2.0 * hosts as f64 / quota / policy::REFRESH_AHEAD_FROM).ceil() as u64).max(60),
+    )
 }
 
 /// What happens to the fleet.
@@ -99,7 +103,12 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 4] = [Scenario::Steady, Scenario::ColdStart, Scenario::Failover, Scenario::Rotation];
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Steady,
+        Scenario::ColdStart,
+        Scenario::Failover,
+        Scenario::Rotation,
+    ];
 
     /// The scenario's name in the report.
     pub fn name(self) -> &'static str {
@@ -216,7 +225,10 @@ impl World {
     }
 
     fn timing(&self) -> Timing {
-        Timing { ttl: self.fleet.ttl, max_stale: self.fleet.max_stale }
+        Timing {
+            ttl: self.fleet.ttl,
+            max_stale: self.fleet.max_stale,
+        }
     }
 
     fn at(&mut self, time: u64, event: Event) {
@@ -237,7 +249,11 @@ impl World {
             held: host.held.map(|(held, _)| held),
             backoff: host.backoff,
             shared: true,
-            refresher: Some(Refresher { is_self: true, alive: true, due_noticed_ns: None }),
+            refresher: Some(Refresher {
+                is_self: true,
+                alive: true,
+                due_noticed_ns: None,
+            }),
             in_flight: host.fetch.is_some(),
             forced,
             spread: Spread {
@@ -254,14 +270,18 @@ impl World {
         let mut quiet_until = None;
         if let Some((held, version)) = self.hosts[h].held {
             let age = self.now.saturating_sub(held.fetched_ns);
-            self.worst_past_ttl = self.worst_past_ttl.max(age.saturating_sub(ns(self.fleet.ttl)));
+            self.worst_past_ttl = self
+                .worst_past_ttl
+                .max(age.saturating_sub(ns(self.fleet.ttl)));
             let database_gone = self.scenario == Scenario::Failover && version < self.version;
             if database_gone {
                 // The connection fails; the drop-in asks for a refresh.
                 let forced = plan(&self.knowledge(h, true));
                 self.hosts[h].first_forced_ns.get_or_insert(self.now);
                 self.act(h, forced.action);
-            } else if let (Action::Serve { until_ns }, Reason::Fresh) = (decision.action, decision.reason) {
+            } else if let (Action::Serve { until_ns }, Reason::Fresh) =
+                (decision.action, decision.reason)
+            {
                 quiet_until = Some(until_ns);
             }
         }
@@ -280,7 +300,9 @@ impl World {
     }
 
     fn act(&mut self, h: usize, action: Action) {
-        if matches!(action, Action::Fetch | Action::ServeAndRefresh { .. }) && self.hosts[h].fetch.is_none() {
+        if matches!(action, Action::Fetch | Action::ServeAndRefresh { .. })
+            && self.hosts[h].fetch.is_none()
+        {
             self.hosts[h].fetch = Some((0, self.now + ns(self.fleet.fetch_budget)));
             self.at(self.now, Event::Attempt(h));
         }
@@ -299,7 +321,10 @@ impl World {
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             let version = self.version;
-            self.at(self.now + ns(self.fleet.latency), Event::Answer(h, Some(version)));
+            self.at(
+                self.now + ns(self.fleet.latency),
+                Event::Answer(h, Some(version)),
+            );
         } else {
             self.throttled += 1;
             self.at(self.now + ns(THROTTLE_LATENCY), Event::Answer(h, None));
@@ -312,20 +337,35 @@ impl World {
         let ttl = self.fleet.ttl;
         let newest = self.version;
         let host = &mut self.hosts[h];
-        let Some((attempt, deadline)) = host.fetch else { return };
+        let Some((attempt, deadline)) = host.fetch else {
+            return;
+        };
         match version {
             Some(version) => {
                 let refresh_after = policy::refresh_ahead_after(ttl, random);
-                host.held = Some((Held { fetched_ns: now, refresh_after }, version));
+                host.held = Some((
+                    Held {
+                        fetched_ns: now,
+                        refresh_after,
+                    },
+                    version,
+                ));
                 host.first_forced_ns = None;
                 host.spread_fraction_millis = (random * 1000.0) as u16;
-                host.backoff = Backoff { failures: 0, next_attempt_ns: 0, last_attempt_ns: now, has_error: false };
+                host.backoff = Backoff {
+                    failures: 0,
+                    next_attempt_ns: 0,
+                    last_attempt_ns: now,
+                    has_error: false,
+                };
                 host.fetch = None;
                 if version == newest && host.current_since.is_none() {
                     host.current_since = Some(now);
                 }
             }
-            None => match policy::retry_after(attempt, true, true, random).filter(|d| now + ns(*d) < deadline) {
+            None => match policy::retry_after(attempt, true, true, random)
+                .filter(|d| now + ns(*d) < deadline)
+            {
                 Some(delay) => {
                     host.fetch = Some((attempt + 1, deadline));
                     self.at(now + ns(delay), Event::Attempt(h));
@@ -333,7 +373,12 @@ impl World {
                 None => {
                     let failures = host.backoff.failures + 1;
                     let backoff = policy::failure_backoff(failures, true, self.rng.f64());
-                    host.backoff = Backoff { failures, next_attempt_ns: now + ns(backoff), last_attempt_ns: now, has_error: true };
+                    host.backoff = Backoff {
+                        failures,
+                        next_attempt_ns: now + ns(backoff),
+                        last_attempt_ns: now,
+                        has_error: true,
+                    };
                     host.fetch = None;
                 }
             },
@@ -345,7 +390,13 @@ impl World {
         for h in 0..self.hosts.len() {
             let refresh_after = policy::refresh_ahead_after(self.fleet.ttl, self.rng.f64());
             let age = (ns(refresh_after) as f64 * self.rng.f64()) as u64;
-            self.hosts[h].held = Some((Held { fetched_ns: self.now - age, refresh_after }, 1));
+            self.hosts[h].held = Some((
+                Held {
+                    fetched_ns: self.now - age,
+                    refresh_after,
+                },
+                1,
+            ));
             self.hosts[h].spread_fraction_millis = self.rng.u16(0..1000);
             self.hosts[h].current_since = Some(self.now);
         }
@@ -364,7 +415,8 @@ impl World {
             let first = start + self.interval();
             self.at(first, Event::Request(h));
         }
-        let change = matches!(self.scenario, Scenario::Failover | Scenario::Rotation).then_some(start + ns(CHANGE_AT));
+        let change = matches!(self.scenario, Scenario::Failover | Scenario::Rotation)
+            .then_some(start + ns(CHANGE_AT));
         let end = match self.scenario {
             Scenario::Steady => start + 3 * ns(self.fleet.ttl),
             _ => start + ns(MAX_RUN),
@@ -388,7 +440,10 @@ impl World {
                 Event::Attempt(h) => self.attempt(h),
                 Event::Answer(h, version) => self.answer(h, version),
             }
-            if self.scenario != Scenario::Steady && (change.is_none() || self.version == 2) && self.all_current() {
+            if self.scenario != Scenario::Steady
+                && (change.is_none() || self.version == 2)
+                && self.all_current()
+            {
                 settled_at = Some(self.now);
                 break;
             }
@@ -398,7 +453,12 @@ impl World {
 
     fn report(&self, start: u64, change: Option<u64>, end: u64) -> Report {
         let from = change.unwrap_or(start);
-        let window: Vec<u64> = self.requests.iter().copied().filter(|&t| t >= from && t <= end).collect();
+        let window: Vec<u64> = self
+            .requests
+            .iter()
+            .copied()
+            .filter(|&t| t >= from && t <= end)
+            .collect();
         let seconds = ((end - from) as f64 / 1e9).max(1e-9);
         let mut per_second = std::collections::HashMap::<u64, u64>::new();
         for t in &window {
@@ -417,16 +477,28 @@ impl World {
         };
         let attempts = match self.scenario {
             Scenario::Steady => self.hosts.iter().map(|h| h.attempts).sum::<u64>(),
-            _ => self.hosts.iter().map(|h| h.attempts_to_current).sum::<u64>(),
+            _ => self
+                .hosts
+                .iter()
+                .map(|h| h.attempts_to_current)
+                .sum::<u64>(),
         };
         Report {
             scenario: self.scenario,
             fleet: self.fleet,
             rps_mean: window.len() as f64 / seconds,
             rps_peak: per_second.values().copied().max().unwrap_or(0) as f64,
-            throttled_share: if self.requests.is_empty() { 0.0 } else { self.throttled as f64 / self.requests.len() as f64 },
+            throttled_share: if self.requests.is_empty() {
+                0.0
+            } else {
+                self.throttled as f64 / self.requests.len() as f64
+            },
             attempts_per_host: attempts as f64 / n,
-            all_current_after: if self.scenario == Scenario::Steady { None } else { all_current_after },
+            all_current_after: if self.scenario == Scenario::Steady {
+                None
+            } else {
+                all_current_after
+            },
             worst_staleness,
         }
     }
@@ -453,17 +525,26 @@ pub fn verdict(report: &Report) -> Verdict {
     let mut missed = Vec::new();
     match report.scenario {
         Scenario::Steady if report.rps_mean > f.quota / 2.0 => {
-            missed.push(format!("steady: {:.1} requests/s, above half the quota ({:.1})", report.rps_mean, f.quota / 2.0));
+            missed.push(format!(
+                "steady: {:.1} requests/s, above half the quota ({:.1})",
+                report.rps_mean,
+                f.quota / 2.0
+            ));
         }
         Scenario::Failover => {
             let limit = 1.25 * f.hosts as f64 / f.quota;
             match report.all_current_after {
                 Some(t) if t <= limit.max(1.0) => {}
-                Some(t) => missed.push(format!("failover: every host current after {t:.1} s, above {limit:.1} s")),
+                Some(t) => missed.push(format!(
+                    "failover: every host current after {t:.1} s, above {limit:.1} s"
+                )),
                 None => missed.push("failover: some host never got the new value".into()),
             }
             if report.attempts_per_host > 1.5 {
-                missed.push(format!("failover: {:.2} requests per host, above 1.5", report.attempts_per_host));
+                missed.push(format!(
+                    "failover: {:.2} requests per host, above 1.5",
+                    report.attempts_per_host
+                ));
             }
         }
         _ => {}

@@ -7,8 +7,15 @@
 use ssm_db_config_sim::{run, verdict, Fleet, Scenario};
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("HOSTS must be numbers")).collect();
-    let sizes = if sizes.is_empty() { vec![10, 100, 1_000, 10_000] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("HOSTS must be numbers"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10, 100, 1_000, 10_000]
+    } else {
+        sizes
+    };
     println!("| hosts | TTL s | scenario | SSM req/s mean | peak | throttled | req/host | all current after s | worst staleness s |");
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut missed = Vec::new();
@@ -25,10 +32,16 @@ fn main() {
                 r.rps_peak,
                 r.throttled_share * 100.0,
                 r.attempts_per_host,
-                r.all_current_after.map_or("-".to_owned(), |t| format!("{t:.1}")),
+                r.all_current_after
+                    .map_or("-".to_owned(), |t| format!("{t:.1}")),
                 r.worst_staleness,
             );
-            missed.extend(verdict(&r).missed.into_iter().map(|m| format!("{hosts} hosts: {m}")));
+            missed.extend(
+                verdict(&r)
+                    .missed
+                    .into_iter()
+                    .map(|m| format!("{hosts} hosts: {m}")),
+            );
         }
     }
     for m in &missed {

@@ -18,7 +18,10 @@ pub struct AwsStack {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 impl AwsStack {
@@ -36,8 +39,13 @@ impl AwsStack {
 
     fn start_with(flags: &[&str]) -> AwsStack {
         let root = repo_root();
-        let python = std::env::var("PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/bin/python"));
-        let dir = std::env::temp_dir().join(format!("ssm-stack-{}-{:?}", std::process::id(), Instant::now()).replace([' ', '{', '}', ':', ','], ""));
+        let python = std::env::var("PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".venv/bin/python"));
+        let dir = std::env::temp_dir().join(
+            format!("ssm-stack-{}-{:?}", std::process::id(), Instant::now())
+                .replace([' ', '{', '}', ':', ','], ""),
+        );
         std::fs::create_dir_all(&dir).expect("temp dir");
         let env_file = dir.join("aws.env");
         let child = Command::new(&python)
@@ -114,7 +122,9 @@ impl AwsStack {
     pub fn get_parameter_calls(&self) -> u64 {
         let text = http_get(self.proxy_url(), "/__proxy/counts");
         let v: serde_json::Value = serde_json::from_str(&text).expect("counts JSON");
-        v["by_target"]["AmazonSSM.GetParameter"].as_u64().unwrap_or(0)
+        v["by_target"]["AmazonSSM.GetParameter"]
+            .as_u64()
+            .unwrap_or(0)
     }
 }
 
@@ -138,11 +148,16 @@ fn http(base: &str, request: String) -> String {
     s.write_all(request.as_bytes()).expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 fn http_get(base: &str, path: &str) -> String {
-    http(base, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    http(
+        base,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 fn http_post(base: &str, path: &str, body: &str) -> String {

@@ -14,8 +14,12 @@ async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
 async fn fetcher_with(endpoint: &str, timeout_ms: u64, direct: bool) -> SsmFetcher {
     // The credentials reach the SDK through its environment, not the process's.
     let environment = Environment::new(
-        [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_EC2_METADATA_DISABLED", "true")]
-            .map(|(k, v)| (k.to_owned(), Secret::new(v.to_owned()))),
+        [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .map(|(k, v)| (k.to_owned(), Secret::new(v.to_owned()))),
     );
     let settings = FetchSettings {
         region: Some("us-east-1".into()),
@@ -42,9 +46,19 @@ async fn fetches_and_parses_secure_string_with_version() {
             .unwrap();
     }
     let f = fetcher(aws.proxy_url(), 2000).await;
-    let latest = CachedConfig::from_fetched("/it/db", f.get("/it/db").await.unwrap(), Duration::from_secs(60)).unwrap();
+    let latest = CachedConfig::from_fetched(
+        "/it/db",
+        f.get("/it/db").await.unwrap(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
     assert_eq!((latest.config.host.as_str(), latest.version), ("new", 2));
-    let first = CachedConfig::from_fetched("/it/db:1", f.get("/it/db:1").await.unwrap(), Duration::from_secs(60)).unwrap();
+    let first = CachedConfig::from_fetched(
+        "/it/db:1",
+        f.get("/it/db:1").await.unwrap(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
     assert_eq!(first.config.host, "old");
     assert_eq!(aws.get_parameter_calls(), 2);
     assert_eq!(f.region(), "us-east-1");
@@ -54,10 +68,22 @@ async fn fetches_and_parses_secure_string_with_version() {
 async fn classifies_missing_parameter_and_version_as_not_found() {
     let aws = AwsStack::start();
     let f = fetcher(aws.proxy_url(), 2000).await;
-    assert_eq!(f.get("/it/missing").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        f.get("/it/missing").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     let seed = aws.seed_client().await;
-    seed.put_parameter().name("/it/one").value("x").r#type(aws_sdk_ssm::types::ParameterType::String).send().await.unwrap();
-    assert_eq!(f.get("/it/one:9").await.unwrap_err().kind(), ErrorKind::NotFound);
+    seed.put_parameter()
+        .name("/it/one")
+        .value("x")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.get("/it/one:9").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -88,27 +114,50 @@ async fn a_throttled_fetch_makes_one_request() {
     let f = fetcher(aws.proxy_url(), 2000).await;
     aws.fault("throttle", 0);
     let before = aws.get_parameter_calls();
-    assert_eq!(f.get("/it/throttled").await.unwrap_err().kind(), ErrorKind::Throttled);
+    assert_eq!(
+        f.get("/it/throttled").await.unwrap_err().kind(),
+        ErrorKind::Throttled
+    );
     assert_eq!(aws.get_parameter_calls() - before, 1);
     aws.fault("500", 0);
     let before = aws.get_parameter_calls();
-    assert_eq!(f.get("/it/throttled").await.unwrap_err().kind(), ErrorKind::Service);
-    assert!(aws.get_parameter_calls() - before > 1, "other transient failures are retried");
+    assert_eq!(
+        f.get("/it/throttled").await.unwrap_err().kind(),
+        ErrorKind::Service
+    );
+    assert!(
+        aws.get_parameter_calls() - before > 1,
+        "other transient failures are retried"
+    );
 }
 
 /// Injects `mode`, then fetches `name`: it must fail as `kind`, within the
 /// budget, naming the parameter and without AWS's own text.
-async fn fails_as(aws: &AwsStack, f: &SsmFetcher, name: &str, mode: &str, budget_ms: u64, kind: ErrorKind, transient: bool) {
+async fn fails_as(
+    aws: &AwsStack,
+    f: &SsmFetcher,
+    name: &str,
+    mode: &str,
+    budget_ms: u64,
+    kind: ErrorKind,
+    transient: bool,
+) {
     aws.fault(mode, 5_000);
     let started = Instant::now();
     let err = f.get(name).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), kind, "{mode}: {err}");
     assert_eq!(err.is_transient(), transient, "{mode}");
-    assert!(took < Duration::from_millis(budget_ms + 300), "{mode} took {took:?}, budget {budget_ms} ms");
+    assert!(
+        took < Duration::from_millis(budget_ms + 300),
+        "{mode} took {took:?}, budget {budget_ms} ms"
+    );
     let message = err.to_string();
     assert!(message.contains(name), "{mode}: {message}");
-    assert!(!message.contains("injected") && !message.contains("Rate exceeded"), "{mode}: raw AWS text leaked: {message}");
+    assert!(
+        !message.contains("injected") && !message.contains("Rate exceeded"),
+        "{mode}: raw AWS text leaked: {message}"
+    );
 }
 
 /// Once the SDK has answered, refreshes go direct (`core/src/direct.rs`):
@@ -117,7 +166,8 @@ async fn fails_as(aws: &AwsStack, f: &SsmFetcher, name: &str, mode: &str, budget
 #[tokio::test(flavor = "current_thread")]
 async fn direct_path_classifies_faults_as_the_sdk_path_does() {
     let aws = AwsStack::start();
-    aws.put_secure("/it/direct", "postgresql://wp:pw@db.internal:5432/shop").await;
+    aws.put_secure("/it/direct", "postgresql://wp:pw@db.internal:5432/shop")
+        .await;
     // (mode, budget, kind, transient, retried: whether the budget leaves
     // room for another attempt after the direct one)
     let cases = [
@@ -143,38 +193,66 @@ async fn direct_path_classifies_faults_as_the_sdk_path_does() {
         let after_fault = f.attempts();
         assert_eq!(after_fault.direct, 2, "{mode}: {after_fault:?}");
         if retried {
-            assert!(after_fault.sdk >= 2, "{mode}: nothing went back to the SDK: {after_fault:?}");
+            assert!(
+                after_fault.sdk >= 2,
+                "{mode}: nothing went back to the SDK: {after_fault:?}"
+            );
         }
 
         aws.fault("none", 0);
         f.get("/it/direct").await.expect("through the SDK again");
         f.get("/it/direct").await.expect("direct again");
-        assert_eq!(f.attempts(), Attempts { sdk: after_fault.sdk + 1, direct: 3 }, "{mode}");
+        assert_eq!(
+            f.attempts(),
+            Attempts {
+                sdk: after_fault.sdk + 1,
+                direct: 3
+            },
+            "{mode}"
+        );
     }
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn direct_path_reads_missing_parameters_and_pairs() {
     let aws = AwsStack::start();
-    aws.put_secure("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop").await;
-    aws.put_secure("/it/pair/creds", r#"{"username":"u","password":"p"}"#).await;
+    aws.put_secure("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop")
+        .await;
+    aws.put_secure("/it/pair/creds", r#"{"username":"u","password":"p"}"#)
+        .await;
     let f = fetcher(aws.proxy_url(), 2000).await;
     f.get("/it/pair/db").await.expect("through the SDK");
     // A missing parameter, or one of a pair: not found, from the direct path.
-    assert_eq!(f.get("/it/pair/none").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        f.get("/it/pair/none").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     f.get("/it/pair/db").await.expect("through the SDK");
-    let err = f.get_pair("/it/pair/db", "/it/pair/nocreds").await.unwrap_err();
-    assert_eq!((err.kind(), err.to_string().contains("/it/pair/nocreds")), (ErrorKind::NotFound, true), "{err}");
+    let err = f
+        .get_pair("/it/pair/db", "/it/pair/nocreds")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.to_string().contains("/it/pair/nocreds")),
+        (ErrorKind::NotFound, true),
+        "{err}"
+    );
     f.get("/it/pair/db").await.expect("through the SDK");
-    let (main, creds) = f.get_pair("/it/pair/db:1", "/it/pair/creds").await.expect("direct pair");
-    assert!(main.value.expose().starts_with("postgresql://") && creds.value.expose().contains("\"u\""));
+    let (main, creds) = f
+        .get_pair("/it/pair/db:1", "/it/pair/creds")
+        .await
+        .expect("direct pair");
+    assert!(
+        main.value.expose().starts_with("postgresql://") && creds.value.expose().contains("\"u\"")
+    );
     assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 3 });
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_direct_off_every_attempt_goes_through_the_sdk() {
     let aws = AwsStack::start();
-    aws.put_secure("/it/sdkonly", "postgresql://wp:pw@db:5432/shop").await;
+    aws.put_secure("/it/sdkonly", "postgresql://wp:pw@db:5432/shop")
+        .await;
     let f = fetcher_with(aws.proxy_url(), 2000, false).await;
     for _ in 0..3 {
         f.get("/it/sdkonly").await.expect("through the SDK");

@@ -254,7 +254,10 @@ pub(super) fn parse(
         // Options are shown in the status array: none may carry a secret,
         // whatever a driver calls it (password, passwd, sslpassword, pwd,
         // PGPASSWORD, passphrase, secret, token).
-        if ["pass", "pwd", "secret", "token"].iter().any(|word| lower.contains(word)) {
+        if ["pass", "pwd", "secret", "token"]
+            .iter()
+            .any(|word| lower.contains(word))
+        {
             return Err(invalid(PASSWORD_OPTION));
         }
         if !seen.insert(lower.clone()) {
@@ -419,19 +422,45 @@ mod tests {
 
     #[test]
     fn refuses_hosts_the_resolver_would_read_otherwise() {
-        for host in ["0x7f.0.0.1", "0177.1", "db.1", ".db", "db..example", "-db", "db-.example"] {
-            let e = parse_value(P, &format!("mysql://u:p@{host}/d")).unwrap_err().to_string();
+        for host in [
+            "0x7f.0.0.1",
+            "0177.1",
+            "db.1",
+            ".db",
+            "db..example",
+            "-db",
+            "db-.example",
+        ] {
+            let e = parse_value(P, &format!("mysql://u:p@{host}/d"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("host"), "{host}: {e}");
         }
     }
 
     #[test]
     fn refuses_options_that_carry_a_secret_under_any_name() {
-        for name in ["password", "passwd", "PGPASSWORD", "sslpassword", "pwd", "passphrase", "secret", "client_secret", "token", "auth_token"] {
-            let e = parse_value(P, &format!("mysql://u:p@h/d?{name}=Canary-Pa55-o")).unwrap_err().to_string();
+        for name in [
+            "password",
+            "passwd",
+            "PGPASSWORD",
+            "sslpassword",
+            "pwd",
+            "passphrase",
+            "secret",
+            "client_secret",
+            "token",
+            "auth_token",
+        ] {
+            let e = parse_value(P, &format!("mysql://u:p@h/d?{name}=Canary-Pa55-o"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("secret") && !e.contains("Canary"), "{name}: {e}");
         }
-        assert!(parse_value(P, "mysql://u:p@h/d?sslkey=/etc/key.pem&auth=iam").is_ok(), "a key file's path and ?auth= are not secrets");
+        assert!(
+            parse_value(P, "mysql://u:p@h/d?sslkey=/etc/key.pem&auth=iam").is_ok(),
+            "a key file's path and ?auth= are not secrets"
+        );
     }
 
     #[test]

@@ -55,8 +55,11 @@ impl HostPart {
                     .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
                     .take(60)
                     .collect();
-                let mut labels: Vec<String> =
-                    n.split('.').map(|l| l.trim_matches('-').to_owned()).filter(|l| !l.is_empty()).collect();
+                let mut labels: Vec<String> = n
+                    .split('.')
+                    .map(|l| l.trim_matches('-').to_owned())
+                    .filter(|l| !l.is_empty())
+                    .collect();
                 match labels.last_mut() {
                     Some(last) if !last.starts_with(|c: char| c.is_ascii_digit()) => {}
                     Some(last) => last.insert(0, 'h'),

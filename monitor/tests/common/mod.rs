@@ -36,7 +36,10 @@ pub fn fake_aws_env() {
             // backoff is what they test (the SDK's default is 3 attempts).
             ("AWS_MAX_ATTEMPTS", "1"),
             ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            ),
         ] {
             std::env::set_var(k, v);
         }
@@ -46,12 +49,20 @@ pub fn fake_aws_env() {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn scratch_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("ssm-db-monitor-{}-{}-{}", tag, std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "ssm-db-monitor-{}-{}-{}",
+        tag,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -81,7 +92,12 @@ impl Stack {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tests/support/stack.py");
-        let mut stack = Stack { child, moto_url: String::new(), proxy_url: String::new(), dir };
+        let mut stack = Stack {
+            child,
+            moto_url: String::new(),
+            proxy_url: String::new(),
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let text = loop {
             if let Ok(text) = std::fs::read_to_string(&env_file) {
@@ -102,7 +118,10 @@ impl Stack {
                 }
             }
         }
-        assert!(stack.moto_url.starts_with("http://127.0.0.1:") && stack.proxy_url.starts_with("http://127.0.0.1:"));
+        assert!(
+            stack.moto_url.starts_with("http://127.0.0.1:")
+                && stack.proxy_url.starts_with("http://127.0.0.1:")
+        );
         stack
     }
 
@@ -142,7 +161,12 @@ impl Stack {
 
     /// Makes the proxy fail every call: `throttle`, `500`, `refuse`, ... or `none`.
     pub fn fault(&self, mode: &str) {
-        proxy_control(&self.proxy_url, "POST", "/__proxy/fault", &format!("{{\"mode\":\"{mode}\"}}"));
+        proxy_control(
+            &self.proxy_url,
+            "POST",
+            "/__proxy/fault",
+            &format!("{{\"mode\":\"{mode}\"}}"),
+        );
     }
 
     pub fn reset_counts(&self) {
@@ -178,7 +202,14 @@ impl Stack {
 
     /// The endpoint moto reports for an instance.
     pub async fn endpoint_of(&self, region: &str, id: &str) -> (String, u16) {
-        let out = self.rds(region).await.describe_db_instances().db_instance_identifier(id).send().await.unwrap();
+        let out = self
+            .rds(region)
+            .await
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .unwrap();
         let e = out.db_instances()[0].endpoint().unwrap();
         (e.address().unwrap().to_owned(), e.port().unwrap() as u16)
     }
@@ -190,7 +221,11 @@ impl Stack {
             .put_parameter()
             .name(name)
             .value(value)
-            .r#type(if secure { ParameterType::SecureString } else { ParameterType::String })
+            .r#type(if secure {
+                ParameterType::SecureString
+            } else {
+                ParameterType::String
+            })
             .overwrite(true)
             .send()
             .await
@@ -199,9 +234,21 @@ impl Stack {
 
     /// (value, type, version)
     pub async fn get_param(&self, region: &str, name: &str) -> (String, String, i64) {
-        let out = self.ssm(region).await.get_parameter().name(name).with_decryption(true).send().await.unwrap();
+        let out = self
+            .ssm(region)
+            .await
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .unwrap();
         let p = out.parameter.unwrap();
-        (p.value.unwrap(), p.r#type.unwrap().as_str().to_owned(), p.version)
+        (
+            p.value.unwrap(),
+            p.r#type.unwrap().as_str().to_owned(),
+            p.version,
+        )
     }
 
     pub async fn put_replica_lag(&self, region: &str, id: &str, seconds: f64) {
@@ -213,7 +260,12 @@ impl Stack {
             .metric_data(
                 MetricDatum::builder()
                     .metric_name("ReplicaLag")
-                    .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(id).build())
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(id)
+                            .build(),
+                    )
                     .value(seconds)
                     .unit(StandardUnit::Seconds)
                     .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
@@ -228,7 +280,10 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         // SIGTERM, so that stack.py stops moto too (SIGKILL would orphan it).
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -257,7 +312,11 @@ pub fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     s.read_to_end(&mut raw).unwrap();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, body.to_owned())
 }
 
@@ -269,7 +328,11 @@ pub fn config(stack: &Stack, extra: &str, replica: bool) -> Config {
 }
 
 pub fn config_toml(stack: &Stack, extra: &str, replica: bool) -> String {
-    let replica = if replica { "\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n" } else { "" };
+    let replica = if replica {
+        "\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n"
+    } else {
+        ""
+    };
     format!(
         "poll_interval_secs = 1\napi_timeout_secs = 5\nendpoint_url = \"{}\"\n{extra}\n[primary]\nid = \"shop-db\"\nregion = \"us-east-1\"\n{replica}\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n",
         stack.proxy_url
@@ -286,7 +349,10 @@ pub struct PlayedRds {
 
 impl PlayedRds {
     pub fn new(aws: Aws) -> Self {
-        PlayedRds { aws, promoted: RefCell::new(HashSet::new()) }
+        PlayedRds {
+            aws,
+            promoted: RefCell::new(HashSet::new()),
+        }
     }
 }
 
@@ -320,7 +386,11 @@ pub struct TestClock {
 
 impl TestClock {
     pub fn new(stop_after: usize) -> Self {
-        TestClock { sleeps: RefCell::new(Vec::new()), stop_after, done: tokio::sync::Notify::new() }
+        TestClock {
+            sleeps: RefCell::new(Vec::new()),
+            stop_after,
+            done: tokio::sync::Notify::new(),
+        }
     }
 }
 
@@ -413,6 +483,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadWriter {
 
 /// `Canary-Pa55-<random>`, different in every run.
 pub fn canary() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("Canary-Pa55-{:08x}{:x}", nanos, std::process::id())
 }
