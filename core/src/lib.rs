@@ -52,6 +52,7 @@ pub use error::{Error, ErrorKind};
 pub use fetch::{Attempts, FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{
     apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat,
+    SECRET_OPTION_WORDS,
 };
 pub use rewrite::with_endpoint;
 pub use secret::Secret;

@@ -33,6 +33,8 @@ use crate::{Error, Secret};
 mod json;
 mod url;
 
+pub use url::SECRET_OPTION_WORDS;
+
 /// The database engine, which decides the default port and how health checks talk to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

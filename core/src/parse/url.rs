@@ -86,6 +86,12 @@ const POSTGRES_HOST_OPTION: &str = "URL option \"host\" of a PostgreSQL URL must
 const POSTGRES_SOCKET_OPTION: &str =
     "a PostgreSQL URL names its Unix socket directory as ?host=/directory, not with \"socket\" or \"unix_socket\"";
 
+/// Words that make a URL option's name refused, compared ignoring case.
+/// Options are shown in the status array: none may carry a secret, whatever
+/// a driver calls it (password, passwd, sslpassword, pwd, PGPASSWORD,
+/// passphrase, secret, token).
+pub const SECRET_OPTION_WORDS: [&str; 4] = ["pass", "pwd", "secret", "token"];
+
 /// The options that would override a part of the URL; refused rather than
 /// left for a driver to apply behind the parsed value's back.
 const OVERRIDING_OPTIONS: [(&str, &str); 4] = [
@@ -251,13 +257,7 @@ pub(super) fn parse(
             return Err(invalid(OPTION_VALUE_EQUALS));
         }
         let lower = name.to_ascii_lowercase();
-        // Options are shown in the status array: none may carry a secret,
-        // whatever a driver calls it (password, passwd, sslpassword, pwd,
-        // PGPASSWORD, passphrase, secret, token).
-        if ["pass", "pwd", "secret", "token"]
-            .iter()
-            .any(|word| lower.contains(word))
-        {
+        if SECRET_OPTION_WORDS.iter().any(|word| lower.contains(word)) {
             return Err(invalid(PASSWORD_OPTION));
         }
         if !seen.insert(lower.clone()) {

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ssm_db_config_core::{
     apply_credentials, parse_endpoint_value, parse_value, with_endpoint, DbConfig, Engine,
-    ValueFormat,
+    ValueFormat, SECRET_OPTION_WORDS,
 };
 
 pub const P: &str = "/prop/db";
@@ -117,7 +117,7 @@ impl Parts {
     /// no control characters anywhere; user, database name, option values and
     /// socket paths without surrounding whitespace; user and database name not
     /// empty; no '/' in a database name; option names of `[A-Za-z0-9_.-]`,
-    /// each once, none about a password or overriding the URL's parts; a port
+    /// each once, none with a secret's word in its name or overriding the URL's parts; a port
     /// from 1; a socket absolute, and a MySQL socket without a port.
     pub fn sanitize(mut self) -> Parts {
         self.user = field(&self.user, "u");
@@ -138,7 +138,7 @@ impl Parts {
                     k.insert(0, 'x');
                 }
                 let lower = k.to_ascii_lowercase();
-                if lower.contains("password") || seen.contains(&lower) {
+                if SECRET_OPTION_WORDS.iter().any(|w| lower.contains(w)) || seen.contains(&lower) {
                     return None;
                 }
                 seen.push(lower);
