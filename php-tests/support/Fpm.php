@@ -69,6 +69,14 @@ final class Fpm
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }
+        // What scripts/memcheck sets for every PHP process (the allocator,
+        // the extra php.ini folder), when set: the master reads them at
+        // startup, its workers inherit the result through fork.
+        foreach (['USE_ZEND_ALLOC', 'PHP_INI_SCAN_DIR'] as $k) {
+            if (getenv($k) !== false) {
+                $env += [$k => (string) getenv($k)];
+            }
+        }
         $fpm->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', "$fpm->dir/stdout.log", 'w'], 2 => ['file', "$fpm->dir/stderr.log", 'w']], $pipes, $fpm->dir, $env);
         $deadline = microtime(true) + 15;
         $waiting = $fpm->ports;
