@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The failover drill (see bench/failover_drill.py and bench/README.md):
+# The failover drill (see bench/failover_drill.py and docs/benchmarks.md):
 #   bench/drill.sh            # both modes: sync, then async
 #   bench/drill.sh sync       # one mode; extra arguments go to the drill
 # Needs root (network namespace, runuser postgres), the packages in
