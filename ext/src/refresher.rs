@@ -19,23 +19,17 @@
 //!
 //! How long the thread stays depends on the TTL (see [`linger`]). With a
 //! TTL of [`KEEP_FOR_TTL_UP_TO`] or less it waits for the next refresh:
-//! building the thread, runtime and client again costs more than keeping
-//! them (2.5–4.3 ms of CPU per refresh against 1.5 ms in PHP CLI refreshing
-//! every 0.3 s), and with a short TTL that price comes every few seconds on
-//! the CPU that serves requests (`bench/README.md`: p99 1.44 times the
-//! baseline with TTL 5 s, 1.01 with TTL 3600). Even a kept thread cost
-//! 8–18 ms per refresh in a php-fpm worker under load, nearly all in the
-//! SDK's request pipeline with its caches cold (`bench/README.md`, session
-//! 4); refreshes now skip that pipeline (`core::direct`: 0.5–4 ms against
-//! 0.7–12 ms in the same runs, session 5). With a longer TTL the thread
-//! ends [`IDLE_EXIT`] after its last job: it drops its runtime and SSM
-//! client and trims the allocator, so that a worker holds no AWS client
-//! between fetches. The allocator still keeps
-//! about 0.7 MB of what the SDK used (fragmented pages of the thread's
-//! arena, and the SDK's one-time statics such as its parsed root
-//! certificates); `state` keeps refreshing with one worker of the host, so
-//! that this, and a thread kept waiting, is paid once per host, not per
-//! worker.
+//! building the thread, runtime and client again costs more CPU than
+//! keeping them, and with a short TTL that price would come every few
+//! seconds on the CPU that serves requests, where it shows in their tail
+//! latency. With a longer TTL the thread ends [`IDLE_EXIT`] after its last
+//! job: it drops its runtime and SSM client and trims the allocator, so
+//! that a worker holds no AWS client between fetches. The allocator still
+//! keeps some of what the SDK used (fragmented pages of the thread's arena,
+//! and the SDK's one-time statics such as its parsed root certificates);
+//! `state` keeps refreshing with one worker of the host, so that this, and
+//! a thread kept waiting, is paid once per host, not per worker. What each
+//! choice costs is measured in `docs/benchmarks.md`.
 //!
 //! When the host shares its cache (see `core::shared`), the job carries the
 //! slot's lock: the thread updates the shared entry, success or failure,
