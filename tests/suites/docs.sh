@@ -7,6 +7,7 @@
 # round heading, or a dated run log (history lives in git).
 # The extension: ${SSM_DB_CONFIG_SO:-$PWD/target/release/libssm_db_config.so}.
 # The last line is "N passed, M failed"; the exit status is non-zero on any failure.
+# shellcheck disable=SC2016 # PHP code and sed patterns in single quotes, $ and ` meant literally
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SO=${SSM_DB_CONFIG_SO:-$PWD/target/release/libssm_db_config.so}
