@@ -184,7 +184,7 @@ extern "C" fn ssm_db_config_status(ex: &mut ExecuteData, rv: &mut Zval) {
 }
 
 /// Everything an admin page needs, and no secret. The keys are documented in
-/// the stub file and README.md.
+/// the stub file, `ext/ssm_db_config.stub.php`.
 pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     let state = state::get();
     state.sync_settings();
