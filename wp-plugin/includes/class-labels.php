@@ -65,6 +65,7 @@ final class SSM_DB_Config_Labels {
 			SSM_DB_Config_Probe_Result::DRIVER_MISSING     => __( 'The PHP database driver for this engine is not loaded.', 'ssm-db-config' ),
 			SSM_DB_Config_Probe_Result::UNKNOWN_ENGINE     => __( 'Unknown database engine.', 'ssm-db-config' ),
 			SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE => __( 'No database settings: the value could not be read from SSM.', 'ssm-db-config' ),
+			SSM_DB_Config_Probe_Result::BAD_OPTION         => __( 'Not checked: a connection option in the value cannot be used as written (see the detail).', 'ssm-db-config' ),
 		);
 		return $labels[ $reason ] ?? $reason;
 	}
