@@ -3,7 +3,8 @@
 # moto (tests/support/stack.py), two MariaDB servers, a MariaDB that requires TLS (a
 # throw-away CA made with openssl), a MariaDB on ::1, a PostgreSQL primary and a
 # pg_basebackup standby, php-fpm with the built extension, nginx serving a copy of Debian's
-# WordPress, and Debian's chromium driven by Playwright. Every server runs in a temporary folder on a free
+# WordPress (and a second copy turned into a multisite network, driven from the CLI), and
+# Debian's chromium driven by Playwright. Every server runs in a temporary folder on a free
 # loopback port and is stopped on exit.
 #
 # Assumes scripts/setup has run; run from the repository root:
@@ -207,6 +208,18 @@ phase "the admin page without the extension"
 php "$T/without-extension.php" >"$RUN/noext.tap" 2>"$RUN/noext.err" || echo "not ok - the page renders without the extension (exit status)" >>"$RUN/noext.tap"
 cat "$RUN/noext.tap" "$RUN/noext.err"
 count_tap "$RUN/noext.tap"
+
+phase "multisite: the admin page on a network"
+cp -a "$WP" "$RUN/wpms"
+if php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/multisite.php" install "$RUN/wpms" >"$RUN/multisite-install.log" 2>&1; then
+  php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/multisite.php" test "$RUN/wpms" >"$RUN/multisite.tap" 2>"$RUN/multisite.err" \
+    || echo "not ok - multisite: the test ran to its end (exit status)" >>"$RUN/multisite.tap"
+else
+  tail -20 "$RUN/multisite-install.log"
+  echo "not ok - multisite: WordPress becomes a network" >"$RUN/multisite.tap"
+fi
+cat "$RUN/multisite.tap" "$RUN/multisite.err" 2>/dev/null
+count_tap "$RUN/multisite.tap"
 
 phase "health endpoints"
 source "$T/health.sh"

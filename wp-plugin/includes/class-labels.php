@@ -86,6 +86,20 @@ final class SSM_DB_Config_Labels {
 	}
 
 	/**
+	 * Why drop-ins cannot be installed or removed from the page.
+	 *
+	 * @param string $refusal dropins_disallowed, file_mods_disallowed, network_admin_only.
+	 */
+	public static function dropins_refusal( string $refusal ): string {
+		$labels = array(
+			'dropins_disallowed'   => __( 'SSM_DB_CONFIG_DISALLOW_DROPINS is set in wp-config.php: drop-ins are installed and removed by hand, not from this page.', 'ssm-db-config' ),
+			'file_mods_disallowed' => __( 'File changes are disallowed on this site (DISALLOW_FILE_MODS): drop-ins are installed and removed by hand, not from this page.', 'ssm-db-config' ),
+			'network_admin_only'   => __( 'Drop-ins run for every site of the network: only a network administrator can install or remove them.', 'ssm-db-config' ),
+		);
+		return $labels[ $refusal ] ?? $refusal;
+	}
+
+	/**
 	 * How the site follows a failover.
 	 *
 	 * @param string $mode retry, error-page, none.
