@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end tests of the WordPress plugin (wp-plugin/), against real servers only:
-# moto (tests/support/stack.py), two MariaDB servers, a PostgreSQL primary and a
+# moto (tests/support/stack.py), two MariaDB servers, a MariaDB that requires TLS (a
+# throw-away CA made with openssl), a MariaDB on ::1, a PostgreSQL primary and a
 # pg_basebackup standby, php-fpm with the built extension, nginx serving a copy of Debian's
-# WordPress, and Debian's chromium driven by Playwright. Every server runs in a temporary
-# folder on a free 127.0.0.1 port and is stopped on exit.
+# WordPress (and a second copy turned into a multisite network, driven from the CLI), and
+# Debian's chromium driven by Playwright. Every server runs in a temporary folder on a free
+# loopback port and is stopped on exit.
 #
 # Assumes scripts/setup has run; run from the repository root:
 #     tests/suites/wordpress.sh            run every test
@@ -73,8 +75,22 @@ CREATE ROLE app LOGIN PASSWORD '$CANARY';
 CREATE DATABASE app OWNER app;
 SQL
 start_pg_standby PGS PGP
+
+phase "databases: MariaDB that requires TLS, MariaDB on ::1"
+TLS=$RUN/tls
+make_tls_certs "$TLS" "$MYSQL_OS_USER"
+start_mariadb MT 127.0.0.1 --ssl-ca="$TLS/ca.pem" --ssl-cert="$TLS/server.pem" \
+  --ssl-key="$TLS/server-key.pem" --require-secure-transport=ON
+start_mariadb M6 ::1
+for db in MT M6; do
+  mariadb_sql "$db" <<SQL
+CREATE DATABASE wp;
+CREATE USER 'wp'@'%' IDENTIFIED BY '$CANARY';
+GRANT ALL ON wp.* TO 'wp'@'%';
+SQL
+done
 CLOSED_PORT=$(free_port)   # Nothing listens here: "the parameter points at nowhere".
-export MA_PORT MB_PORT PGP_PORT PGS_PORT CLOSED_PORT MA_SOCK MB_SOCK
+export MA_PORT MB_PORT PGP_PORT PGS_PORT CLOSED_PORT MA_SOCK MB_SOCK MT_PORT M6_PORT TLS
 
 ssm_put /wp/db "mysql://wp:$CANARY@127.0.0.1:$MA_PORT/wp"
 
@@ -105,11 +121,27 @@ phase "php-fpm and nginx"
 start_fpm FPMWP /wp/db 300 1        # One worker: "the next request" is served by the same cache.
 start_fpm FPMHC /health/db 60 4     # Health endpoints: restarted by each case (health.sh).
 mkdir -p "$RUN/nginx/tmp"
+# The health endpoints, allowed for 127.0.0.1 (SSM_DB_CONFIG_HEALTH_ALLOW) as the documented
+# nginx recipe does; under /closed/ with no setting, /token/ with a token only, /elsewhere/
+# for other addresses only, /typo/ with a malformed list: all of those must stay closed to
+# this client unless it sends the token.
+HEALTH_TOKEN="hc-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+export HEALTH_TOKEN
+health_location() {  # health_location PATH FILE PORT [FASTCGI_PARAM VALUE]...
+  local path=$1 file=$2 port=$3 params=""
+  shift 3
+  while [ $# -ge 2 ]; do params="$params fastcgi_param $1 \"$2\";"; shift 2; done
+  echo "    location = $path { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port;$params fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/$file; fastcgi_pass 127.0.0.1:$port; }"
+}
 health_locations() {
-  cat <<NGX
-    location = /health/live { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/live.php; fastcgi_pass 127.0.0.1:$1; }
-    location = /health/db { include /etc/nginx/fastcgi_params; fastcgi_param HTTP_HOST \$host:\$server_port; fastcgi_param SCRIPT_FILENAME $WP/wp-content/plugins/ssm-db-config/health/db.php; fastcgi_pass 127.0.0.1:$1; }
-NGX
+  local f
+  for f in live db; do
+    health_location "/health/$f" "$f.php" "$1" SSM_DB_CONFIG_HEALTH_ALLOW "127.0.0.1, ::1"
+    health_location "/closed/$f" "$f.php" "$1"
+    health_location "/token/$f" "$f.php" "$1" SSM_DB_CONFIG_HEALTH_TOKEN "$HEALTH_TOKEN"
+    health_location "/elsewhere/$f" "$f.php" "$1" SSM_DB_CONFIG_HEALTH_ALLOW "10.0.0.0/8 2001:db8::/32 127.0.0.2"
+    health_location "/typo/$f" "$f.php" "$1" SSM_DB_CONFIG_HEALTH_ALLOW "127.0.0.0/33"
+  done
 }
 cat >"$RUN/nginx/nginx.conf" <<NGX
 worker_processes 1;
@@ -176,6 +208,18 @@ phase "the admin page without the extension"
 php "$T/without-extension.php" >"$RUN/noext.tap" 2>"$RUN/noext.err" || echo "not ok - the page renders without the extension (exit status)" >>"$RUN/noext.tap"
 cat "$RUN/noext.tap" "$RUN/noext.err"
 count_tap "$RUN/noext.tap"
+
+phase "multisite: the admin page on a network"
+cp -a "$WP" "$RUN/wpms"
+if php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/multisite.php" install "$RUN/wpms" >"$RUN/multisite-install.log" 2>&1; then
+  php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/multisite.php" test "$RUN/wpms" >"$RUN/multisite.tap" 2>"$RUN/multisite.err" \
+    || echo "not ok - multisite: the test ran to its end (exit status)" >>"$RUN/multisite.tap"
+else
+  tail -20 "$RUN/multisite-install.log"
+  echo "not ok - multisite: WordPress becomes a network" >"$RUN/multisite.tap"
+fi
+cat "$RUN/multisite.tap" "$RUN/multisite.err" 2>/dev/null
+count_tap "$RUN/multisite.tap"
 
 phase "health endpoints"
 source "$T/health.sh"
