@@ -83,10 +83,10 @@ final class DefineConstantsTest extends TestCase
     public function test_failure_at_request_start_is_thrown_by_the_call_without_asking_ssm_again(): void
     {
         $name = $this->parameterName('at-start-missing');
-        $r = PhpProcess::json('$before = defined("DB_HOST"); $calls = ssm_db_config_status()["sdk_requests"]; '
+        $r = PhpProcess::json('$before = defined("DB_HOST"); $calls = ssm_db_config_status()["ssm_requests"]; '
             . 'try { ssm_db_config_define(); $result = ["code" => null]; } catch (SsmDbConfigException $e) { '
             . '$result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; } '
-            . '$result += ["before" => $before, "calls_at_start" => $calls, "calls" => ssm_db_config_status()["sdk_requests"], '
+            . '$result += ["before" => $before, "calls_at_start" => $calls, "calls" => ssm_db_config_status()["ssm_requests"], '
             . '"constants" => ssm_db_config_status()["define_constants_state"], '
             . '"defined" => array_values(array_filter(["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"], "defined"))];',
             ['ssm_db_config.parameter' => $name, 'ssm_db_config.define_constants' => '1']);
