@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -297,8 +298,10 @@ final class ExtensionTest extends TestCase
         $name = $this->parameterName('status');
         self::$moto->putParameter($name, 'postgresql://statususer:' . self::$canary . '@status-host:5439/statusdb?sslmode=verify-full');
         $r = PhpProcess::json('ssm_db_config(); ssm_db_config(); $result = ssm_db_config_status();', ['ssm_db_config.parameter' => $name]);
-        foreach (['extension_version', 'pid', 'parameter', 'region', 'cached', 'age_seconds', 'ttl_seconds', 'version',
-                  'hits', 'misses', 'fetches', 'errors', 'last_error', 'last_fetch_duration_ms'] as $key) {
+        foreach (
+            ['extension_version', 'pid', 'parameter', 'region', 'cached', 'age_seconds', 'ttl_seconds', 'version',
+                  'hits', 'misses', 'fetches', 'errors', 'last_error', 'last_fetch_duration_ms'] as $key
+        ) {
             self::assertArrayHasKey($key, $r);
         }
         self::assertSame($name, $r['parameter']);
@@ -331,8 +334,10 @@ final class ExtensionTest extends TestCase
         self::$moto->putParameter($name, 'postgresql://u:' . self::$canary . '@h/d');
         $out = PhpProcess::run('ssm_db_config(); phpinfo(INFO_MODULES);', ['ssm_db_config.parameter' => $name]);
         self::assertStringContainsString('ssm_db_config support => enabled', $out['stdout']);
-        foreach (['ssm_db_config.parameter', 'ssm_db_config.region', 'ssm_db_config.endpoint_url', 'ssm_db_config.ttl', 'ssm_db_config.timeout_ms',
-                  'Cache hits', 'Cache misses', 'Cached value age', 'Version'] as $needle) {
+        foreach (
+            ['ssm_db_config.parameter', 'ssm_db_config.region', 'ssm_db_config.endpoint_url', 'ssm_db_config.ttl', 'ssm_db_config.timeout_ms',
+                  'Cache hits', 'Cache misses', 'Cached value age', 'Version'] as $needle
+        ) {
             self::assertStringContainsString($needle, $out['stdout']);
         }
         self::assertStringNotContainsString(self::$canary, $out['stdout']);

@@ -538,7 +538,7 @@ mod tests {
         ] {
             assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
         }
-        let table: [(&str, &str, &str); 12] = [
+        let table: [(&str, &str, &str); 11] = [
             ("ssm_db_config.ttl", "0", "1 to 86400"),
             ("ssm_db_config.ttl", "5s", "1 to 86400"),
             ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
