@@ -30,9 +30,7 @@
  *         when nothing usable is cached (none, or older than
  *         ssm_db_config.max_stale past its TTL) and it cannot be fetched or parsed.
  */
-function ssm_db_config(?string $parameter = null): array
-{
-}
+function ssm_db_config(?string $parameter = null): array {}
 
 /**
  * Defines the constants DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME and
@@ -49,9 +47,7 @@ function ssm_db_config(?string $parameter = null): array
  * @throws SsmDbConfigException as ssm_db_config() does, and with code
  *         BAD_CONFIGURATION when one of the constants is already defined.
  */
-function ssm_db_config_define(?string $parameter = null): void
-{
-}
+function ssm_db_config_define(?string $parameter = null): void {}
 
 /**
  * Fetches the parameter now, replaces the cached value and returns it. Call it
@@ -61,9 +57,7 @@ function ssm_db_config_define(?string $parameter = null): void
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
  * @throws SsmDbConfigException when the fetch or the parsing fails (the cached value is kept).
  */
-function ssm_db_config_refresh(?string $parameter = null): array
-{
-}
+function ssm_db_config_refresh(?string $parameter = null): array {}
 
 /**
  * The extension's state in this process, for admin pages and health checks.
@@ -87,9 +81,7 @@ function ssm_db_config_refresh(?string $parameter = null): array
  *   last_fetch_duration_ms: ?float, last_fetch_time: ?float
  * }
  */
-function ssm_db_config_status(): array
-{
-}
+function ssm_db_config_status(): array {}
 
 /**
  * Thrown by ssm_db_config(), ssm_db_config_define() and ssm_db_config_refresh(). The message names
