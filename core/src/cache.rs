@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::policy;
 use crate::shared::StoredValue;
+use crate::ExposeSecret;
 #[cfg(test)]
-use crate::Secret;
+use crate::SecretString;
 use crate::{
     apply_credentials, parse_endpoint_value, parse_value, DbConfig, Error, FetchedParameter,
 };
@@ -67,11 +68,11 @@ impl CachedConfig {
     ) -> Result<Self, Error> {
         let config = match (credentials_parameter, &stored.credentials) {
             (Some(creds_name), Some((creds, _))) => apply_credentials(
-                parse_endpoint_value(parameter, stored.value.expose())?,
+                parse_endpoint_value(parameter, stored.value.expose_secret())?,
                 creds_name,
-                creds.expose(),
+                creds.expose_secret(),
             )?,
-            _ => parse_value(parameter, stored.value.expose())?,
+            _ => parse_value(parameter, stored.value.expose_secret())?,
         };
         Ok(CachedConfig {
             parameter: parameter.to_owned(),
@@ -163,7 +164,7 @@ mod tests {
 
     fn fetched(value: &str) -> FetchedParameter {
         FetchedParameter {
-            value: Secret::new(value.into()),
+            value: SecretString::from(value.to_owned()),
             version: 3,
             duration: Duration::from_millis(5),
         }
@@ -192,7 +193,7 @@ mod tests {
         let stored = StoredValue::fetched(
             fetched("postgresql://db.internal/shop"),
             Some(FetchedParameter {
-                value: Secret::new(r#"{"username":"rotated","password":"pw2"}"#.into()),
+                value: SecretString::from(r#"{"username":"rotated","password":"pw2"}"#.to_owned()),
                 version: 9,
                 duration: Duration::ZERO,
             }),
@@ -205,7 +206,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (entry.config.user.as_str(), entry.config.password.expose()),
+            (
+                entry.config.user.as_str(),
+                entry.config.password.expose_secret()
+            ),
             ("rotated", "pw2")
         );
         assert_eq!(entry.credentials_version, Some(9));

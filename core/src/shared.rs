@@ -27,7 +27,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::Secret;
+use crate::SecretString;
 
 const MAGIC: &[u8; 4] = b"SDC1";
 
@@ -148,37 +148,42 @@ pub struct StoredValue {
     pub duration_us: u64,
     /// The main parameter's value.
     #[serde(with = "secret_serde")]
-    pub value: Secret,
+    pub value: SecretString,
     /// The main parameter's version.
     pub version: i64,
     /// The credentials parameter's value and version, when one is configured.
     #[serde(with = "optional_secret_serde")]
-    pub credentials: Option<(Secret, i64)>,
+    pub credentials: Option<(SecretString, i64)>,
     /// Refresh-ahead point chosen by the fetcher (ns after `fetched_ns`).
     pub refresh_after_ns: u64,
 }
 
 mod secret_serde {
-    use crate::Secret;
+    use crate::{ExposeSecret, SecretString};
     use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.expose())
+    pub fn serialize<S: Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose_secret())
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
-        String::deserialize(de).map(Secret::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<SecretString, D::Error> {
+        String::deserialize(de).map(SecretString::from)
     }
 }
 
 mod optional_secret_serde {
-    use crate::Secret;
+    use crate::{ExposeSecret, SecretString};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    pub fn serialize<S: Serializer>(v: &Option<(Secret, i64)>, ser: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().map(|(s, n)| (s.expose(), *n)).serialize(ser)
+    pub fn serialize<S: Serializer>(
+        v: &Option<(SecretString, i64)>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|(s, n)| (s.expose_secret(), *n))
+            .serialize(ser)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(
         de: D,
-    ) -> Result<Option<(Secret, i64)>, D::Error> {
-        Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (Secret::new(s), n)))
+    ) -> Result<Option<(SecretString, i64)>, D::Error> {
+        Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (SecretString::from(s), n)))
     }
 }
 
@@ -312,6 +317,7 @@ impl SharedSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ExposeSecret;
 
     fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -328,9 +334,12 @@ mod tests {
             value: Some(StoredValue {
                 fetched_ns: 1,
                 duration_us: 2,
-                value: Secret::new(format!("postgresql://u:{password}@h/d")),
+                value: SecretString::from(format!("postgresql://u:{password}@h/d")),
                 version: 3,
-                credentials: Some((Secret::new(format!("{{\"password\":\"{password}\"}}")), 4)),
+                credentials: Some((
+                    SecretString::from(format!("{{\"password\":\"{password}\"}}")),
+                    4,
+                )),
                 refresh_after_ns: 5,
             }),
             failures: 0,
@@ -350,7 +359,10 @@ mod tests {
         slot.write(&key, &entry("Canary-Pa55-unit")).unwrap();
         let back = slot.read(&key).unwrap();
         let value = back.value.unwrap();
-        assert_eq!(value.value.expose(), "postgresql://u:Canary-Pa55-unit@h/d");
+        assert_eq!(
+            value.value.expose_secret(),
+            "postgresql://u:Canary-Pa55-unit@h/d"
+        );
         assert_eq!(value.credentials.unwrap().1, 4);
         let bytes = fs::read(slot.path()).unwrap();
         assert!(

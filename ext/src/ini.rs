@@ -57,7 +57,7 @@ const fn directive(name: &'static std::ffi::CStr, default: &'static std::ffi::CS
     }
 }
 
-pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<12> = IniEntryDefs::new([
     directive(c"ssm_db_config.parameter", c""),
     directive(c"ssm_db_config.region", c""),
     directive(c"ssm_db_config.endpoint_url", c""),
@@ -66,7 +66,6 @@ pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     directive(c"ssm_db_config.max_stale", c"86400"),
     directive(c"ssm_db_config.shared_dir", c"auto"),
     directive(c"ssm_db_config.credentials_parameter", c""),
-    directive(c"ssm_db_config.direct_refresh", c"1"),
     directive(c"ssm_db_config.define_constants", c"0"),
     directive(c"ssm_db_config.fleet_hosts", c"1"),
     directive(c"ssm_db_config.ssm_throughput", c"40"),
@@ -235,9 +234,7 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
             number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
         }
         "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
-        "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => {
-            switch(value).map(|_| None)
-        }
+        "ssm_db_config.define_constants" => switch(value).map(|_| None),
         _ => Ok(None),
     }
 }
@@ -315,8 +312,6 @@ pub struct Settings {
     pub shared_dir: Option<SharedDir>,
     /// A parameter whose `username` and `password` override the main one's.
     pub credentials_parameter: Option<String>,
-    /// Whether requests after the SDK's first may skip its pipeline (`core::direct`).
-    pub direct_refresh: bool,
     /// Whether every request starts with the DB_* constants of
     /// `ssm_db_config.parameter` defined (see `State::define_at_request_start`).
     /// Off when `parameter` is not set.
@@ -402,7 +397,6 @@ impl Settings {
                 None => Some(SharedDir::Auto),
             },
             credentials_parameter: text("ssm_db_config.credentials_parameter"),
-            direct_refresh: on("ssm_db_config.direct_refresh", true),
             fleet_hosts: num("ssm_db_config.fleet_hosts", FLEET_HOSTS_RANGE, 1),
             ssm_throughput: num(
                 "ssm_db_config.ssm_throughput",
@@ -482,7 +476,6 @@ mod tests {
                 "credentials_parameter",
                 "/aws/reference/secretsmanager/rds!db-1",
             ),
-            ("direct_refresh", ""),
             ("define_constants", "1"),
         ]);
         assert!(st.define_constants);
@@ -495,16 +488,13 @@ mod tests {
             st.credentials_parameter.as_deref(),
             Some("/aws/reference/secretsmanager/rds!db-1")
         );
-        assert!(!st.direct_refresh);
         assert_eq!(settings(&[("shared_dir", "off")]).shared_dir, None);
         assert_eq!(
             settings(&[("shared_dir", "")]).shared_dir,
             None,
             "PHP's parser turns off into \"\""
         );
-        assert!(Settings::default().direct_refresh, "on by default");
         assert_eq!(Settings::default().shared_dir, Some(SharedDir::Auto));
-        assert!(settings(&[("direct_refresh", "1")]).direct_refresh);
         assert!(
             !settings(&[("parameter", "/app/db")]).define_constants,
             "off by default"
@@ -548,7 +538,7 @@ mod tests {
         ] {
             assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
         }
-        let table: [(&str, &str, &str); 12] = [
+        let table: [(&str, &str, &str); 11] = [
             ("ssm_db_config.ttl", "0", "1 to 86400"),
             ("ssm_db_config.ttl", "5s", "1 to 86400"),
             ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
@@ -571,7 +561,6 @@ mod tests {
                 "user or password",
             ),
             ("ssm_db_config.shared_dir", "relative/dir", "absolute path"),
-            ("ssm_db_config.direct_refresh", "sometimes", "on or off"),
             ("ssm_db_config.define_constants", "maybe", "on or off"),
         ];
         for (directive, value, says) in table {

@@ -20,7 +20,7 @@
 use std::ptr;
 
 use ext_php_rs::ffi::{self, zend_string, zval, HashTable};
-use ssm_db_config_core::DbConfig;
+use ssm_db_config_core::{DbConfig, ExposeSecret};
 use zeroize::Zeroize;
 
 extern "C" {
@@ -109,7 +109,7 @@ impl FrozenArray {
             Value::Str(config.host_with_port()),
             Value::Long(i64::from(config.port)),
             Value::Str(config.user.clone()),
-            Value::Secret(config.password.expose()),
+            Value::Secret(config.password.expose_secret()),
             Value::Str(config.dbname.clone()),
             Value::Str(config.engine.as_str().to_owned()),
         ];

@@ -51,11 +51,8 @@ pub struct Counters {
     pub errors: u64,
     /// Values taken from the host's shared entry, fetched by another worker.
     pub shared_hits: u64,
-    /// Requests this process sent to SSM through the AWS SDK's pipeline (the
-    /// first of a fetch thread, and any after a failure).
-    pub sdk_requests: u64,
-    /// Requests this process sent to SSM directly (refreshes; see `core::direct`).
-    pub direct_requests: u64,
+    /// Requests this process sent to SSM, the SDK's retries included.
+    pub ssm_requests: u64,
 }
 
 /// The last failure, for the status array. The message is the exception's.
@@ -391,7 +388,6 @@ impl State {
                 region: self.settings.region.clone(),
                 endpoint_url: self.settings.endpoint_url.clone(),
                 timeout: self.settings.timeout,
-                direct: self.settings.direct_refresh,
                 environment: Some(crate::environment::for_sdk()),
             },
             epoch: self.epoch,
@@ -689,8 +685,7 @@ impl State {
         if let Some(region) = outcome.region {
             self.region = Some(region);
         }
-        self.counters.sdk_requests += outcome.attempts.sdk;
-        self.counters.direct_requests += outcome.attempts.direct;
+        self.counters.ssm_requests += outcome.requests;
         let tracker = self.trackers.entry(outcome.parameter.clone()).or_default();
         tracker.failures = outcome.failures;
         tracker.next_attempt_ns = outcome.next_attempt_ns;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use ssm_db_config_core::{ErrorKind, Secret};
+use ssm_db_config_core::{ErrorKind, ExposeSecret, SecretString};
 use tracing::instrument;
 
 use crate::config::{Config, InstanceRef, ParameterTarget};
@@ -96,13 +96,15 @@ struct RegionClients {
 #[derive(Clone)]
 pub struct Aws {
     regions: HashMap<String, RegionClients>,
+    /// Each call's operation timeout, which a timed-out call reports.
+    timeout: Duration,
 }
 
 /// A parameter's current value as SSM returned it.
 #[derive(Debug)]
 pub struct CurrentValue {
     /// The decrypted value.
-    pub value: Secret,
+    pub value: SecretString,
     /// `String` or `SecureString` (or `StringList`).
     pub kind: String,
     /// The version number.
@@ -134,7 +136,7 @@ impl Aws {
             };
             regions.insert(region, clients);
         }
-        Ok(Aws { regions })
+        Ok(Aws { regions, timeout })
     }
 
     fn region(&self, region: &str) -> &RegionClients {
@@ -186,13 +188,19 @@ impl Aws {
                     )
                 })?;
                 Ok(Some(CurrentValue {
-                    value: Secret::new(value),
+                    value: SecretString::from(value),
                     kind,
                     version: p.version,
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
-            Err(e) => Err(classify("SSM", "GetParameter", param_target(target), e)),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "GetParameter",
+                param_target(target),
+                e,
+            )),
         }
     }
 
@@ -202,7 +210,7 @@ impl Aws {
     pub async fn put_parameter(
         &self,
         target: &ParameterTarget,
-        value: &Secret,
+        value: &SecretString,
         key_id: Option<&str>,
     ) -> Result<i64, Error> {
         let mut call = self
@@ -210,7 +218,7 @@ impl Aws {
             .ssm
             .put_parameter()
             .name(&target.name)
-            .value(value.expose())
+            .value(value.expose_secret())
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .overwrite(true);
         if let Some(key) = key_id {
@@ -218,7 +226,13 @@ impl Aws {
         }
         match call.send().await {
             Ok(out) => Ok(out.version),
-            Err(e) => Err(classify("SSM", "PutParameter", param_target(target), e)),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "PutParameter",
+                param_target(target),
+                e,
+            )),
         }
     }
 
@@ -253,7 +267,15 @@ impl Aws {
             .parameter_filters(filter)
             .send()
             .await
-            .map_err(|e| classify("SSM", "DescribeParameters", param_target(target), e))?;
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "SSM",
+                    "DescribeParameters",
+                    param_target(target),
+                    e,
+                )
+            })?;
         Ok(out
             .parameters()
             .iter()
@@ -292,7 +314,15 @@ impl Aws {
             .statistics(Statistic::Maximum)
             .send()
             .await
-            .map_err(|e| classify("CloudWatch", "GetMetricStatistics", instance.to_string(), e))?;
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "CloudWatch",
+                    "GetMetricStatistics",
+                    instance.to_string(),
+                    e,
+                )
+            })?;
         let latest = out
             .datapoints()
             .iter()
@@ -325,6 +355,7 @@ impl Rds for Aws {
             }
             Err(e) => {
                 return Err(classify(
+                    self.timeout,
                     "RDS",
                     "DescribeDBInstances",
                     instance.to_string(),
@@ -371,7 +402,15 @@ impl Rds for Aws {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("RDS", "PromoteReadReplica", instance.to_string(), e))
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "RDS",
+                    "PromoteReadReplica",
+                    instance.to_string(),
+                    e,
+                )
+            })
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -383,7 +422,15 @@ impl Rds for Aws {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("RDS", "StopDBInstance", instance.to_string(), e))
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "RDS",
+                    "StopDBInstance",
+                    instance.to_string(),
+                    e,
+                )
+            })
     }
 }
 
@@ -409,9 +456,10 @@ fn api(
     }
 }
 
-/// Classifies an SDK error by its type, AWS code and HTTP status; never by its
-/// `Display`, which carries the raw response.
+/// Classifies an SDK error by core's one classification
+/// (`ssm_db_config_core::fetch::classify_sdk_error`), the extension's too.
 fn classify<E>(
+    timeout: Duration,
     service: &'static str,
     operation: &'static str,
     target: String,
@@ -420,86 +468,16 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    if credentials_failed(&err) {
-        return api(
-            service,
-            operation,
-            target,
-            ErrorKind::NoCredentials,
-            "no usable AWS credentials (environment, profile, container or instance metadata)",
-            true,
-        );
-    }
-    match &err {
-        SdkError::ServiceError(s) => {
-            let status = s.raw().status().as_u16();
-            let core =
-                ssm_db_config_core::fetch::classify_code(target.clone(), s.err().code(), status);
-            let mut e = Error::from_core(service, operation, target, core);
-            if let (Error::Api { reason, kind, .. }, Some(code)) = (&mut e, s.err().code()) {
-                if !reason.contains(code) && *kind != ErrorKind::AccessDenied {
-                    *reason = format!("{reason} ({code})");
-                }
-            }
-            e
+    let code = match &err {
+        SdkError::ServiceError(s) => s.err().code().map(str::to_owned),
+        _ => None,
+    };
+    let core = ssm_db_config_core::fetch::classify_sdk_error(&target, timeout, err);
+    let mut e = Error::from_core(service, operation, target, core);
+    if let (Error::Api { reason, kind, .. }, Some(code)) = (&mut e, code) {
+        if !reason.contains(&code) && *kind != ErrorKind::AccessDenied {
+            *reason = format!("{reason} ({code})");
         }
-        SdkError::TimeoutError(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Timeout,
-            "timed out",
-            true,
-        ),
-        SdkError::DispatchFailure(f) if f.is_timeout() => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Timeout,
-            "timed out",
-            true,
-        ),
-        SdkError::DispatchFailure(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Network,
-            "the request could not be sent (connection failed)",
-            true,
-        ),
-        SdkError::ResponseError(r) => {
-            let reason = format!("unreadable response (HTTP {})", r.raw().status().as_u16());
-            api(
-                service,
-                operation,
-                target,
-                ErrorKind::Service,
-                &reason,
-                true,
-            )
-        }
-        SdkError::ConstructionFailure(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::BadConfiguration,
-            "the request could not be built",
-            false,
-        ),
-        _ => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Service,
-            "unexpected SDK error",
-            true,
-        ),
     }
-}
-
-fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(err), |e| e.source()).any(|e| {
-        e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-    })
+    e
 }

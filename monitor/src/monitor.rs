@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{parse_value, with_endpoint, Secret};
+use ssm_db_config_core::{parse_value, with_endpoint, ExposeSecret, SecretString};
 use tracing::{debug, info, instrument, warn};
 
 use crate::aws::{Aws, Endpoint, Observed, Rds};
@@ -57,7 +57,7 @@ pub struct Monitor<R> {
 
 struct ParamState {
     target: ParameterTarget,
-    value: Secret,
+    value: SecretString,
     kind: String,
     endpoint: Endpoint,
 }
@@ -225,7 +225,7 @@ impl<R: Rds> Monitor<R> {
             .get_parameter(target)
             .await?
             .ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
-        let parsed = parse_value(&target.name, current.value.expose())
+        let parsed = parse_value(&target.name, current.value.expose_secret())
             .map_err(|e| refused(core_reason(e)))?;
         debug!(parameter = %target.name, region = %target.region, version = current.version, kind = %current.kind, "read parameter");
         Ok(ParamState {
@@ -327,9 +327,14 @@ impl<R: Rds> Monitor<R> {
             region: t.region.clone(),
             reason,
         };
-        let new_value = with_endpoint(&t.name, p.value.expose(), &endpoint.host, endpoint.port)
-            .map_err(|e| refused(core_reason(e)))?;
-        let new_value = Secret::new(new_value);
+        let new_value = with_endpoint(
+            &t.name,
+            p.value.expose_secret(),
+            &endpoint.host,
+            endpoint.port,
+        )
+        .map_err(|e| refused(core_reason(e)))?;
+        let new_value = SecretString::from(new_value);
         if self.mode == Mode::DryRun {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);

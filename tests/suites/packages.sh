@@ -127,7 +127,6 @@ expected_ini='extension=ssm_db_config.so
 ;ssm_db_config.max_stale = 86400
 ;ssm_db_config.shared_dir = "auto"
 ;ssm_db_config.credentials_parameter = ""
-;ssm_db_config.direct_refresh = 1
 ;ssm_db_config.define_constants = 0
 ;ssm_db_config.fleet_hosts = 1
 ;ssm_db_config.ssm_throughput = 40'
@@ -178,8 +177,8 @@ check "after dpkg -P: phpenmod's state for it is gone (/var/lib/php/modules)" \
   test -z "$(find /var/lib/php/modules -name ssm_db_config 2>/dev/null)"
 
 # --- the monitor's package ---------------------------------------------------
-check "the packaged unit is monitor/packaging's with /usr/bin paths" \
-  diff <(sed -e '/^#/d' -e 's#/usr/local/#/usr/#g' monitor/packaging/ssm-db-monitor.service) <(sed '/^#/d' packaging/monitor/ssm-db-monitor.service)
+check "the packaged unit is packaging/monitor's" \
+  diff <(dpkg-deb --fsys-tarfile "$MON_DEB" | tar -xO ./lib/systemd/system/ssm-db-monitor.service) packaging/monitor/ssm-db-monitor.service
 dpkg-deb -e "$MON_DEB" "$work/mon-control"
 check "the monitor's example configuration is a conffile" grep -qx /etc/ssm-db-monitor/monitor.toml "$work/mon-control/conffiles"
 if dpkg -i "$MON_DEB" >"$work/dpkg-i-mon.log" 2>&1; then ok "dpkg -i $MON_DEB"; else cat "$work/dpkg-i-mon.log"; not_ok "dpkg -i $MON_DEB"; finish; fi

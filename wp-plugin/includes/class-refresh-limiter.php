@@ -151,7 +151,7 @@ final class SSM_DB_Config_Refresh_Limiter {
 	 */
 	private function fetches(): int {
 		$status = ssm_db_config_status();
-		return (int) ( $status['sdk_requests'] ?? 0 ) + (int) ( $status['direct_requests'] ?? 0 );
+		return (int) ( $status['ssm_requests'] ?? 0 );
 	}
 
 	/**

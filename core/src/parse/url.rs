@@ -38,7 +38,7 @@ use super::{
     check_host_name, check_password, check_socket, check_text, is_ipv6, parse_port, DbConfig,
     EndpointSpan, Engine, Parsed, ValueFormat,
 };
-use crate::{Error, Secret};
+use crate::{Error, SecretString};
 
 const UNKNOWN_SCHEME: &str =
     "the URL scheme is not postgresql://, postgres://, mysql:// or mariadb://";
@@ -145,7 +145,7 @@ pub(super) fn parse(
         None => return Err(invalid(NO_USER)),
     };
     let (user, password) = match userinfo {
-        None => (String::new(), Secret::default()),
+        None => (String::new(), SecretString::default()),
         Some(userinfo) => {
             let (raw_user, raw_password) = match userinfo.split_once(':') {
                 Some(pair) => pair,
@@ -157,7 +157,8 @@ pub(super) fn parse(
             if user.is_empty() && credentials_required {
                 return Err(invalid(USER_EMPTY));
             }
-            let password = Secret::new(decode(parameter, "the URL's password", raw_password)?);
+            let password =
+                SecretString::from(decode(parameter, "the URL's password", raw_password)?);
             check_password(parameter, "the URL's password", &password)?;
             (user, password)
         }
@@ -362,6 +363,7 @@ mod tests {
     use crate::parse::{
         parse_endpoint_value, parse_spanned, parse_value, EndpointSpan, Engine, ValueFormat,
     };
+    use crate::ExposeSecret;
 
     #[test]
     fn parses_postgresql_url_with_every_piece() {
@@ -371,7 +373,11 @@ mod tests {
         assert_eq!(c.engine, Engine::Postgresql);
         assert_eq!((c.host.as_str(), c.port), ("db.example.com", 6432));
         assert_eq!(
-            (c.user.as_str(), c.password.expose(), c.dbname.as_str()),
+            (
+                c.user.as_str(),
+                c.password.expose_secret(),
+                c.dbname.as_str()
+            ),
             ("wp", "secret", "shop")
         );
         assert_eq!(
@@ -483,7 +489,7 @@ mod tests {
         ];
         for (encoded, plain) in table {
             let c = ok(&format!("postgresql://user%40corp:{encoded}@h/d"));
-            assert_eq!(c.password.expose(), plain, "{encoded}");
+            assert_eq!(c.password.expose_secret(), plain, "{encoded}");
             assert_eq!(c.user, "user@corp");
         }
         assert_eq!(ok("mysql://jürgen:p@h/d").user, "jürgen");
@@ -506,7 +512,7 @@ mod tests {
         let c = ok(
             "postgresql://wp:pw@db.internal:5432/shop?application_name=wp@web-1&sslmode=require",
         );
-        assert_eq!((c.user.as_str(), c.password.expose()), ("wp", "pw"));
+        assert_eq!((c.user.as_str(), c.password.expose_secret()), ("wp", "pw"));
         assert_eq!(
             (c.host.as_str(), c.port, c.dbname.as_str()),
             ("db.internal", 5432, "shop")
@@ -743,7 +749,7 @@ mod tests {
         let c = parse_endpoint_value(P, "postgresql://db.internal:5432/shop?application_name=a@b")
             .unwrap();
         assert_eq!(
-            (c.host.as_str(), c.user.as_str(), c.password.expose()),
+            (c.host.as_str(), c.user.as_str(), c.password.expose_secret()),
             ("db.internal", "", "")
         );
         let c = parse_endpoint_value(P, "postgresql://only-user@db.internal/shop").unwrap();
