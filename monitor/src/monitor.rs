@@ -108,6 +108,7 @@ impl<R: Rds> Monitor<R> {
     #[instrument(level = "debug", skip_all)]
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Result<PollReport, Error> {
         self.metrics.poll();
+        let mut errors = Vec::new();
         let observation = match &self.config.cluster {
             Some(c) => {
                 let cluster = c.as_ref();
@@ -118,14 +119,13 @@ impl<R: Rds> Monitor<R> {
                 Observation::Cluster(o)
             }
             None => {
-                let observed = self.observe().await?;
+                let observed = self.observe(&mut errors).await?;
                 if let Some(why) = refuse_cluster_members(&observed) {
                     return Err(Error::Config(why));
                 }
                 Observation::Instances(observed)
             }
         };
-        let mut errors = Vec::new();
         let mut params = Vec::new();
         for target in &self.config.parameters {
             match self.read_parameter(target).await {
@@ -253,9 +253,20 @@ impl<R: Rds> Monitor<R> {
         Ok(report)
     }
 
-    async fn observe(&self) -> Result<Vec<Observed>, Error> {
+    /// DescribeDBInstances for the primary, then each replica. A failure for
+    /// the primary fails the poll; a failure for a replica (its region's API
+    /// is down, say) makes that replica `unknown`, which is neither serving nor
+    /// writable, and is reported in the poll's errors, so that one region's
+    /// outage does not stop the monitor from keeping the writable primary published.
+    async fn observe(&self, errors: &mut Vec<Error>) -> Result<Vec<Observed>, Error> {
         let mut out = Vec::with_capacity(1 + self.config.replicas.len());
-        for instance in self.config.primary.iter().chain(&self.config.replicas) {
+        for (n, instance) in self
+            .config
+            .primary
+            .iter()
+            .chain(&self.config.replicas)
+            .enumerate()
+        {
             match self.rds.describe(instance).await {
                 Ok(o) => {
                     debug!(instance = %o.instance, status = %o.status, endpoint = ?o.endpoint, replica_of = ?o.replica_source, "observed");
@@ -263,7 +274,14 @@ impl<R: Rds> Monitor<R> {
                 }
                 Err(e) => {
                     self.metrics.api_error();
-                    return Err(e);
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    warn!(instance = %instance, error = %e, "cannot describe the replica; counting it as unknown");
+                    let mut unknown = Observed::not_found(instance);
+                    unknown.status = "unknown".into();
+                    out.push(unknown);
+                    errors.push(e);
                 }
             }
         }

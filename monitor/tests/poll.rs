@@ -718,3 +718,47 @@ async fn rotation_that_lands_during_a_poll_is_not_reverted() {
         format!("postgresql://wp:new-password@{west_host}:{west_port}/shop")
     );
 }
+
+#[tokio::test]
+async fn unreachable_replica_region_does_not_stop_publishing_the_primary() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    let mut m = monitor(&stack, "", true, Mode::Act).await;
+    m.rds()
+        .unreachable
+        .borrow_mut()
+        .insert("shop-db-west".into());
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-db"),
+        "{}",
+        report.plan
+    );
+    assert_eq!(report.published, vec!["/shop/db (us-east-1)".to_string()]);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0]
+            .to_string()
+            .contains("shop-db-west (us-west-2)"),
+        "{}",
+        report.errors[0]
+    );
+    let (host, _) = stack.endpoint_of(EAST, "shop-db").await;
+    assert!(stack.get_param(EAST, "/shop/db").await.0.contains(&host));
+
+    // The primary's own region unreachable: the poll fails, nothing is decided.
+    m.rds().unreachable.borrow_mut().insert("shop-db".into());
+    assert!(m.poll(&TestClock::new(usize::MAX)).await.is_err());
+}

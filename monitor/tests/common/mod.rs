@@ -355,6 +355,9 @@ pub struct PlayedRds {
     pub promoted: RefCell<HashSet<InstanceRef>>,
     pub endpoints: RefCell<HashMap<String, Endpoint>>,
     pub rotate_on_promote: RefCell<Option<(aws_sdk_ssm::Client, String, String)>>,
+    /// Instance ids whose DescribeDBInstances fails as if their region's API
+    /// were down (the proxy faults every call, not one region's).
+    pub unreachable: RefCell<HashSet<String>>,
 }
 
 impl PlayedRds {
@@ -364,6 +367,7 @@ impl PlayedRds {
             promoted: RefCell::new(HashSet::new()),
             endpoints: RefCell::new(HashMap::new()),
             rotate_on_promote: RefCell::new(None),
+            unreachable: RefCell::new(HashSet::new()),
         }
     }
 
@@ -390,6 +394,16 @@ pub fn closed_port() -> u16 {
 
 impl Rds for PlayedRds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
+        if self.unreachable.borrow().contains(&instance.id) {
+            return Err(Error::Api {
+                service: "RDS",
+                operation: "DescribeDBInstances",
+                target: instance.to_string(),
+                kind: ssm_db_config_core::ErrorKind::Network,
+                reason: "the request could not be sent (connection failed)".into(),
+                transient: true,
+            });
+        }
         let mut o = self.aws.describe(instance).await?;
         if self.promoted.borrow().contains(instance) {
             o.replica_source = None;
