@@ -29,30 +29,74 @@ pub struct Observed {
     pub endpoint: Option<Endpoint>,
     /// `ReadReplicaSourceDBInstanceIdentifier`: set while the instance is a read replica.
     pub replica_source: Option<String>,
+    /// `DBClusterIdentifier`: set when the instance is a member of an Aurora
+    /// or Multi-AZ DB cluster, which must be configured as `[cluster]`.
+    pub cluster: Option<String>,
 }
 
-/// Statuses in which an instance serves its clients. The others (`stopped`,
-/// `rebooting`, `failed`, `storage-full`, `incompatible-*`, `not-found`, ...)
+/// Statuses in which an instance keeps serving its clients, writes included:
+/// RDS applies these changes online (or, for `modifying` and `upgrading`,
+/// with at most a short reboot that a Multi-AZ standby covers). Counting them
+/// as down would let an instance-class change or a minor-version upgrade turn
+/// into a promotion and two writers. Every `configuring-*` status serves too.
+/// The others (`stopped`, `rebooting`, `failed`, `storage-full`,
+/// `incompatible-*`, `inaccessible-encryption-credentials`, `not-found`, ...)
 /// count as unavailable.
-pub const SERVING_STATUSES: [&str; 6] = [
+pub const SERVING_STATUSES: [&str; 12] = [
     "available",
     "backing-up",
     "storage-optimization",
-    "configuring-enhanced-monitoring",
-    "configuring-log-exports",
-    "configuring-iam-database-auth",
+    "modifying",
+    "maintenance",
+    "upgrading",
+    "renaming",
+    "resetting-master-credentials",
+    "moving-to-vpc",
+    "converting-to-vpc",
+    "storage-config-upgrade",
+    "storage-initialization",
 ];
+
+/// Whether RDS reports a status in which the instance serves clients.
+pub fn is_serving_status(status: &str) -> bool {
+    SERVING_STATUSES.contains(&status) || status.starts_with("configuring-")
+}
 
 impl Observed {
     /// Whether the instance serves clients now.
     pub fn is_serving(&self) -> bool {
-        SERVING_STATUSES.contains(&self.status.as_str()) && self.endpoint.is_some()
+        is_serving_status(&self.status) && self.endpoint.is_some()
     }
 
     /// Whether it can take writes: serving and not a read replica.
     pub fn is_writable(&self) -> bool {
         self.is_serving() && self.replica_source.is_none()
     }
+}
+
+/// What DescribeDBClusters says about one cluster, with its members as
+/// DescribeDBInstances describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterObserved {
+    /// Which cluster.
+    pub cluster: InstanceRef,
+    /// The cluster's `Status` (`available`, `failing-over`, `modifying`, ...),
+    /// or `not-found`.
+    pub status: String,
+    /// The cluster (writer) endpoint and port.
+    pub endpoint: Option<Endpoint>,
+    /// The members, writer or not; the writer is the one with `IsClusterWriter`.
+    pub members: Vec<ClusterMember>,
+}
+
+/// One member of a DB cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// The member instance as DescribeDBInstances reports it (`not-found`
+    /// when it is listed by the cluster but not described).
+    pub observed: Observed,
+    /// `IsClusterWriter`.
+    pub is_writer: bool,
 }
 
 /// A host and port.
@@ -79,6 +123,8 @@ impl std::fmt::Display for Endpoint {
 pub trait Rds {
     /// DescribeDBInstances for one instance.
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error>;
+    /// DescribeDBClusters for one cluster, then DescribeDBInstances for its members.
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error>;
     /// PromoteReadReplica.
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error>;
     /// StopDBInstance (fencing).
@@ -201,6 +247,25 @@ impl Aws {
                 param_target(target),
                 e,
             )),
+        }
+    }
+
+    /// The parameter's current version (GetParameter without decryption, so no
+    /// KMS call), `None` when it no longer exists. Read just before a write.
+    #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
+    pub async fn parameter_version(&self, target: &ParameterTarget) -> Result<Option<i64>, Error> {
+        let out = self
+            .region(&target.region)
+            .ssm
+            .get_parameter()
+            .name(&target.name)
+            .with_decryption(false)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.parameter.map(|p| p.version)),
+            Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
+            Err(e) => Err(classify("SSM", "GetParameter", param_target(target), e)),
         }
     }
 
@@ -346,12 +411,7 @@ impl Rds for Aws {
         let out = match out {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_db_instance_not_found_fault() => {
-                return Ok(Observed {
-                    instance: instance.clone(),
-                    status: "not-found".into(),
-                    endpoint: None,
-                    replica_source: None,
-                });
+                return Ok(Observed::not_found(instance));
             }
             Err(e) => {
                 return Err(classify(
@@ -377,19 +437,97 @@ impl Rds for Aws {
                     true,
                 )
             })?;
-        let endpoint = db.endpoint().and_then(|e| {
-            let host = e.address()?.to_owned();
-            let port = u16::try_from(e.port()?).ok().filter(|p| *p != 0)?;
-            Some(Endpoint { host, port })
+        Ok(observed_instance(instance.clone(), db))
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
+        let rds = &self.region(&cluster.region).rds;
+        let out = rds
+            .describe_db_clusters()
+            .db_cluster_identifier(&cluster.id)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e)) if e.err().is_db_cluster_not_found_fault() => {
+                return Ok(ClusterObserved {
+                    cluster: cluster.clone(),
+                    status: "not-found".into(),
+                    endpoint: None,
+                    members: Vec::new(),
+                });
+            }
+            Err(e) => {
+                return Err(classify(
+                    "RDS",
+                    "DescribeDBClusters",
+                    cluster.to_string(),
+                    e,
+                ))
+            }
+        };
+        let c = out
+            .db_clusters()
+            .iter()
+            .find(|c| c.db_cluster_identifier() == Some(cluster.id.as_str()))
+            .ok_or_else(|| {
+                api(
+                    "RDS",
+                    "DescribeDBClusters",
+                    cluster.to_string(),
+                    ErrorKind::Service,
+                    "the answer did not include the cluster",
+                    true,
+                )
+            })?;
+        let endpoint = c.endpoint().zip(c.port()).and_then(|(host, port)| {
+            let port = u16::try_from(port).ok().filter(|p| *p != 0)?;
+            Some(Endpoint {
+                host: host.to_owned(),
+                port,
+            })
         });
-        Ok(Observed {
-            instance: instance.clone(),
-            status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        let mut members: Vec<ClusterMember> = c
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| {
+                let id = m.db_instance_identifier()?;
+                Some(ClusterMember {
+                    observed: Observed::not_found(&InstanceRef {
+                        id: id.to_owned(),
+                        region: cluster.region.clone(),
+                    }),
+                    is_writer: m.is_cluster_writer().unwrap_or(false),
+                })
+            })
+            .collect();
+        if !members.is_empty() {
+            // One call for every member: the filter takes the cluster's id.
+            let filter = aws_sdk_rds::types::Filter::builder()
+                .name("db-cluster-id")
+                .values(&cluster.id)
+                .build();
+            let out = rds
+                .describe_db_instances()
+                .filters(filter)
+                .send()
+                .await
+                .map_err(|e| classify("RDS", "DescribeDBInstances", cluster.to_string(), e))?;
+            for db in out.db_instances() {
+                if let Some(m) = members
+                    .iter_mut()
+                    .find(|m| db.db_instance_identifier() == Some(m.observed.instance.id.as_str()))
+                {
+                    m.observed = observed_instance(m.observed.instance.clone(), db);
+                }
+            }
+        }
+        Ok(ClusterObserved {
+            cluster: cluster.clone(),
+            status: c.status().unwrap_or("unknown").to_owned(),
             endpoint,
-            replica_source: db
-                .read_replica_source_db_instance_identifier()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+            members,
         })
     }
 
@@ -431,6 +569,40 @@ impl Rds for Aws {
                     e,
                 )
             })
+    }
+}
+
+impl Observed {
+    /// An instance RDS does not know (deleted, or renamed away).
+    pub fn not_found(instance: &InstanceRef) -> Observed {
+        Observed {
+            instance: instance.clone(),
+            status: "not-found".into(),
+            endpoint: None,
+            replica_source: None,
+            cluster: None,
+        }
+    }
+}
+
+fn observed_instance(instance: InstanceRef, db: &aws_sdk_rds::types::DbInstance) -> Observed {
+    let endpoint = db.endpoint().and_then(|e| {
+        let host = e.address()?.to_owned();
+        let port = u16::try_from(e.port()?).ok().filter(|p| *p != 0)?;
+        Some(Endpoint { host, port })
+    });
+    Observed {
+        instance,
+        status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        endpoint,
+        replica_source: db
+            .read_replica_source_db_instance_identifier()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        cluster: db
+            .db_cluster_identifier()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     }
 }
 

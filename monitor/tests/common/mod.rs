@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region};
 use ssm_db_config_tests::AwsStack;
-use ssm_db_monitor::{Aws, Clock, Config, Error, InstanceRef, Observed, Rds};
+use ssm_db_monitor::{
+    Aws, Clock, ClusterObserved, Config, Endpoint, Error, InstanceRef, Observed, Rds,
+};
 
 pub const EAST: &str = "us-east-1";
 pub const WEST: &str = "us-west-2";
@@ -273,9 +275,20 @@ pub fn config_toml(stack: &Stack, extra: &str, replica: bool) -> String {
 /// Plays RDS's part where moto does not: moto accepts PromoteReadReplica but
 /// keeps reporting `ReadReplicaSourceDBInstanceIdentifier`, which real RDS
 /// drops once the promoted instance is available. Every call still goes to moto.
+///
+/// moto's endpoint names resolve nowhere, so a test that needs the monitor's
+/// TCP probe of an instance to reach (or to be refused by) something real maps
+/// that instance's endpoint to a loopback address in `endpoints`. A test can
+/// also make a rotation land while a promotion is under way (`rotate_on_promote`:
+/// a parameter name and the value PutParameter writes in us-east-1).
 pub struct PlayedRds {
     pub aws: Aws,
     pub promoted: RefCell<HashSet<InstanceRef>>,
+    pub endpoints: RefCell<HashMap<String, Endpoint>>,
+    pub rotate_on_promote: RefCell<Option<(aws_sdk_ssm::Client, String, String)>>,
+    /// Instance ids whose DescribeDBInstances fails as if their region's API
+    /// were down (the proxy faults every call, not one region's).
+    pub unreachable: RefCell<HashSet<String>>,
 }
 
 impl PlayedRds {
@@ -283,22 +296,75 @@ impl PlayedRds {
         PlayedRds {
             aws,
             promoted: RefCell::new(HashSet::new()),
+            endpoints: RefCell::new(HashMap::new()),
+            rotate_on_promote: RefCell::new(None),
+            unreachable: RefCell::new(HashSet::new()),
         }
     }
+
+    /// Maps the instance's endpoint to 127.0.0.1:`port`.
+    pub fn map_endpoint(&self, id: &str, port: u16) {
+        self.endpoints.borrow_mut().insert(
+            id.to_owned(),
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+            },
+        );
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released): connections are refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Rds for PlayedRds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
+        if self.unreachable.borrow().contains(&instance.id) {
+            return Err(Error::Api {
+                service: "RDS",
+                operation: "DescribeDBInstances",
+                target: instance.to_string(),
+                kind: ssm_db_config_core::ErrorKind::Network,
+                reason: "the request could not be sent (connection failed)".into(),
+                transient: true,
+            });
+        }
         let mut o = self.aws.describe(instance).await?;
         if self.promoted.borrow().contains(instance) {
             o.replica_source = None;
         }
+        if let Some(e) = self.endpoints.borrow().get(&instance.id) {
+            if o.endpoint.is_some() {
+                o.endpoint = Some(e.clone());
+            }
+        }
         Ok(o)
+    }
+
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
+        self.aws.describe_cluster(cluster).await
     }
 
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error> {
         self.aws.promote(instance).await?;
         self.promoted.borrow_mut().insert(instance.clone());
+        let rotation = self.rotate_on_promote.borrow_mut().take();
+        if let Some((ssm, name, value)) = rotation {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .overwrite(true)
+                .send()
+                .await
+                .expect("rotation");
+        }
         Ok(())
     }
 
