@@ -265,7 +265,13 @@ impl Aws {
         match out {
             Ok(out) => Ok(out.parameter.map(|p| p.version)),
             Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
-            Err(e) => Err(classify("SSM", "GetParameter", param_target(target), e)),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "GetParameter",
+                param_target(target),
+                e,
+            )),
         }
     }
 
@@ -460,6 +466,7 @@ impl Rds for Aws {
             }
             Err(e) => {
                 return Err(classify(
+                    self.timeout,
                     "RDS",
                     "DescribeDBClusters",
                     cluster.to_string(),
@@ -513,7 +520,15 @@ impl Rds for Aws {
                 .filters(filter)
                 .send()
                 .await
-                .map_err(|e| classify("RDS", "DescribeDBInstances", cluster.to_string(), e))?;
+                .map_err(|e| {
+                    classify(
+                        self.timeout,
+                        "RDS",
+                        "DescribeDBInstances",
+                        cluster.to_string(),
+                        e,
+                    )
+                })?;
             for db in out.db_instances() {
                 if let Some(m) = members
                     .iter_mut()
