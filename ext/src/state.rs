@@ -23,7 +23,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ssm_db_config_core::cache::MAX_ENTRIES;
 use ssm_db_config_core::plan::{
     plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK,
 };
@@ -135,6 +134,9 @@ pub struct State {
     /// Arrays replaced during this request; freed after it (see php_array).
     retired: Vec<Rc<FrozenArray>>,
     in_flight: HashSet<String>,
+    /// The names passed to the functions besides `ssm_db_config.parameter`
+    /// (at most [`MAX_OTHER_NAMES`]).
+    other_names: HashSet<String>,
     pub trackers: HashMap<String, Tracker>,
     /// The host's shared-cache key, made in the parent before the fork, or why there is none.
     shared_key: Result<&'static SharedKey, &'static str>,
@@ -165,6 +167,7 @@ pub fn init(keys: Keys, shared_key: Result<&'static SharedKey, &'static str>) {
             hot: None,
             retired: Vec::new(),
             in_flight: HashSet::new(),
+            other_names: HashSet::new(),
             trackers: HashMap::new(),
             shared_key,
             shared_dirs: HashMap::new(),
@@ -281,6 +284,7 @@ impl State {
         self.retired
             .extend(self.served.drain().map(|(_, served)| served.array));
         self.in_flight.clear();
+        self.other_names.clear();
         self.trackers.clear();
     }
 
@@ -310,6 +314,23 @@ impl State {
                 .clone()
                 .ok_or_else(|| Error::BadConfiguration(NO_PARAMETER.into())),
         }
+    }
+
+    /// Lets a name in unless this process already reads [`MAX_OTHER_NAMES`]
+    /// others besides `ssm_db_config.parameter`. Any PHP code may pass any
+    /// name, and each new one costs memory, files in the shared directory
+    /// and SSM requests: a script that walks through generated names is
+    /// refused past the bound instead. (Which parameters a site may read at
+    /// all is the IAM policy's business, not this one's.)
+    fn admit(&mut self, name: &str) -> Result<(), Error> {
+        if self.settings.parameter.as_deref() == Some(name) || self.other_names.contains(name) {
+            return Ok(());
+        }
+        if self.other_names.len() >= MAX_OTHER_NAMES {
+            return Err(Error::BadConfiguration(TOO_MANY_NAMES.into()));
+        }
+        self.other_names.insert(name.to_owned());
+        Ok(())
     }
 
     /// The credentials parameter applies to the default parameter only.
@@ -353,11 +374,16 @@ impl State {
         // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
         let dir = self.settings.shared_dir.as_ref()?.resolve();
         let ready = self.shared_dirs.entry(dir.clone()).or_insert_with(|| {
-            ssm_db_config_core::shared::prepare_dir(&dir).inspect_err(|why| {
+            let prepared = ssm_db_config_core::shared::prepare_dir(&dir).inspect_err(|why| {
                 crate::log(&format!(
                     "ssm_db_config: the shared cache directory cannot be used ({why}); each process caches on its own (set ssm_db_config.shared_dir)"
                 ))
-            })
+            });
+            if prepared.is_ok() {
+                // Files of masters that stopped (each restart makes a new key).
+                ssm_db_config_core::shared::claim_and_sweep(&dir, key);
+            }
+            prepared
         });
         if ready.is_err() {
             return None;
@@ -411,6 +437,7 @@ impl State {
     ) -> Result<Rc<FrozenArray>, Error> {
         self.sync_settings();
         let name = self.parameter_name(requested)?;
+        self.admit(&name)?;
         let creds = self.credentials_for(&name);
         self.take_mail();
         let names: Vec<&str> = std::iter::once(name.as_str())
@@ -733,9 +760,6 @@ impl State {
         entry: Arc<CachedConfig>,
         until_ns: u64,
     ) -> Rc<FrozenArray> {
-        if !self.served.contains_key(name) && self.served.len() as u64 >= MAX_ENTRIES {
-            self.forget_dropped_names(name);
-        }
         let array = match self.served.get_mut(name) {
             Some(served) if Arc::ptr_eq(&served.entry, &entry) => served.array.clone(),
             // Same settings fetched again (the common refresh): keep the array
@@ -764,31 +788,6 @@ impl State {
             until_ns,
         });
         array
-    }
-
-    /// Makes room for `keep` among the names served: drops what this process
-    /// remembers of names the cache has let go (it keeps [`MAX_ENTRIES`]),
-    /// or of some other name if it has not let go of any yet. A script that
-    /// walks through generated parameter names then cannot grow these maps
-    /// without bound. The arrays dropped are freed after the request.
-    fn forget_dropped_names(&mut self, keep: &str) {
-        let mut dropped: Vec<String> = self
-            .served
-            .keys()
-            .filter(|n| n.as_str() != keep && self.cache.get(n).is_none())
-            .cloned()
-            .collect();
-        if dropped.is_empty() {
-            dropped.extend(self.served.keys().find(|n| n.as_str() != keep).cloned());
-        }
-        for name in dropped {
-            if let Some(old) = self.served.remove(&name) {
-                self.retired.push(old.array);
-            }
-            if !self.in_flight.contains(&name) {
-                self.trackers.remove(&name);
-            }
-        }
     }
 
     /// How many parameters this process holds an array for.
@@ -903,6 +902,10 @@ pub fn already_defined(name: &str) -> Error {
 const NO_PARAMETER: &str =
     "no SSM parameter given: pass a name to ssm_db_config() or set ssm_db_config.parameter in php.ini";
 const INVALID_NAME: &str = "the SSM parameter name passed to ssm_db_config() is not valid";
+/// How many parameter names besides `ssm_db_config.parameter` one process
+/// reads (WordPress needs one; a multisite network or a tool a few).
+pub const MAX_OTHER_NAMES: usize = 8;
+const TOO_MANY_NAMES: &str = "this process already reads 8 SSM parameters besides ssm_db_config.parameter, the most one PHP process may: the name passed to ssm_db_config() is refused (each name costs memory, a file in the shared cache directory and SSM requests; set the site's parameter in ssm_db_config.parameter, or restart the worker to read other ones)";
 const NOT_UTF8: &str = "the SSM parameter name passed to ssm_db_config() is not valid UTF-8";
 
 /// Whether process `pid` exists (it may be another user's: EPERM).
