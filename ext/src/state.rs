@@ -451,6 +451,7 @@ impl State {
         let due = local
             .as_ref()
             .is_none_or(|e| !matches!(e.freshness(now, self.timing()), Freshness::Fresh { .. }));
+        let mut newer = false;
         if let Some((slot, key)) = &slot {
             // A worker whose copy is due takes the one another worker fetched.
             if due || forced {
@@ -458,13 +459,15 @@ impl State {
                     self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref())
                 {
                     local = Some(adopted);
+                    newer = true;
                 }
             }
         }
         if forced {
             self.note_forced(&name, local.as_deref(), now);
         }
-        let decision = plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced));
+        let decision =
+            plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced, newer));
         match (decision.action, local) {
             (Action::Serve { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
@@ -497,6 +500,7 @@ impl State {
         shared: bool,
         now_ns: u64,
         forced: bool,
+        newer_than_served: bool,
     ) -> Knowledge {
         let tracker = self.trackers.get(name);
         let held = held.map(CachedConfig::held);
@@ -523,6 +527,7 @@ impl State {
                 }),
             in_flight: self.in_flight.contains(name),
             forced,
+            newer_than_served,
             spread: Spread {
                 window: self.settings.spread_window(),
                 fraction_millis: held.map_or(0, |h| self.spread_fraction(h.fetched_ns)),
@@ -662,10 +667,12 @@ impl State {
                     let before = self.cache.get(name);
                     let adopted =
                         self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
+                    let newer = adopted.is_some();
                     let held = adopted.or(before);
                     let now = mono_now_ns();
                     match (
-                        plan(&self.knowledge(name, held.as_deref(), true, now, forced)).action,
+                        plan(&self.knowledge(name, held.as_deref(), true, now, forced, newer))
+                            .action,
                         held,
                     ) {
                         (
