@@ -207,9 +207,9 @@ pub fn claim_and_sweep(dir: &Path, key: &SharedKey) -> usize {
                     _ => true,
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => files.iter().all(|(_, changed)| {
-                changed.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)
-            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => files
+                .iter()
+                .all(|(_, changed)| changed.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
             Err(_) => false,
         };
         if gone {
@@ -508,7 +508,11 @@ mod tests {
         let me = std::process::id();
         let started = start_time(me).unwrap();
         let files = |id: &str, owner: Option<String>| {
-            fs::write(dir.join(format!("{id}-00112233445566778899aabb.entry")), b"SDC1").unwrap();
+            fs::write(
+                dir.join(format!("{id}-00112233445566778899aabb.entry")),
+                b"SDC1",
+            )
+            .unwrap();
             fs::write(dir.join(format!("{id}-00112233445566778899aabb.lock")), b"").unwrap();
             if let Some(owner) = owner {
                 fs::write(dir.join(format!("{id}.owner")), owner).unwrap();
@@ -547,7 +551,12 @@ mod tests {
             "dddddddddddd-00112233445566778899aabb.lock".to_owned(),
             "unrelated.txt".to_owned(),
             format!("{id}.owner"),
-            ours.path().file_name().unwrap().to_str().unwrap().to_owned(),
+            ours.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned(),
         ];
         expected.sort();
         assert_eq!(left, expected);
