@@ -74,6 +74,38 @@ final class ProcessTest extends TestCase
         self::assertSame('thread-host:3306', $r['then'], 'a new thread fetched');
     }
 
+    public function test_a_forced_refresh_takes_the_newer_value_another_worker_fetched_without_a_request(): void
+    {
+        $name = $this->parameterName('newer');
+        self::$moto->putParameter($name, 'mysql://u:p@old-host/d');
+        $dir = sys_get_temp_dir() . '/ssm-newer-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir, 'ssm_db_config.ttl' => '300'], Fpm::masterEnv(), 4);
+        try {
+            $get = $fpm->script('get.php', '<?php echo ssm_db_config()["DB_HOST"];');
+            $refresh = $fpm->script('refresh.php', '<?php echo ssm_db_config_refresh()["DB_HOST"];');
+            self::assertSame(['old-host:3306'], array_values(array_unique($fpm->requests($get, 16))));
+            self::$moto->putParameter($name, 'mysql://u:p@new-host/d');
+            // Past the host's one forced fetch a second: one worker refreshes (a fetch)...
+            usleep(1_100_000);
+            self::assertSame('new-host:3306', $fpm->request($refresh));
+            $calls = Proxy::getParameterCalls();
+            // ...and past the next second, the others' refreshes (as db.php makes them
+            // when a connection to the old host fails) take what it fetched.
+            usleep(1_100_000);
+            $dropin = $fpm->script('dropin.php', '<?php $c = ssm_db_config(); if ($c["DB_HOST"] === "old-host:3306") { $c = ssm_db_config_refresh(); } echo $c["DB_HOST"];');
+            self::assertSame(['new-host:3306'], array_values(array_unique($fpm->requests($dropin, 16))));
+            self::assertSame($calls, Proxy::getParameterCalls(), 'no request: the host already has a newer value');
+        } finally {
+            $fpm->stop();
+            array_map('unlink', glob("$dir/*") ?: []);
+            rmdir($dir);
+        }
+    }
+
     public function test_the_stopped_masters_files_are_swept_from_the_shared_directory(): void
     {
         $name = $this->parameterName('sweep');
