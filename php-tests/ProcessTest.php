@@ -31,13 +31,19 @@ final class ProcessTest extends TestCase
         self::assertSame([8, 9], array_keys($r['refused']));
         foreach ($r['refused'] as [$code, $message]) {
             self::assertSame(8, $code, 'BAD_CONFIGURATION');
-            self::assertStringContainsString('already reads 8 SSM parameters besides ssm_db_config.parameter', $message);
+            self::assertStringContainsString('already reads 8 SSM parameters besides ssm_db_config.parameter, the most ssm_db_config.max_parameters allows', $message);
             self::assertStringNotContainsString($prefix, $message, 'the name is not echoed');
         }
         self::assertSame('host0:3306', $r['again'], 'a name already read is still served');
         self::assertSame('default-host:3306', $r['default'], 'the default parameter is always read');
         self::assertSame(9, $r['held']);
         self::assertSame(9, Proxy::getParameterCalls(), 'no request for a refused name');
+        $r = PhpProcess::json(
+            'try { ssm_db_config("' . $prefix . '/0"); } catch (SsmDbConfigException $e) { $result = ["refused" => $e->getCode()]; }'
+            . ' $result += ["host" => ssm_db_config()["DB_HOST"], "max" => ssm_db_config_status()["max_parameters"]];',
+            ['ssm_db_config.parameter' => $default, 'ssm_db_config.max_parameters' => '0']
+        );
+        self::assertSame(['refused' => 8, 'host' => 'default-host:3306', 'max' => 0], array_intersect_key($r, ['refused' => 1, 'host' => 1, 'max' => 1]), 'max_parameters = 0: the default parameter only');
     }
 
     public function test_a_name_that_failed_is_under_backoff_and_not_asked_again_per_call(): void

@@ -135,7 +135,7 @@ pub struct State {
     retired: Vec<Rc<FrozenArray>>,
     in_flight: HashSet<String>,
     /// The names passed to the functions besides `ssm_db_config.parameter`
-    /// (at most [`MAX_OTHER_NAMES`]).
+    /// (at most `ssm_db_config.max_parameters`).
     other_names: HashSet<String>,
     pub trackers: HashMap<String, Tracker>,
     /// The host's shared-cache key, made in the parent before the fork, or why there is none.
@@ -316,8 +316,8 @@ impl State {
         }
     }
 
-    /// Lets a name in unless this process already reads [`MAX_OTHER_NAMES`]
-    /// others besides `ssm_db_config.parameter`. Any PHP code may pass any
+    /// Lets a name in unless this process already reads
+    /// `ssm_db_config.max_parameters` others besides `ssm_db_config.parameter`. Any PHP code may pass any
     /// name, and each new one costs memory, files in the shared directory
     /// and SSM requests: a script that walks through generated names is
     /// refused past the bound instead. (Which parameters a site may read at
@@ -326,8 +326,11 @@ impl State {
         if self.settings.parameter.as_deref() == Some(name) || self.other_names.contains(name) {
             return Ok(());
         }
-        if self.other_names.len() >= MAX_OTHER_NAMES {
-            return Err(Error::BadConfiguration(TOO_MANY_NAMES.into()));
+        let most = self.settings.max_parameters;
+        if self.other_names.len() as u64 >= most {
+            return Err(Error::BadConfiguration(format!(
+                "this process already reads {most} SSM parameters besides ssm_db_config.parameter, the most ssm_db_config.max_parameters allows: the name passed is refused (each name costs memory, a file in the shared cache directory and SSM requests; set the site's parameter in ssm_db_config.parameter, or raise ssm_db_config.max_parameters)"
+            )));
         }
         self.other_names.insert(name.to_owned());
         Ok(())
@@ -909,10 +912,6 @@ pub fn already_defined(name: &str) -> Error {
 const NO_PARAMETER: &str =
     "no SSM parameter given: pass a name to ssm_db_config() or set ssm_db_config.parameter in php.ini";
 const INVALID_NAME: &str = "the SSM parameter name passed to ssm_db_config() is not valid";
-/// How many parameter names besides `ssm_db_config.parameter` one process
-/// reads (WordPress needs one; a multisite network or a tool a few).
-pub const MAX_OTHER_NAMES: usize = 8;
-const TOO_MANY_NAMES: &str = "this process already reads 8 SSM parameters besides ssm_db_config.parameter, the most one PHP process may: the name passed to ssm_db_config() is refused (each name costs memory, a file in the shared cache directory and SSM requests; set the site's parameter in ssm_db_config.parameter, or restart the worker to read other ones)";
 const NOT_UTF8: &str = "the SSM parameter name passed to ssm_db_config() is not valid UTF-8";
 
 /// Whether process `pid` exists (it may be another user's: EPERM).
