@@ -69,7 +69,7 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
  *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int,
  *   define_constants: bool, define_constants_state: 'off'|'not_tried'|'kept'|'request'|'failed',
- *   ini_refused: list<string>, fleet_hosts: int, ssm_throughput: int,
+ *   ini_refused: list<string>, fleet_hosts: int, ssm_throughput: int, max_parameters: int,
  *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
  *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,

@@ -201,24 +201,6 @@ final class ExtensionTest extends TestCase
         self::assertSame(2, Proxy::getParameterCalls());
     }
 
-    public function test_a_script_walking_many_names_keeps_a_bounded_set(): void
-    {
-        $prefix = $this->parameterName('many');
-        for ($i = 0; $i < 100; $i++) {
-            self::$moto->putParameter("$prefix/$i", "mysql://u:p@host$i/d");
-        }
-        $r = PhpProcess::json(
-            '$hosts = []; for ($i = 0; $i < 100; $i++) { $hosts[] = ssm_db_config("' . $prefix . '/$i")["DB_HOST"]; }'
-            . ' $again = ssm_db_config("' . $prefix . '/0")["DB_HOST"]; $last = ssm_db_config("' . $prefix . '/99")["DB_HOST"];'
-            . ' $result = ["hosts" => $hosts, "again" => $again, "last" => $last, "held" => ssm_db_config_status()["parameters_cached"]];'
-        );
-        self::assertSame(array_map(fn ($i) => "host$i:3306", range(0, 99)), $r['hosts']);
-        self::assertSame('host0:3306', $r['again'], 'a name let go of is fetched again');
-        self::assertSame('host99:3306', $r['last']);
-        self::assertGreaterThanOrEqual(1, $r['held']);
-        self::assertLessThanOrEqual(64, $r['held'], 'the process holds at most as many arrays as the cache keeps');
-    }
-
     public function test_fetch_thread_waits_for_the_next_refresh_only_with_a_short_ttl(): void
     {
         $name = $this->parameterName('linger');

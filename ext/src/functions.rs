@@ -220,6 +220,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("define_constants", settings.define_constants)?;
     ht.insert("fleet_hosts", settings.fleet_hosts as i64)?;
     ht.insert("ssm_throughput", settings.ssm_throughput as i64)?;
+    ht.insert("max_parameters", settings.max_parameters as i64)?;
     ht.insert("define_constants_state", state.constants_state())?;
     let mut refused = ZendHashTable::new();
     for warning in crate::ini::refused_values() {

@@ -45,6 +45,11 @@ pub const FLEET_HOSTS_RANGE: (u64, u64) = (1, 1_000_000);
 pub const DEFAULT_SSM_THROUGHPUT: u64 = 40;
 /// Allowed range of `ssm_db_config.ssm_throughput` (the higher-throughput setting allows thousands).
 pub const SSM_THROUGHPUT_RANGE: (u64, u64) = (1, 100_000);
+/// Default of `ssm_db_config.max_parameters`: WordPress reads one name, a
+/// multisite network or a tool a few.
+pub const DEFAULT_MAX_PARAMETERS: u64 = 8;
+/// Allowed range of `ssm_db_config.max_parameters`.
+pub const MAX_PARAMETERS_RANGE: (u64, u64) = (0, 1_000);
 /// Default for `ssm_db_config.shared_dir`: `/dev/shm/ssm_db_config-<uid>`, made
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
@@ -57,7 +62,7 @@ const fn directive(name: &'static std::ffi::CStr, default: &'static std::ffi::CS
     }
 }
 
-pub static INI_ENTRIES: IniEntryDefs<12> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     directive(c"ssm_db_config.parameter", c""),
     directive(c"ssm_db_config.region", c""),
     directive(c"ssm_db_config.endpoint_url", c""),
@@ -69,6 +74,7 @@ pub static INI_ENTRIES: IniEntryDefs<12> = IniEntryDefs::new([
     directive(c"ssm_db_config.define_constants", c"0"),
     directive(c"ssm_db_config.fleet_hosts", c"1"),
     directive(c"ssm_db_config.ssm_throughput", c"40"),
+    directive(c"ssm_db_config.max_parameters", c"8"),
     IniEntryDef::end(),
 ]);
 
@@ -233,6 +239,9 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
         "ssm_db_config.ssm_throughput" => {
             number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
         }
+        "ssm_db_config.max_parameters" => {
+            number(value, MAX_PARAMETERS_RANGE, "names").map(|_| None)
+        }
         "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
         "ssm_db_config.define_constants" => switch(value).map(|_| None),
         _ => Ok(None),
@@ -320,6 +329,9 @@ pub struct Settings {
     pub fleet_hosts: u64,
     /// The account's GetParameter* throughput, requests per second.
     pub ssm_throughput: u64,
+    /// How many names besides `parameter` one process may read
+    /// (`ssm_db_config.max_parameters`; see `State::admit`).
+    pub max_parameters: u64,
 }
 
 impl Default for Settings {
@@ -402,6 +414,11 @@ impl Settings {
                 "ssm_db_config.ssm_throughput",
                 SSM_THROUGHPUT_RANGE,
                 DEFAULT_SSM_THROUGHPUT,
+            ),
+            max_parameters: num(
+                "ssm_db_config.max_parameters",
+                MAX_PARAMETERS_RANGE,
+                DEFAULT_MAX_PARAMETERS,
             ),
         }
     }

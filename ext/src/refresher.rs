@@ -125,6 +125,7 @@ static MAILBOX: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
 
 /// Sends a job to this process's thread, starting it if needed.
 pub fn submit(job: Job) -> Result<(), Error> {
+    crate::before_first_fetch();
     let own = queue();
     // Poisoned only if a thread panicked while holding it; the data (a
     // sender) is always consistent.

@@ -129,7 +129,8 @@ expected_ini='extension=ssm_db_config.so
 ;ssm_db_config.credentials_parameter = ""
 ;ssm_db_config.define_constants = 0
 ;ssm_db_config.fleet_hosts = 1
-;ssm_db_config.ssm_throughput = 40'
+;ssm_db_config.ssm_throughput = 40
+;ssm_db_config.max_parameters = 8'
 check "the .ini loads the extension and lists every directive, commented, with its default" \
   diff <(grep -E '^;?(extension|ssm_db_config\.)' "$work/ext.ini") <(echo "$expected_ini")
 registered=$(grep -o '"ssm_db_config\.[a-z_]*"' ext/src/ini.rs | tr -d '"' | sort -u)

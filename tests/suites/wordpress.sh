@@ -231,6 +231,7 @@ count_tap "$RUN/browser.tap"
 
 phase "failover through WordPress"
 source "$T/failover.sh"
+source "$T/throttle.sh"
 
 phase "WordPress with ssm_db_config.define_constants"
 source "$T/define-constants.sh"
