@@ -19,6 +19,7 @@
 # In the Debian 13 root (PHP 8.4, WordPress 6.8 and 7.1): bench/php84 runs it
 # there. Needs valgrind. Servers on free loopback ports in a temporary folder,
 # stopped on exit. Figures: docs/benchmarks-php.md.
+# shellcheck disable=SC2034 # SO, FPM_WRAP and SUMMARY_PRINTED are read by tests/wordpress/lib.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
