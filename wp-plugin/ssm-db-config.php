@@ -3,7 +3,7 @@
  * Plugin Name:       SSM DB Config
  * Description:       Shows where WordPress gets its database settings from (AWS SSM Parameter Store, through the ssm_db_config PHP extension), checks the database from Site Health, and installs drop-ins that follow a database failover.
  * Version:           0.1.0
- * Requires PHP:      8.1
+ * Requires PHP:      8.2
  * Requires at least: 6.1
  * License:           Apache-2.0
  * Text Domain:       ssm-db-config

@@ -11,20 +11,33 @@
 #     tests/suites/wordpress.sh            run every test
 #     tests/suites/wordpress.sh --serve    start the site, print its URL and admin login, wait
 # The extension: ${SSM_DB_CONFIG_SO:-$PWD/target/release/libssm_db_config.so}.
-# Screenshots and saved pages: tests/artifacts/wordpress/. KEEP_RUN=1 keeps the run folder.
+# The WordPress: ${WP_SOURCE:-/usr/share/wordpress} (a Debian `wordpress` package's tree).
+# The PHP: the `php` on PATH, with the php-fpm of its version (PHP_FPM overrides). Python
+# with moto: ${PY:-.venv/bin/python}. The browser: .venv's Playwright, or, with
+# BROWSER_BROKER=DIR, whoever answers on the FIFOs DIR/request and DIR/reply (inside the
+# Debian 13 root, the host's Chromium: tests/suites/wordpress84.sh).
+# error_reporting is E_ALL and WP_DEBUG is on (shown nowhere, logged): any deprecation
+# notice from the plugin or its drop-ins fails the suite.
+# Screenshots and saved pages: ${WP_ARTIFACTS:-tests/artifacts/wordpress}/. KEEP_RUN=1 keeps
+# the run folder.
 # The last line of output is "N passed, M failed"; the exit status is non-zero on any failure.
 set -euo pipefail
 
 ROOT=$PWD
 [ -d "$ROOT/wp-plugin" ] && [ -f "$ROOT/tests/support/stack.py" ] || { echo "run from the repository root"; echo "0 passed, 1 failed"; exit 1; }
 SO=${SSM_DB_CONFIG_SO:-$ROOT/target/release/libssm_db_config.so}
-PY=$ROOT/.venv/bin/python
+PY=${PY:-$ROOT/.venv/bin/python}
+WP_SOURCE=${WP_SOURCE:-/usr/share/wordpress}
+# Debian keeps PostgreSQL's server programs (initdb, pg_ctl) out of PATH.
+if ! command -v initdb >/dev/null; then
+  for pg_bin in /usr/lib/postgresql/*/bin; do PATH=$pg_bin:$PATH; done
+fi
 T=$ROOT/tests/wordpress
 export AWS_EC2_METADATA_DISABLED=true
 
 RUN=$(mktemp -d /tmp/ssm-db-config-wp.XXXXXX)
 chmod 755 "$RUN"
-ARTIFACTS=$ROOT/tests/artifacts/wordpress
+ARTIFACTS=${WP_ARTIFACTS:-$ROOT/tests/artifacts/wordpress}
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS" "$RUN/bodies"
 # shellcheck source=../wordpress/lib.sh
@@ -43,9 +56,11 @@ fi
 CANARY="Canary-Pa55-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 ADMIN_PASS="admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 SUBSCRIBER_PASS="sub-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-export CANARY ADMIN_PASS SUBSCRIBER_PASS RUN SO
+export CANARY ADMIN_PASS SUBSCRIBER_PASS RUN SO ARTIFACTS
 
 phase() { echo "# $* ($(date -u +%H:%M:%S))"; }
+WP_VERSION=$(sed -n "s/^\$wp_version = '\(.*\)';/\1/p" "$WP_SOURCE/wp-includes/version.php")
+echo "# PHP $(php -r 'echo PHP_VERSION;'), WordPress $WP_VERSION ($WP_SOURCE), $(mariadbd --version | sed -e 's/ for .*//' -e 's/  */ /g'), $(postgres --version 2>/dev/null || "$(dirname "$(command -v initdb)")/postgres" --version)"
 
 phase "AWS: moto and the counting proxy"
 # TMPDIR: moto's folder (and its log) lands in $RUN, is searched for the canary, and is removed.
@@ -94,14 +109,14 @@ export MA_PORT MB_PORT PGP_PORT PGS_PORT CLOSED_PORT MA_SOCK MB_SOCK MT_PORT M6_
 
 ssm_put /wp/db "mysql://wp:$CANARY@127.0.0.1:$MA_PORT/wp"
 
-phase "WordPress: a copy of /usr/share/wordpress with the plugin"
+phase "WordPress: a copy of $WP_SOURCE with the plugin"
 WP=$RUN/wordpress
-cp -a /usr/share/wordpress "$WP"
+cp -a "$WP_SOURCE" "$WP"
 rm -f "$WP/.htaccess" "$WP/wp-config.php"
 # Debian links some libraries relatively (wp-includes/js/underscore.min.js ->
 # ../../../javascript/underscore/...): point the copies at the same files absolutely.
-(cd /usr/share/wordpress && find . -type l) | while read -r link; do
-  if [ -e "/usr/share/wordpress/$link" ]; then ln -sfn "$(readlink -f "/usr/share/wordpress/$link")" "$WP/$link"; fi
+(cd "$WP_SOURCE" && find . -type l) | while read -r link; do
+  if [ -e "$WP_SOURCE/$link" ]; then ln -sfn "$(readlink -f "$WP_SOURCE/$link")" "$WP/$link"; fi
 done
 cp -r "$ROOT/wp-plugin" "$WP/wp-content/plugins/ssm-db-config"
 mkdir -p "$WP/wp-content/mu-plugins"
@@ -114,7 +129,7 @@ sed_args=(-e "s#@WP_URL@#$WP_URL#g")
 for i in 1 2 3 4 5 6 7 8; do sed_args+=(-e "s#@KEY$i@#$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')#"); done
 sed "${sed_args[@]}" "$T/wp-config.php.in" >"$WP/wp-config.php"
 give www-data "$WP/wp-content"
-php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/install-wordpress.php" "$WP" >"$RUN/install.log" 2>&1 \
+php -d error_reporting=E_ALL -d "extension=$SO" -d ssm_db_config.parameter=/wp/db "$T/install-wordpress.php" "$WP" >"$RUN/install.log" 2>&1 \
   || { cat "$RUN/install.log"; echo "not ok - WordPress installs"; echo "0 passed, 1 failed"; exit 1; }
 
 phase "php-fpm and nginx"
@@ -197,7 +212,7 @@ if [ "${1:-}" = --serve ]; then
 fi
 
 phase "PHPUnit: the plugin's logic, with the extension loaded, in the installed WordPress"
-php -d "extension=$SO" -d ssm_db_config.parameter=/wp/db -d ssm_db_config.ttl=300 -d ssm_db_config.timeout_ms=1000 \
+php -d error_reporting=E_ALL -d "extension=$SO" -d ssm_db_config.parameter=/wp/db -d ssm_db_config.ttl=300 -d ssm_db_config.timeout_ms=1000 \
   /usr/bin/phpunit -c "$T/phpunit/phpunit.xml" --log-junit "$RUN/phpunit.xml" >"$RUN/phpunit.log" 2>&1 || true
 cat "$RUN/phpunit.log"
 "$PY" "$T/junit_tap.py" "$RUN/phpunit.xml" >"$RUN/phpunit.tap" || echo "not ok - PHPUnit wrote a report" >>"$RUN/phpunit.tap"
@@ -205,7 +220,7 @@ cat "$RUN/phpunit.tap"
 count_tap "$RUN/phpunit.tap"
 
 phase "the admin page without the extension"
-php "$T/without-extension.php" >"$RUN/noext.tap" 2>"$RUN/noext.err" || echo "not ok - the page renders without the extension (exit status)" >>"$RUN/noext.tap"
+php -d error_reporting=E_ALL "$T/without-extension.php" >"$RUN/noext.tap" 2>"$RUN/noext.err" || echo "not ok - the page renders without the extension (exit status)" >>"$RUN/noext.tap"
 cat "$RUN/noext.tap" "$RUN/noext.err"
 count_tap "$RUN/noext.tap"
 
@@ -225,7 +240,20 @@ phase "health endpoints"
 source "$T/health.sh"
 
 phase "browser: Tools → Database Config in Chromium"
-"$PY" "$T/browser.py" >"$RUN/browser.tap" 2>&1 || echo "not ok - the browser test ran to its end" >>"$RUN/browser.tap"
+if [ -n "${BROWSER_BROKER:-}" ]; then
+  # The browser runs outside this system: ask for it with what browser.py reads (each
+  # NAME=value on a line, an empty line ends it), and wait for its exit status. The
+  # passwords go through the FIFO, never into a file.
+  {
+    for name in WP_URL WP PROXY_URL ADMIN_PASS SUBSCRIBER_PASS CANARY ARTIFACTS RUN; do printf '%s=%s\n' "$name" "${!name}"; done
+    echo
+  } >"$BROWSER_BROKER/request"
+  browser_status=
+  read -r -t 900 browser_status <"$BROWSER_BROKER/reply" || true
+  [ "$browser_status" = 0 ] || echo "not ok - the browser test ran to its end (status ${browser_status:-none})" >>"$RUN/browser.tap"
+else
+  "$PY" "$T/browser.py" >"$RUN/browser.tap" 2>&1 || echo "not ok - the browser test ran to its end" >>"$RUN/browser.tap"
+fi
 cat "$RUN/browser.tap"
 count_tap "$RUN/browser.tap"
 
@@ -235,6 +263,17 @@ source "$T/throttle.sh"
 
 phase "WordPress with ssm_db_config.define_constants"
 source "$T/define-constants.sh"
+
+phase "deprecation notices from the plugin and its drop-ins (error_reporting=E_ALL)"
+# Every PHP log of the run: the php-fpm pools' error logs, and what the PHP command lines
+# printed. A notice counts as ours when it names a file of the plugin or a drop-in.
+ours="$WP/wp-content/plugins/ssm-db-config/|$WP/wp-content/db\.php|$WP/wp-content/db-error\.php"
+php_logs=("$RUN"/*/php-error.log "$RUN/install.log" "$RUN/phpunit.log" "$RUN/noext.err")
+deprecated=$(cat "${php_logs[@]}" 2>/dev/null | grep -E 'Deprecated:' | grep -E "$ours" | sort | uniq -c || true)
+check "no deprecation notice from the plugin or a drop-in on PHP $(php -r 'echo PHP_VERSION;')" test -z "$deprecated"
+[ -z "$deprecated" ] || echo "$deprecated" | sed 's/^/# /'
+others=$(cat "${php_logs[@]}" 2>/dev/null | grep -cE 'Deprecated:' || true)
+echo "# deprecation notices in all: $others (WordPress's own and the tests' included)"
 
 phase "the canary password"
 leaks=$(grep -rlF --exclude-dir=data -- "$CANARY" "$RUN" "$ARTIFACTS" 2>/dev/null | grep -v '/output.log$' || true)

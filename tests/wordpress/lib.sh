@@ -11,6 +11,10 @@ export DB_ADMIN
 PIDS=()          # Processes to stop on exit (servers started in the foreground of a subshell).
 PG_DIRS=()       # PostgreSQL data folders to stop with pg_ctl.
 FPM_EXTRA_INI=() # More -d directives for the php-fpm masters started from then on.
+FPM_WRAP=()      # A command php-fpm runs under (bench/wordpress.sh: valgrind --tool=callgrind).
+# The php-fpm binary: the one of the PHP that runs this script (php-fpm8.2 on Debian 12,
+# php-fpm8.4 in the Debian 13 root), or $PHP_FPM.
+PHP_FPM=${PHP_FPM:-php-fpm$(php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')}
 
 # A free TCP port on 127.0.0.1 (and, most likely, on ::1).
 free_port() {
@@ -205,8 +209,9 @@ php_admin_value[sys_temp_dir] = $tmp
 php_admin_flag[log_errors] = on
 php_admin_flag[display_errors] = off
 CONF
-  php-fpm8.2 -F -y "$dir/php-fpm.conf" -d "extension=$SO" -d "ssm_db_config.parameter=$parameter" \
-    -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
+  # SO empty: php-fpm without the extension (bench/wordpress.sh's baseline).
+  "${FPM_WRAP[@]}" "$PHP_FPM" -F -y "$dir/php-fpm.conf" ${SO:+-d "extension=$SO"} -d "ssm_db_config.parameter=$parameter" \
+    -d error_reporting=E_ALL -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
     "${FPM_EXTRA_INI[@]}" >>"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
   eval "${name}_PORT=$port ${name}_PID=$! ${name}_ARGS='$parameter $ttl $children'"
