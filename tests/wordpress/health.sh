@@ -18,6 +18,11 @@ hc() {
 }
 point_health_at() { ssm_put /health/db "$1"; restart_fpm FPMHC; }
 under() { awk -v t="$1" -v max="$2" 'BEGIN { exit !(t < max) }'; }
+# health/db.php answers within its 1.5 s budget; measured from curl, through nginx and
+# php-fpm, on a machine that may be busy with other suites. 1.9 s still tells the budget
+# apart from what it guards against: libpq's 2 s minimum connect timeout, the 2 s default
+# fetch budget, and mysqli's whole seconds.
+ANSWER_WITHIN=1.9
 header_is() { grep -qi "^$1: *$2" "$HEADERS"; }
 no_host_or_user() { ! grep -qE "127\.0\.0\.1|$MA_PORT|$MB_PORT|$PGP_PORT|$PGS_PORT|app|wp@" "$RUN/bodies/health-$N.body"; }
 
@@ -114,7 +119,7 @@ hc /health/db
 check "health db: PostgreSQL primary answers 200" test "$CODE" = 200
 check "health db: PostgreSQL primary body begins with WRITER_OK" test "${BODY:0:9}" = WRITER_OK
 check "health db: answer is Cache-Control: no-store" header_is Cache-Control no-store
-check "health db: PostgreSQL primary answered within 1.5 s" under "$TIME" 1.5
+check "health db: PostgreSQL primary answered within $ANSWER_WITHIN s" under "$TIME" "$ANSWER_WITHIN"
 check "health db: body names no host, port or user" no_host_or_user
 
 # A burst (Route 53's checkers arrive together): one check, the others share its answer.
@@ -154,11 +159,11 @@ sleep 0.3
 point_health_at "postgresql://app:$CANARY@127.0.0.1:$SILENT_PORT/app"
 hc /health/db
 check "health db: PostgreSQL server that never answers gives 503 ($BODY)" test "$CODE" = 503
-check "health db: ... within 1.5 s (took $TIME s)" under "$TIME" 1.5
+check "health db: ... within $ANSWER_WITHIN s (took $TIME s)" under "$TIME" "$ANSWER_WITHIN"
 point_health_at "mysql://wp:$CANARY@127.0.0.1:$SILENT_PORT/wp"
 hc /health/db
 check "health db: MariaDB server that never answers gives 503 ($BODY)" test "$CODE" = 503
-check "health db: ... within 1.5 s (took $TIME s)" under "$TIME" 1.5
+check "health db: ... within $ANSWER_WITHIN s (took $TIME s)" under "$TIME" "$ANSWER_WITHIN"
 
 # While one worker checks a database that never answers, the others do not wait for it: they
 # answer at once from the last result (here there is none: 503 busy).
@@ -205,7 +210,7 @@ stop_postgres PGP
 point_health_at "postgresql://app:$CANARY@127.0.0.1:$PGP_PORT/app"
 hc /health/db
 check "health db: PostgreSQL stopped answers 503" test "$CODE $BODY" = "503 NOT_WRITER connect_failed"
-check "health db: PostgreSQL stopped answered within 1.5 s (took $TIME s)" under "$TIME" 1.5
+check "health db: PostgreSQL stopped answered within $ANSWER_WITHIN s (took $TIME s)" under "$TIME" "$ANSWER_WITHIN"
 hc /health/live
 check "health live: stays 200 while the database is down" test "$CODE $BODY" = "200 LIVE_OK"
 
@@ -213,7 +218,7 @@ check "health live: stays 200 while the database is down" test "$CODE $BODY" = "
 point_health_at "mysql://wp:$CANARY@127.0.0.1:$MB_PORT/wp"
 hc /health/db
 check "health db: MariaDB writer answers 200 WRITER_OK" test "$CODE ${BODY:0:9}" = "200 WRITER_OK"
-check "health db: MariaDB writer answered within 1.5 s" under "$TIME" 1.5
+check "health db: MariaDB writer answered within $ANSWER_WITHIN s" under "$TIME" "$ANSWER_WITHIN"
 check "health db: MariaDB body names no host, port or user" no_host_or_user
 
 echo "SET GLOBAL read_only = 1;" | mariadb_sql MB
@@ -230,19 +235,19 @@ point_health_at "mysql://wp:wrong-password@127.0.0.1:$MB_PORT/wp"
 hc /health/db
 check "health db: MariaDB with a wrong password answers 503" test "$CODE $BODY" = "503 NOT_WRITER connect_failed"
 
-# SSM itself hangs (new workers, nothing cached): still an answer within 1.5 s.
+# SSM itself hangs (new workers, nothing cached): still an answer within $ANSWER_WITHIN s.
 "$PY" "$T/ssm.py" fault hang 10000
 restart_fpm FPMHC
 hc /health/db
 "$PY" "$T/ssm.py" fault none
 check "health db: SSM hanging answers 503 ($BODY)" test "$CODE" = 503
-check "health db: ... within 1.5 s (took $TIME s)" under "$TIME" 1.5
+check "health db: ... within $ANSWER_WITHIN s (took $TIME s)" under "$TIME" "$ANSWER_WITHIN"
 
 ssm_delete /health/db
 restart_fpm FPMHC
 hc /health/db
 check "health db: SSM parameter missing answers 503 config_unavailable" test "$CODE $BODY" = "503 NOT_WRITER config_unavailable"
-check "health db: ... within 1.5 s (took $TIME s)" under "$TIME" 1.5
+check "health db: ... within $ANSWER_WITHIN s (took $TIME s)" under "$TIME" "$ANSWER_WITHIN"
 
 # --- live: a value past max_stale is not "live" ---
 # ttl 1 s, max_stale 1 s: once SSM refuses, the value this host holds is served for 2 s, then
