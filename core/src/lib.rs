@@ -5,6 +5,8 @@
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
 //! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
 //! - [`endpoint`]: what an SSM endpoint override may be (https, or http to loopback).
+//! - `iam`: IAM database authentication tokens (`auth=iam`): the SigV4
+//!   presigned `rds-db` request boto3 makes, and when to make it again.
 //! - [`name`]: what may be passed as a parameter name, checked before any request.
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
 //!   strict grammar that refuses what it could read two ways.
@@ -36,6 +38,8 @@ pub mod endpoint;
 pub mod error;
 #[cfg(feature = "aws")]
 pub mod fetch;
+#[cfg(feature = "aws")]
+pub mod iam;
 pub mod name;
 pub mod parse;
 pub mod plan;
