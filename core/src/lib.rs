@@ -55,7 +55,7 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "aws")]
 pub use fetch::{Attempts, FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{
-    apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat,
+    apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
     SECRET_OPTION_WORDS,
 };
 pub use rewrite::with_endpoint;

@@ -111,6 +111,7 @@ fn same_apart_from_endpoint(a: &DbConfig, b: &DbConfig) -> bool {
         && a.password == b.password
         && a.dbname == b.dbname
         && a.options == b.options
+        && a.auth == b.auth
         && a.format == b.format
 }
 
