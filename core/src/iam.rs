@@ -51,6 +51,29 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 const SIGNING_FAILED: &str = "an IAM database authentication token could not be signed for this endpoint (a host name, an IPv4 address or an IPv6 address is expected)";
 
+/// A token made for a cached value, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamToken {
+    /// The token, `DB_PASSWORD`.
+    pub token: Secret,
+    /// When it was signed (`CLOCK_MONOTONIC` ns, the cache's clock).
+    pub signed_ns: u64,
+    /// The region it was signed for.
+    pub region: String,
+}
+
+impl IamToken {
+    /// The token's age at `now_ns`.
+    pub fn age(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(now_ns.saturating_sub(self.signed_ns))
+    }
+
+    /// When (`CLOCK_MONOTONIC` ns) it is due to be made again.
+    pub fn refresh_at_ns(&self) -> u64 {
+        self.signed_ns + REFRESH_AFTER.as_nanos() as u64
+    }
+}
+
 /// Where a token is for: the endpoint RDS will see and the database user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenEndpoint {

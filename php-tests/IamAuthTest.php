@@ -1,0 +1,148 @@
+<?php
+
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+/**
+ * `auth=iam`: DB_PASSWORD is an IAM database authentication token made with
+ * the credentials the extension reads SSM with. Each token is checked the
+ * way RDS checks it: tests/support/rds_token.py --verify recomputes its
+ * SigV4 signature with the test's AWS keys (botocore's signer) and checks
+ * its expiry.
+ */
+final class IamAuthTest extends TestCase
+{
+    private const RDS_HOST = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+
+    /** What wp-config.php sees after ssm_db_config_define(), the token included (it is not the canary). */
+    private const DEFINE = '$flagsBefore = defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null; '
+        . '$t0 = time(); ssm_db_config_define(%s); $s = ssm_db_config_status(); '
+        . 'ob_start(); phpinfo(INFO_MODULES); $info = ob_get_clean(); '
+        . '$result = ["host" => DB_HOST, "user" => DB_USER, "token" => DB_PASSWORD, "signed_from" => $t0, "now" => time(), '
+        . '"flags" => defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null, "flags_before" => $flagsBefore, '
+        . '"auth" => $s["auth"], "iam_host" => $s["iam_host"], "token_age" => $s["iam_token_age_seconds"], '
+        . '"token_in_status" => str_contains(json_encode($s), substr(DB_PASSWORD, -64)), '
+        . '"token_in_phpinfo" => str_contains($info, substr(DB_PASSWORD, -64))];';
+
+    /**
+     * @param list<array{token: string, now: int}> $tokens
+     * @return list<array<string, mixed>>
+     */
+    private static function verify(array $tokens): array
+    {
+        $input = array_map(fn ($t) => [
+            'token' => $t['token'],
+            'access_key' => (string) getenv('AWS_ACCESS_KEY_ID'),
+            'secret_key' => (string) getenv('AWS_SECRET_ACCESS_KEY'),
+            'now' => $t['now'],
+        ], $tokens);
+        $root = dirname(__DIR__);
+        $proc = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), "$root/tests/support/rds_token.py", '--verify'],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
+            $pipes
+        );
+        fwrite($pipes[0], json_encode($input));
+        fclose($pipes[0]);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        self::assertSame(0, proc_close($proc), "rds_token.py --verify failed: $err");
+        return json_decode((string) $out, true);
+    }
+
+    private function define(string $value, array $before = []): array
+    {
+        $name = $this->parameterName('iam');
+        self::$moto->putParameter($name, $value);
+        $code = implode(' ', $before) . ' ' . sprintf(self::DEFINE, var_export($name, true));
+        return PhpProcess::json($code);
+    }
+
+    public function test_mysql_token_verifies_and_tls_flag_is_defined(): void
+    {
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . ':3306/shop?auth=iam');
+        self::assertSame(self::RDS_HOST . ':3306', $r['host'] ?? $r);
+        self::assertSame('wp_iam', $r['user']);
+        self::assertSame(2048, $r['flags'], 'MYSQL_CLIENT_FLAGS = MYSQLI_CLIENT_SSL');
+        self::assertSame(MYSQLI_CLIENT_SSL, 2048);
+        self::assertStringStartsWith(self::RDS_HOST . ':3306/?Action=connect&DBUser=wp_iam&', $r['token']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok'], 'the signature is the one the test credentials make');
+        self::assertTrue($v['unexpired']);
+        self::assertSame(['wp_iam', self::RDS_HOST, 3306, 'eu-west-1', 'rds-db'], [$v['user'], $v['host'], $v['port'], $v['region'], $v['service']]);
+        self::assertGreaterThanOrEqual($r['signed_from'] - 1, $v['time'], 'signed during the request that fetched');
+        self::assertSame('iam', $r['auth']);
+        self::assertSame(self::RDS_HOST, $r['iam_host']);
+        self::assertLessThan(60, $r['token_age']);
+        self::assertFalse($r['token_in_status'], 'the token is a secret: not in the status array');
+        self::assertFalse($r['token_in_phpinfo'], 'nor in phpinfo()');
+    }
+
+    public function test_a_token_signed_with_other_keys_is_refused_by_the_verifier(): void
+    {
+        // The verifier itself can fail: a token from other credentials does not pass.
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $forged = preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', $r['token']);
+        $v = self::verify([['token' => $forged, 'now' => $r['now']], ['token' => $r['token'], 'now' => $r['now'] + 901]]);
+        self::assertFalse($v[0]['signature_ok']);
+        self::assertFalse($v[1]['unexpired'], 'expired after 900 s');
+    }
+
+    public function test_mysql_client_flags_already_defined_are_kept(): void
+    {
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam', ['define("MYSQL_CLIENT_FLAGS", 2048 | 64);']);
+        self::assertSame(2048 | 64, $r['flags'] ?? $r);
+        self::assertSame(2048 | 64, $r['flags_before']);
+    }
+
+    public function test_iam_host_signs_for_the_rds_endpoint_behind_a_cname(): void
+    {
+        $r = $this->define('mysql://wp_iam@db.shop.example:3307/shop?auth=iam&iam_host=' . self::RDS_HOST);
+        self::assertSame('db.shop.example:3307', $r['host'] ?? $r, 'the connection goes to the CNAME');
+        self::assertStringStartsWith(self::RDS_HOST . ':3307/?Action=connect&DBUser=wp_iam&', $r['token']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertSame(self::RDS_HOST, $r['iam_host']);
+    }
+
+    public function test_postgresql_token_uses_the_extension_region_for_other_names_and_defines_no_mysql_flags(): void
+    {
+        $r = $this->define('{"engine":"postgres","host":"pg.internal.example","username":"wp","dbname":"shop","auth":"iam","sslmode":"verify-full"}');
+        self::assertArrayHasKey('flags', $r, json_encode(array_diff_key($r, ['token' => 1])));
+        self::assertNull($r['flags'], 'no MYSQL_CLIENT_FLAGS for PostgreSQL');
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertSame(['pg.internal.example', 5432, (string) getenv('AWS_REGION') ?: 'us-east-1'], [$v['host'], $v['port'], $v['region']]);
+    }
+
+    public function test_password_with_auth_iam_is_refused_naming_the_fix(): void
+    {
+        $name = $this->parameterName('iam-password');
+        self::$moto->putParameter($name, 'mysql://wp_iam:' . rawurlencode(self::$canary) . '@' . self::RDS_HOST . '/shop?auth=iam');
+        $r = PhpProcess::json('$result = ssm_db_config(' . var_export($name, true) . ');');
+        self::assertSame('SsmDbConfigException', $r['exception'] ?? $r);
+        self::assertSame(6, $r['code'], 'INVALID_VALUE');
+        self::assertStringContainsString('auth=iam', $r['message']);
+        self::assertStringContainsString('remove it', $r['message']);
+        self::assertStringNotContainsString(self::$canary, $r['message'] . $r['_stderr']);
+    }
+
+    public function test_postgresql_without_sslmode_is_refused_naming_the_option(): void
+    {
+        $name = $this->parameterName('iam-nossl');
+        self::$moto->putParameter($name, 'postgresql://wp@' . self::RDS_HOST . ':5432/shop?auth=iam&sslmode=prefer');
+        $r = PhpProcess::json('$result = ssm_db_config(' . var_export($name, true) . ');');
+        self::assertSame(6, $r['code'] ?? $r);
+        self::assertStringContainsString('sslmode=require', $r['message']);
+    }
+
+    public function test_password_values_define_no_mysql_client_flags(): void
+    {
+        $r = $this->define('mysql://wp:pw@' . self::RDS_HOST . '/shop');
+        self::assertArrayHasKey('flags', $r, json_encode(array_diff_key($r, ['token' => 1])));
+        self::assertNull($r['flags']);
+        self::assertSame('password', $r['auth']);
+        self::assertNull($r['token_age']);
+    }
+}
