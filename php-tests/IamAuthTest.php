@@ -13,6 +13,19 @@ namespace SsmDbConfig\Tests;
  */
 final class IamAuthTest extends TestCase
 {
+    private ?Fpm $fpm = null;
+
+    protected function tearDown(): void
+    {
+        if ($this->fpm !== null) {
+            $this->fpm->stop();
+            $logs = $this->fpm->logs();
+            self::assertStringNotContainsString('X-Amz-Signature', $logs, 'no token in php-fpm logs');
+            self::assertDoesNotMatchRegularExpression('/SIGSEGV|SIGABRT|SIGBUS/', $logs, 'no worker crashed');
+        }
+        parent::tearDown();
+    }
+
     private const RDS_HOST = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
 
     /** What wp-config.php sees after ssm_db_config_define(), the token included (it is not the canary). */
@@ -135,6 +148,39 @@ final class IamAuthTest extends TestCase
         $r = PhpProcess::json('$result = ssm_db_config(' . var_export($name, true) . ');');
         self::assertSame(6, $r['code'] ?? $r);
         self::assertStringContainsString('sslmode=require', $r['message']);
+    }
+
+    /**
+     * php-fpm with kept constants: a new token (here made with each refresh,
+     * ssm_db_config.ttl = 1 s) replaces DB_PASSWORD between requests, with
+     * MYSQL_CLIENT_FLAGS defined in every request, and each token verifies.
+     */
+    public function test_fpm_kept_constants_take_each_new_token_between_requests(): void
+    {
+        $name = $this->parameterName('iam-fpm');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1',
+            'ssm_db_config.define_constants' => '1', 'ssm_db_config.shared_dir' => 'off'], Fpm::masterEnv(), 1);
+        $script = $this->fpm->script('index.php', '<?php echo json_encode(["token" => DB_PASSWORD, "now" => time(), '
+            . '"flags" => defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null, '
+            . '"constants" => ssm_db_config_status()["define_constants_state"]]);');
+        $first = json_decode($this->fpm->request($script), true);
+        self::assertSame('kept', $first['constants'] ?? $first);
+        self::assertSame(2048, $first['flags']);
+        $seen = [$first['token'] => $first];
+        $deadline = microtime(true) + 8;
+        while (count($seen) < 2 && microtime(true) < $deadline) {
+            usleep(300_000);
+            $r = json_decode($this->fpm->request($script), true);
+            self::assertSame(2048, $r['flags'] ?? null, 'defined in every request');
+            self::assertSame('kept', $r['constants']);
+            $seen[$r['token']] = $r;
+        }
+        self::assertCount(2, $seen, 'a new token reached the kept DB_PASSWORD');
+        foreach (self::verify(array_values($seen)) as $v) {
+            self::assertTrue($v['signature_ok']);
+            self::assertTrue($v['unexpired']);
+        }
     }
 
     public function test_password_values_define_no_mysql_client_flags(): void
