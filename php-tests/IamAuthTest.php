@@ -183,6 +183,33 @@ final class IamAuthTest extends TestCase
         }
     }
 
+    /**
+     * SSM failing: the value is served stale, and a failed refresh still
+     * makes a new token for it, which verifies.
+     */
+    public function test_failed_refresh_still_makes_a_new_token_for_the_stale_value(): void
+    {
+        $name = $this->parameterName('iam-stale');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $r = PhpProcess::json(
+            '$token = fn () => ssm_db_config()["DB_PASSWORD"]; $first = $token(); $deadline = microtime(true) + 10; '
+            // Wait for the first failed refresh (the fault is set 600 ms in), then for a token made after it.
+            . 'do { usleep(100_000); $atFailure = $token(); } while (ssm_db_config_status()["errors"] < 1 && microtime(true) < $deadline); '
+            . 'do { usleep(100_000); $later = $token(); $s = ssm_db_config_status(); } while ($later === $atFailure && microtime(true) < $deadline); '
+            . '$result = ["first" => $first, "token" => $later, "changed" => $later !== $atFailure, "now" => time(), '
+            . '"stale" => $s["stale"], "errors" => $s["errors"], "fetched_again" => $s["version"]];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '500'],
+            [],
+            fn () => Proxy::fault('500')
+        );
+        self::assertTrue($r['changed'] ?? $r, 'a new token while SSM fails');
+        self::assertTrue($r['stale'], 'the value is served stale');
+        self::assertGreaterThanOrEqual(1, $r['errors']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertTrue($v['unexpired']);
+    }
+
     public function test_password_values_define_no_mysql_client_flags(): void
     {
         $r = $this->define('mysql://wp:pw@' . self::RDS_HOST . '/shop');
