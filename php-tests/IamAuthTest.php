@@ -210,6 +210,76 @@ final class IamAuthTest extends TestCase
         self::assertTrue($v['unexpired']);
     }
 
+    /**
+     * End to end: a local PostgreSQL over TLS that checks the token as RDS
+     * does (tests/support/iam_db.py: PAM hands the password to a verifier
+     * that recomputes the SigV4 signature with the test's keys and checks
+     * the expiry). The extension's DB_PASSWORD logs in; a token with a
+     * changed signature, an expired one, and a connection without TLS do not.
+     */
+    public function test_postgresql_that_verifies_tokens_like_rds_accepts_the_extension_token(): void
+    {
+        if (posix_geteuid() !== 0 || !is_executable('/usr/lib/postgresql/15/bin/postgres')) {
+            self::markTestSkipped('needs root (a private mount namespace for PAM) and PostgreSQL 15');
+        }
+        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0755);
+        $db = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', "$dir/db", $signHost,
+                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
+            $pipes
+        );
+        try {
+            $started = json_decode((string) fgets($pipes[1]), true);
+            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
+            $port = $started['port'];
+            $name = $this->parameterName('iam-e2e');
+            self::$moto->putParameter($name, "postgresql://wp_iam@127.0.0.1:$port/postgres?auth=iam&sslmode=require&iam_host=$signHost");
+            $child = <<<'PHP'
+            ssm_db_config_define(NAME);
+            $login = function (string $password, string $sslmode): ?string {
+                $c = @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=%s", PORT, addcslashes($password, "'\\"), $sslmode), PGSQL_CONNECT_FORCE_NEW);
+                if ($c === false) {
+                    return null;
+                }
+                return implode('/', pg_fetch_row(pg_query($c, 'SELECT current_user, ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()')));
+            };
+            $result = [
+                'host' => DB_HOST,
+                'ok' => $login(DB_PASSWORD, 'require'),
+                'tampered' => $login(preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', DB_PASSWORD), 'require'),
+                'plain' => $login(DB_PASSWORD, 'disable'),
+            ];
+            PHP;
+            $r = PhpProcess::json(strtr($child, ['NAME' => var_export($name, true), 'PORT' => (string) $port]));
+            self::assertSame("127.0.0.1:$port", $r['host'] ?? $r);
+            self::assertSame('wp_iam/true', $r['ok'], 'the extension token logs in, over TLS');
+            self::assertNull($r['tampered'], 'a token with a changed signature is refused');
+            self::assertNull($r['plain'], 'no login without TLS');
+
+            // An expired token, made by boto3 with the same keys 16 minutes ago, is refused too.
+            $proc = proc_open([(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/rds_token.py'],
+                [0 => ['pipe', 'r'], 1 => ['pipe', 'w']], $tp);
+            fwrite($tp[0], json_encode([['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),
+                'session_token' => null, 'host' => $signHost, 'port' => $port, 'user' => 'wp_iam', 'region' => 'eu-west-1', 'time' => time() - 960],
+                ['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),
+                'session_token' => null, 'host' => $signHost, 'port' => $port, 'user' => 'wp_iam', 'region' => 'eu-west-1', 'time' => time()]]));
+            fclose($tp[0]);
+            [$expired, $fresh] = json_decode((string) stream_get_contents($tp[1]), true);
+            proc_close($proc);
+            $try = fn (string $token) => @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=require", $port, $token), PGSQL_CONNECT_FORCE_NEW);
+            self::assertFalse($try($expired), 'an expired token is refused');
+            self::assertNotFalse($try($fresh), 'while one made now by boto3 logs in: the refusal is the expiry');
+        } finally {
+            fclose($pipes[0]);
+            fclose($pipes[1]);
+            proc_close($db);
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
     public function test_password_values_define_no_mysql_client_flags(): void
     {
         $r = $this->define('mysql://wp:pw@' . self::RDS_HOST . '/shop');
