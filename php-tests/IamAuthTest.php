@@ -238,9 +238,9 @@ final class IamAuthTest extends TestCase
             $name = $this->parameterName('iam-e2e');
             self::$moto->putParameter($name, "postgresql://wp_iam@127.0.0.1:$port/postgres?auth=iam&sslmode=require&iam_host=$signHost");
             $child = <<<'PHP'
-            ssm_db_config_define(NAME);
+            ssm_db_config_define(__PARAMETER__);
             $login = function (string $password, string $sslmode): ?string {
-                $c = @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=%s", PORT, addcslashes($password, "'\\"), $sslmode), PGSQL_CONNECT_FORCE_NEW);
+                $c = @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=%s", __PORT__, addcslashes($password, "'\\"), $sslmode), PGSQL_CONNECT_FORCE_NEW);
                 if ($c === false) {
                     return null;
                 }
@@ -253,7 +253,7 @@ final class IamAuthTest extends TestCase
                 'plain' => $login(DB_PASSWORD, 'disable'),
             ];
             PHP;
-            $r = PhpProcess::json(strtr($child, ['NAME' => var_export($name, true), 'PORT' => (string) $port]));
+            $r = PhpProcess::json(strtr($child, ['__PARAMETER__' => var_export($name, true), '__PORT__' => (string) $port]));
             self::assertSame("127.0.0.1:$port", $r['host'] ?? $r);
             self::assertSame('wp_iam/true', $r['ok'], 'the extension token logs in, over TLS');
             self::assertNull($r['tampered'], 'a token with a changed signature is refused');
@@ -272,6 +272,64 @@ final class IamAuthTest extends TestCase
             $try = fn (string $token) => @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=require", $port, $token), PGSQL_CONNECT_FORCE_NEW);
             self::assertFalse($try($expired), 'an expired token is refused');
             self::assertNotFalse($try($fresh), 'while one made now by boto3 logs in: the refusal is the expiry');
+        } finally {
+            fclose($pipes[0]);
+            fclose($pipes[1]);
+            proc_close($db);
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
+    /**
+     * End to end on WordPress's path: MariaDB verifying tokens like RDS
+     * (PAM, the user REQUIRE SSL), mysqli_real_connect() with the
+     * MYSQL_CLIENT_FLAGS the extension defined, as wpdb calls it.
+     */
+    public function test_mariadb_that_verifies_tokens_like_rds_accepts_wordpress_connection(): void
+    {
+        if (posix_geteuid() !== 0 || !is_executable('/usr/sbin/mariadbd')) {
+            self::markTestSkipped('needs root (a private mount namespace for PAM) and MariaDB');
+        }
+        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0755);
+        $db = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', '--mariadb', "$dir/db", $signHost,
+                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
+            $pipes
+        );
+        try {
+            $started = json_decode((string) fgets($pipes[1]), true);
+            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
+            $port = $started['port'];
+            $name = $this->parameterName('iam-e2e-mariadb');
+            self::$moto->putParameter($name, "mysql://wp_iam@127.0.0.1:$port/mysql?auth=iam&iam_host=$signHost");
+            $child = <<<'PHP'
+            ssm_db_config_define(__PARAMETER__);
+            $login = function (string $password, int $flags): ?string {
+                [$host, $port] = explode(':', DB_HOST);
+                $m = mysqli_init();
+                try {
+                    mysqli_real_connect($m, $host, DB_USER, $password, DB_NAME, (int) $port, null, $flags);
+                } catch (mysqli_sql_exception $e) {
+                    return null;
+                }
+                $row = $m->query("SELECT CURRENT_USER(), VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'")->fetch_row();
+                return $row[0] . '/' . ($row[1] !== '' ? 'tls' : 'plain');
+            };
+            $result = [
+                'flags' => MYSQL_CLIENT_FLAGS,
+                'ok' => $login(DB_PASSWORD, MYSQL_CLIENT_FLAGS),
+                'tampered' => $login(preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', DB_PASSWORD), MYSQL_CLIENT_FLAGS),
+                'plain' => $login(DB_PASSWORD, 0),
+            ];
+            PHP;
+            $r = PhpProcess::json(strtr($child, ['__PARAMETER__' => var_export($name, true)]));
+            self::assertSame(2048, $r['flags'] ?? $r);
+            self::assertSame('wp_iam@%/tls', $r['ok'], 'the extension token logs in with WordPress\'s flags, over TLS');
+            self::assertNull($r['tampered'], 'a token with a changed signature is refused');
+            self::assertNull($r['plain'], 'no login without MYSQLI_CLIENT_SSL');
         } finally {
             fclose($pipes[0]);
             fclose($pipes[1]);

@@ -9,9 +9,10 @@ inside a private mount namespace (`unshare -m`) where a directory of ours is
 bound over /etc/pam.d; the machine's own /etc is never written. The server
 runs as the `postgres` user (setpriv, which needs no PAM).
 
-    iam_db.py DIR SIGN_HOST ACCESS_KEY SECRET_KEY
+    iam_db.py [--mariadb] DIR SIGN_HOST ACCESS_KEY SECRET_KEY
 
-starts it in DIR (created), prints `{"port": N, "pid": P}` once it accepts
+starts it (or MariaDB, whose user `wp_iam` is `IDENTIFIED VIA pam` and
+`REQUIRE SSL`) in DIR (created), prints `{"port": N, "pid": P}` once it accepts
 connections, and runs until stdin closes (the test's end); then stops it.
 `python iam_db.py --verify` is the PAM helper itself.
 """
@@ -93,20 +94,8 @@ def start(base, sign_host, access_key, secret_key):
     os.chmod(base, 0o755)
     data = os.path.join(base, "data")
     port = free_port()
-    config = os.path.join(base, "verify.json")
-    with open(config, "w") as f:
-        json.dump({"host": sign_host, "port": port, "access_key": access_key, "secret_key": secret_key}, f)
-    os.chmod(config, 0o644)
+    setup_pam(base, sign_host, port, access_key, secret_key)
     pam = os.path.join(base, "pam.d")
-    os.makedirs(pam, exist_ok=True)
-    helper = os.path.join(base, "verify")
-    with open(helper, "w") as f:
-        f.write(f"#!/bin/sh\nIAM_DB_CONFIG={config} exec /usr/bin/python3 {helper}.py --verify\n")
-    os.chmod(helper, 0o755)
-    # A copy the server's user can read (this file may be under a private home).
-    shutil.copy(os.path.abspath(__file__), helper + ".py")
-    with open(os.path.join(pam, "ssmdbiam"), "w") as f:
-        f.write(f"auth required pam_exec.so expose_authtok quiet {helper}\naccount required pam_permit.so\n")
     subprocess.run(["chown", "-R", "postgres:postgres", base], check=True)
     as_pg = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
     subprocess.run(as_pg + [f"{PG_BIN}/initdb", "-D", data, "-U", "postgres", "--auth=trust"],
@@ -141,8 +130,71 @@ def start(base, sign_host, access_key, secret_key):
     shutil.rmtree(base, ignore_errors=True)
 
 
+def start_mariadb(base, sign_host, access_key, secret_key):
+    """The same for MariaDB: its PAM plugin (auth_pam, cleartext from the
+    client, which mysqlnd sends only over TLS here: the user requires SSL)."""
+    os.makedirs(base, exist_ok=True)
+    os.chmod(base, 0o755)
+    data = os.path.join(base, "data")
+    port = free_port()
+    setup_pam(base, sign_host, port, access_key, secret_key)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", f"{base}/server.key", "-out", f"{base}/server.crt"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cnf = os.path.join(base, "my.cnf")
+    with open(cnf, "w") as f:
+        f.write(f"[mysqld]\ndatadir={data}\nsocket={base}/mysqld.sock\nport={port}\nbind-address=127.0.0.1\n"
+                f"pid-file={base}/mysqld.pid\nssl-cert={base}/server.crt\nssl-key={base}/server.key\n"
+                "plugin-load-add=auth_pam.so\npam-use-cleartext-plugin=ON\nskip-log-bin\n"
+                "innodb-buffer-pool-size=16M\nlog-error=" + base + "/server.log\n")
+    subprocess.run(["chown", "-R", "mysql:mysql", base], check=True)
+    subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql", f"--datadir={data}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+           f"mount --bind {base}/pam.d /etc/pam.d && exec mariadbd --defaults-file={cnf} --user=mysql"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sql = ("CREATE USER wp_iam@'%' IDENTIFIED VIA pam USING 'ssmdbiam' REQUIRE SSL; "
+           "GRANT ALL ON *.* TO wp_iam@'%';")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = subprocess.run(["mariadb", f"--socket={base}/mysqld.sock", "-uroot", "-e", sql], capture_output=True)
+        if r.returncode == 0:
+            break
+        time.sleep(0.3)
+    else:
+        server.terminate()
+        sys.exit("mariadb did not start: " + open(f"{base}/server.log").read()[-800:])
+    print(json.dumps({"port": port, "pid": server.pid}), flush=True)
+    sys.stdin.read()
+    server.terminate()
+    server.wait(20)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def setup_pam(base, sign_host, port, access_key, secret_key):
+    """The PAM service `ssmdbiam` and its verifier, in BASE."""
+    config = os.path.join(base, "verify.json")
+    with open(config, "w") as f:
+        json.dump({"host": sign_host, "port": port, "access_key": access_key, "secret_key": secret_key}, f)
+    os.chmod(config, 0o644)
+    pam = os.path.join(base, "pam.d")
+    os.makedirs(pam, exist_ok=True)
+    helper = os.path.join(base, "verify")
+    with open(helper, "w") as f:
+        f.write(f"#!/bin/sh\nIAM_DB_CONFIG={config} exec /usr/bin/python3 {helper}.py --verify\n")
+    os.chmod(helper, 0o755)
+    # A copy the server's user can read (this file may be under a private home).
+    shutil.copy(os.path.abspath(__file__), helper + ".py")
+    with open(os.path.join(pam, "ssmdbiam"), "w") as f:
+        f.write(f"auth required pam_exec.so expose_authtok quiet {helper}\naccount required pam_permit.so\n")
+    return helper
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--verify"]:
         verify()
+    elif sys.argv[1] == "--mariadb":
+        start_mariadb(*sys.argv[2:6])
     else:
-        start(*sys.argv[1:3], *sys.argv[3:5])
+        start(*sys.argv[1:5])
