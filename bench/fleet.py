@@ -46,10 +46,8 @@ foreach (ssm_db_config() as $name => $value) { define($name, $value); }
 echo DB_HOST;
 """
 # --decompose: (d) page (b)'s loop over a literal array, without the
-# extension: what the wp-config.php idiom costs by itself; (e) page (b) with
-# every request through the AWS SDK (ssm_db_config.direct_refresh = 0): what
-# the direct path saves; (f) the call, its result unused, then page (a): what
-# calling costs without reading the array.
+# extension: what the wp-config.php idiom costs by itself; (f) the call, its
+# result unused, then page (a): what calling costs without reading the array.
 PAGE_LOOP_LITERAL = """<?php
 foreach (['DB_HOST' => 'db.internal:5432', 'DB_PORT' => 5432, 'DB_USER' => 'wp', 'DB_PASSWORD' => 'bench-password',
           'DB_NAME' => 'wp', 'DB_ENGINE' => 'postgresql'] as $name => $value) { define($name, $value); }
@@ -63,12 +61,12 @@ ssm_db_config_define();
 echo DB_HOST;
 """
 PAGES = {"a": ("hardcoded.php", PAGE_HARDCODED), "b": ("extension.php", PAGE_EXTENSION), "c": ("hardcoded.php", PAGE_HARDCODED),
-         "d": ("loop.php", PAGE_LOOP_LITERAL), "e": ("extension.php", PAGE_EXTENSION),
+         "d": ("loop.php", PAGE_LOOP_LITERAL),
          "f": ("call.php", PAGE_CALL_ONLY), "g": ("extension.php", PAGE_EXTENSION),
          **{k: ("extension.php", PAGE_EXTENSION) for k in "hij"}, "k": ("define.php", PAGE_DEFINE),
          "l": ("define.php", PAGE_DEFINE), "m": ("define.php", PAGE_DEFINE)}
 LABELS = {"a": "(a) constants hard-coded", "b": "(b) ssm_db_config(), TTL {ttl} s", "c": "(c) constants, extension loaded",
-          "d": "(d) loop over a literal array", "e": "(e) as (b), direct_refresh off",
+          "d": "(d) loop over a literal array",
           "f": "(f) call unused, then as (a)", "g": "(g) as (b), TTL 3600 s",
           **{k: f"({k}) as (b), --other-so {n + 1}" for n, k in enumerate("hij")},
           "k": "(k) ssm_db_config_define(), TTL {ttl} s", "l": "(l) as (k), TTL 3600 s",
@@ -287,7 +285,6 @@ def start_pools(work, shared_root, round_no, ports, ttl, env):
             os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
         return {"extension": OTHER_SO.get(key, SO), "ssm_db_config.parameter": "/bench/db",
                 "ssm_db_config.ttl": str(ttl_of(key, ttl)), "ssm_db_config.shared_dir": shared,
-                "ssm_db_config.direct_refresh": "0" if key == "e" else "1",
                 "ssm_db_config.define_constants": "1" if key == "m" else "0"}
     return {key: start_fpm(work, f"pool-{key}", port, ini(key), env) for key, port in ports.items()}
 
@@ -372,10 +369,10 @@ def main():
     ap.add_argument("--no-soak", action="store_true", help="skip the soak")
     ap.add_argument("--soak-only", action="store_true", help="run the soak alone (about 30 s; no wrk or nginx needed)")
     ap.add_argument("--decompose", action="store_true",
-                    help="also load (d) the loop over a literal array, (e) page (b) with direct_refresh off, "
+                    help="also load (d) the loop over a literal array, "
                          "(f) the call alone (see PAGE_LOOP_LITERAL) and (g) page (b) with a TTL of an hour")
     ap.add_argument("--pages", default="", metavar="KEYS",
-                    help="more pages to load, by letter: any of defg (see --decompose) and l, page (k) with a TTL of an hour")
+                    help="more pages to load, by letter: any of dfg (see --decompose) and l, page (k) with a TTL of an hour")
     ap.add_argument("--other-so", metavar="PATH", nargs="+", default=[],
                     help="also load page (b) with these builds of the extension, as (h), (i), (j): builds compared in one run")
     args = ap.parse_args()
@@ -387,7 +384,7 @@ def main():
     if len(args.other_so) > 3:
         sys.exit("fleet.py: at most three --other-so builds")
     OTHER_SO = dict(zip("hij", args.other_so))
-    if set(args.pages) - set("defgl"):
+    if set(args.pages) - set("dfgl"):
         sys.exit("fleet.py: --pages takes letters among d, e, f, g and l")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2 and not args.no_pin:
@@ -409,7 +406,7 @@ def main():
     try:
         with AwsStack() as aws:
             env = bench_env(aws)
-            extra = "".join(dict.fromkeys(("defg" if args.decompose else "") + args.pages))
+            extra = "".join(dict.fromkeys(("dfg" if args.decompose else "") + args.pages))
             keys = "abckm" + extra + "".join(OTHER_SO)
             for key in keys:
                 with open(os.path.join(work, PAGES[key][0]), "w") as f:
@@ -483,9 +480,6 @@ def main():
             if per_request:
                 print(f"  ({key}) {median(per_request):6.2f} ms  (rounds: {', '.join(f'{x:.1f}' for x in per_request)}; "
                       f"{sum(n for _, n in refresh_cost[key])} requests)")
-        cost = {k: sum(ns for ns, _ in refresh_cost[k]) / max(1, sum(n for _, n in refresh_cost[k])) for k in keys}
-        if cost.get("e"):
-            print(f"  all rounds: (b) direct {cost['b'] / 1e6:.2f} ms, (e) through the SDK {cost['e'] / 1e6:.2f} ms: ratio b/e {cost['b'] / cost['e']:.2f}")
         print(f"GetParameter requests at the emulator: {ssm_requests} (target: at most one per TTL plus one per "
               f"host lifetime = {bound:.1f} over the {args.rounds} pools of {' and '.join(f'({k})' for k in keys if ttl_of(k, args.ttl))}, each alive ~{len(keys) * (round_seconds + 2)} s)")
         print()

@@ -1,4 +1,5 @@
 <?php
+
 // Prints this process's RSS and private memory (kB), after an optional first fetch.
 // Usage: php [-d extension=...] memory.php [fetch]
 $fetch = ($argv[1] ?? '') === 'fetch';

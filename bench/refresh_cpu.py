@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
-"""What one refresh costs the fetch thread in CPU: direct against the AWS SDK.
+"""What one refresh costs the fetch thread in CPU.
 
-Two PHP CLI processes side by side, one with ssm_db_config.direct_refresh on
-(the default: after the SDK's first answer, requests skip its pipeline) and
-one with it off (every request through the SDK). Each calls
-ssm_db_config_refresh() every --spacing seconds, and reads its fetch thread's
-CPU time (/proc/self/task/*/schedstat) before and after: the spacing lets the
-thread's code and data go cold, as between the refreshes of a php-fpm host.
-Prints the median CPU per refresh of each and their ratio.
+A PHP CLI process calls ssm_db_config_refresh() every --spacing seconds, and
+reads its fetch thread's CPU time (/proc/self/task/*/schedstat) before and
+after: the spacing lets the thread's code and data go cold, as between the
+refreshes of a php-fpm host (at the default TTL of 60 s, about one a minute).
+Prints the median CPU per refresh, and the share of one CPU that refreshing
+takes at one refresh per TTL.
 
 Run after scripts/setup:
-    .venv/bin/python bench/refresh_cpu.py [--spacing 5 --refreshes 12]
+    .venv/bin/python bench/refresh_cpu.py [--spacing 5 --refreshes 12 --ttl 60]
 """
 import argparse
 import json
@@ -44,7 +43,7 @@ for ($i = 0; $i < %(refreshes)d; $i++) {
     $ms[] = ($thread_ns() - $before) / 1e6;
 }
 $s = ssm_db_config_status();
-echo json_encode(['ms' => $ms, 'sdk' => $s['sdk_requests'], 'direct' => $s['direct_requests']]);
+echo json_encode(['ms' => $ms, 'requests' => $s['ssm_requests']]);
 """
 
 
@@ -58,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spacing", type=float, default=5.0, help="seconds between refreshes (default 5)")
     ap.add_argument("--refreshes", type=int, default=12, help="refreshes per process (default 12)")
+    ap.add_argument("--ttl", type=float, default=60.0, help="seconds between refreshes on a host (default 60)")
     args = ap.parse_args()
     code = SCRIPT % {"refreshes": args.refreshes, "spacing_us": int(args.spacing * 1e6)}
     with AwsStack() as aws:
@@ -65,20 +65,15 @@ def main():
                                         Value="postgresql://wp:bench-password@db.internal:5432/wp")
         env = dict(os.environ, **aws.env())
         env.pop("PHP_INI_SCAN_DIR", None)
-        procs = {}
-        for mode, flag in (("direct", "1"), ("sdk", "0")):
-            procs[mode] = subprocess.Popen(
-                ["php", "-n", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db",
-                 "-d", "ssm_db_config.shared_dir=off", "-d", f"ssm_db_config.direct_refresh={flag}", "-r", code],
-                env=env, stdout=subprocess.PIPE, text=True)
-        results = {mode: json.loads(p.communicate()[0]) for mode, p in procs.items()}
-    direct, sdk = (results[m] for m in ("direct", "sdk"))
-    print(f"== fetch thread CPU per refresh, PHP CLI, one refresh every {args.spacing:g} s, "
-          f"{args.refreshes} refreshes per process, both processes side by side")
-    for mode, r in (("direct_refresh on ", direct), ("direct_refresh off", sdk)):
-        print(f"{mode}: median {median(r['ms']):6.2f} ms  ({', '.join(f'{x:.1f}' for x in r['ms'])}; "
-              f"SSM requests: {r['sdk']} through the SDK, {r['direct']} direct)")
-    print(f"ratio on/off: {median(direct['ms']) / median(sdk['ms']):.2f}")
+        proc = subprocess.Popen(
+            ["php", "-n", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db",
+             "-d", "ssm_db_config.shared_dir=off", "-r", code],
+            env=env, stdout=subprocess.PIPE, text=True)
+        result = json.loads(proc.communicate()[0])
+    ms = median(result["ms"])
+    print(f"== fetch thread CPU per refresh, PHP CLI, one refresh every {args.spacing:g} s, {args.refreshes} refreshes")
+    print(f"median {ms:6.2f} ms  ({', '.join(f'{x:.1f}' for x in result['ms'])}; SSM requests: {result['requests']})")
+    print(f"one refresh per {args.ttl:g} s: {ms / 1000 / args.ttl * 100:.5f} % of one CPU")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 <?php
+
 // ns per call for ssm_db_config()'s warm path against baselines measured in
 // the same process and run. Each figure is the best of several rounds, minus
 // the cost of the empty loop. Run through bench/run.
@@ -9,7 +10,10 @@ const ROUNDS = 7;
 
 function literal_array(): array
 {
-    return ['DB_HOST' => 'db.internal:5432', 'DB_PORT' => 5432, 'DB_USER' => 'wp', 'DB_PASSWORD' => 'x', 'DB_NAME' => 'wp', 'DB_ENGINE' => 'postgresql'];
+    return [
+        'DB_HOST' => 'db.internal:5432', 'DB_PORT' => 5432, 'DB_USER' => 'wp',
+        'DB_PASSWORD' => 'x', 'DB_NAME' => 'wp', 'DB_ENGINE' => 'postgresql',
+    ];
 }
 
 /** @return float ns per iteration, best of ROUNDS */
@@ -27,12 +31,39 @@ function measure(callable $body): float
 ssm_db_config(); // warm up: the first call fetches
 $empty = '';
 $results = [
-    'empty loop' => measure(function () { for ($i = 0; $i < N; $i++) { } }),
-    'ssm_db_config() warm' => measure(function () { for ($i = 0; $i < N; $i++) { $c = ssm_db_config(); } }),
-    "strlen('') (compiled to an opcode)" => measure(function () use ($empty) { for ($i = 0; $i < N; $i++) { $c = strlen($empty); } }),
-    'pi() (empty internal function call)' => measure(function () { for ($i = 0; $i < N; $i++) { $c = pi(); } }),
-    'five getenv() calls' => measure(function () { for ($i = 0; $i < N; $i++) { $a = getenv('DB_HOST'); $b = getenv('DB_USER'); $c = getenv('DB_PASSWORD'); $d = getenv('DB_NAME'); $e = getenv('DB_PORT'); } }),
-    'userland function returning a literal array' => measure(function () { for ($i = 0; $i < N; $i++) { $c = literal_array(); } }),
+    'empty loop' => measure(function () {
+        for ($i = 0; $i < N; $i++) {
+        }
+    }),
+    'ssm_db_config() warm' => measure(function () {
+        for ($i = 0; $i < N; $i++) {
+            $c = ssm_db_config();
+        }
+    }),
+    "strlen('') (compiled to an opcode)" => measure(function () use ($empty) {
+        for ($i = 0; $i < N; $i++) {
+            $c = strlen($empty);
+        }
+    }),
+    'pi() (empty internal function call)' => measure(function () {
+        for ($i = 0; $i < N; $i++) {
+            $c = pi();
+        }
+    }),
+    'five getenv() calls' => measure(function () {
+        for ($i = 0; $i < N; $i++) {
+            $a = getenv('DB_HOST');
+            $b = getenv('DB_USER');
+            $c = getenv('DB_PASSWORD');
+            $d = getenv('DB_NAME');
+            $e = getenv('DB_PORT');
+        }
+    }),
+    'userland function returning a literal array' => measure(function () {
+        for ($i = 0; $i < N; $i++) {
+            $c = literal_array();
+        }
+    }),
 ];
 $loop = $results['empty loop'];
 printf("%-46s %10s\n", 'per call (empty loop subtracted)', 'ns');

@@ -74,16 +74,16 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  *
  * @return array{
  *   extension_version: string, pid: int, parameter: ?string, credentials_parameter: ?string,
- *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int, direct_refresh: bool,
+ *   region: ?string, endpoint_url: ?string, ttl_seconds: int, max_stale_seconds: int, timeout_ms: int,
  *   define_constants: bool, define_constants_state: 'off'|'not_tried'|'kept'|'request'|'failed',
- *   ini_refused: list<string>, fleet_hosts: int, ssm_throughput: int,
+ *   ini_refused: list<string>, fleet_hosts: int, ssm_throughput: int, max_parameters: int,
  *   shared_cache: bool, shared_dir: ?string, shared_cache_note: ?string,
  *   cached: bool, fresh: bool, stale: bool, state: 'empty'|'fresh'|'refresh_due'|'stale'|'too_old',
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,
  *   version: ?int, credentials_version: ?int, consecutive_failures: int, next_attempt_in_seconds: ?float,
  *   engine: ?string, host: ?string, port: ?int, socket: ?string, user: ?string, dbname: ?string, options: array<string, string>,
  *   auth: 'iam'|'password'|null, iam_host: ?string, iam_token_age_seconds: ?float,
- *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, sdk_requests: int, direct_requests: int,
+ *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, ssm_requests: int,
  *   parameters_cached: int,
  *   last_error: ?array{kind: string, code: int, message: string},
  *   last_fetch_duration_ms: ?float, last_fetch_time: ?float

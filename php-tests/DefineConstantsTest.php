@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -46,14 +47,16 @@ final class DefineConstantsTest extends TestCase
     {
         $name = $this->parameterName('at-start');
         self::$moto->putParameter($name, 'mysql://wp:' . rawurlencode(self::$canary) . '@start.internal:3307/shop');
-        $r = PhpProcess::json('$before = ["DB_HOST" => DB_HOST, "DB_PORT" => DB_PORT, "DB_USER" => DB_USER, "DB_NAME" => DB_NAME, '
+        $r = PhpProcess::json(
+            '$before = ["DB_HOST" => DB_HOST, "DB_PORT" => DB_PORT, "DB_USER" => DB_USER, "DB_NAME" => DB_NAME, '
             . '"DB_ENGINE" => DB_ENGINE, "password_sha256" => hash("sha256", DB_PASSWORD)]; '
             . '$calls = ssm_db_config_status()["fetches"]; $returned = ssm_db_config_define(); ssm_db_config_define(); '
             . '$s = ssm_db_config_status(); '
             . '$result = $before + ["returned" => $returned, "fetches" => $s["fetches"], "fetches_before_the_call" => $calls, '
             . '"setting" => $s["define_constants"], "constants" => $s["define_constants_state"], '
             . '"same_as_array" => array_map("constant", array_keys(ssm_db_config())) === array_values(ssm_db_config())];',
-            ['ssm_db_config.parameter' => $name, 'ssm_db_config.define_constants' => 'on']);
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.define_constants' => 'on']
+        );
         self::assertSame('start.internal:3307', $r['DB_HOST'] ?? $r);
         self::assertSame(3307, $r['DB_PORT']);
         self::assertSame('wp', $r['DB_USER']);
@@ -83,13 +86,15 @@ final class DefineConstantsTest extends TestCase
     public function test_failure_at_request_start_is_thrown_by_the_call_without_asking_ssm_again(): void
     {
         $name = $this->parameterName('at-start-missing');
-        $r = PhpProcess::json('$before = defined("DB_HOST"); $calls = ssm_db_config_status()["sdk_requests"]; '
+        $r = PhpProcess::json(
+            '$before = defined("DB_HOST"); $calls = ssm_db_config_status()["ssm_requests"]; '
             . 'try { ssm_db_config_define(); $result = ["code" => null]; } catch (SsmDbConfigException $e) { '
             . '$result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; } '
-            . '$result += ["before" => $before, "calls_at_start" => $calls, "calls" => ssm_db_config_status()["sdk_requests"], '
+            . '$result += ["before" => $before, "calls_at_start" => $calls, "calls" => ssm_db_config_status()["ssm_requests"], '
             . '"constants" => ssm_db_config_status()["define_constants_state"], '
             . '"defined" => array_values(array_filter(["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_ENGINE"], "defined"))];',
-            ['ssm_db_config.parameter' => $name, 'ssm_db_config.define_constants' => '1']);
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.define_constants' => '1']
+        );
         self::assertFalse($r['before']);
         self::assertSame(\SsmDbConfigException::NOT_FOUND, $r['code']);
         self::assertStringContainsString("\"$name\" was not found", $r['message']);
@@ -105,8 +110,10 @@ final class DefineConstantsTest extends TestCase
         $out = PhpProcess::run('var_dump(defined("DB_HOST"), ssm_db_config_status()["define_constants"]);', ['ssm_db_config.define_constants' => '1']);
         self::assertStringContainsString('ssm_db_config.define_constants is on but ssm_db_config.parameter is not set', $out['stderr']);
         self::assertSame("bool(false)\nbool(false)\n", $out['stdout']);
-        $out = PhpProcess::run('var_dump(ssm_db_config_status()["define_constants"]);',
-            ['ssm_db_config.parameter' => '/x', 'ssm_db_config.define_constants' => 'sometimes']);
+        $out = PhpProcess::run(
+            'var_dump(ssm_db_config_status()["define_constants"]);',
+            ['ssm_db_config.parameter' => '/x', 'ssm_db_config.define_constants' => 'sometimes']
+        );
         self::assertStringContainsString('ssm_db_config.define_constants = "sometimes" refused: it must be on or off (1 or 0); using the default', $out['stderr']);
         self::assertSame("bool(false)\n", $out['stdout']);
         self::assertFalse(@ini_set('ssm_db_config.define_constants', '1'), 'system-level like the others');
@@ -171,9 +178,12 @@ final class DefineConstantsTest extends TestCase
     {
         $name = $this->parameterName('fpm-too-old');
         self::$moto->putParameter($name, 'postgresql://wp:' . rawurlencode(self::$canary) . '@old.internal:5432/shop');
-        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.max_stale' => '0',
+        $this->fpm = Fpm::start(
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.max_stale' => '0',
             'ssm_db_config.timeout_ms' => '300', 'ssm_db_config.define_constants' => '1', 'ssm_db_config.shared_dir' => 'off'],
-            Fpm::masterEnv(), 1);
+            Fpm::masterEnv(),
+            1
+        );
         $script = $this->fpm->script('index.php', self::PAGE);
         $ok = json_decode($this->fpm->request($script), true);
         self::assertSame('old.internal:5432', $ok['host']);

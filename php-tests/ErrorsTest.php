@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -201,7 +202,8 @@ final class ErrorsTest extends TestCase
             . ' $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "trace" => $e->getTraceAsString()]; }'
             . ' $result["status"] = json_encode(ssm_db_config_status());'
             . ' try { ssm_db_config_refresh(getenv("PASSED")); } catch (SsmDbConfigException $e) { $result["refresh"] = $e->getCode(); }',
-            [], ['PASSED' => $url]
+            [],
+            ['PASSED' => $url]
         );
         self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code']);
         self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['refresh']);

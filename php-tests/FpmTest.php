@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -342,7 +343,11 @@ final class FpmTest extends TestCase
         self::assertLessThanOrEqual((int) ceil($elapsed) + 1, $calls, 'at most one SSM request per TTL');
 
         posix_kill($refreshers[0], SIGKILL);
-        usleep(300_000);
+        $deadline = microtime(true) + 5;
+        while (file_exists("/proc/{$refreshers[0]}") && microtime(true) < $deadline) {
+            usleep(20_000); // until the master has reaped it (and forks another)
+        }
+        self::assertFileDoesNotExist("/proc/{$refreshers[0]}");
         $after = self::fetchesByWorker($this->load($script, 8, 3.5));
         unset($after[$refreshers[0]]);
         $taken = array_keys(array_filter($after));

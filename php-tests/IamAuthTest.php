@@ -29,7 +29,7 @@ final class IamAuthTest extends TestCase
     private const RDS_HOST = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
 
     /** What wp-config.php sees after ssm_db_config_define(), the token included (it is not the canary). */
-    private const DEFINE = '$flagsBefore = defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null; '
+    private const DEFINE_CODE = '$flagsBefore = defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null; '
         . '$t0 = time(); ssm_db_config_define(%s); $s = ssm_db_config_status(); '
         . 'ob_start(); phpinfo(INFO_MODULES); $info = ob_get_clean(); '
         . '$result = ["host" => DB_HOST, "user" => DB_USER, "token" => DB_PASSWORD, "signed_from" => $t0, "now" => time(), '
@@ -68,7 +68,7 @@ final class IamAuthTest extends TestCase
     {
         $name = $this->parameterName('iam');
         self::$moto->putParameter($name, $value);
-        $code = implode(' ', $before) . ' ' . sprintf(self::DEFINE, var_export($name, true));
+        $code = implode(' ', $before) . ' ' . sprintf(self::DEFINE_CODE, var_export($name, true));
         return PhpProcess::json($code);
     }
 
@@ -260,8 +260,11 @@ final class IamAuthTest extends TestCase
             self::assertNull($r['plain'], 'no login without TLS');
 
             // An expired token, made by boto3 with the same keys 16 minutes ago, is refused too.
-            $proc = proc_open([(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/rds_token.py'],
-                [0 => ['pipe', 'r'], 1 => ['pipe', 'w']], $tp);
+            $proc = proc_open(
+                [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/rds_token.py'],
+                [0 => ['pipe', 'r'], 1 => ['pipe', 'w']],
+                $tp
+            );
             fwrite($tp[0], json_encode([['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),
                 'session_token' => null, 'host' => $signHost, 'port' => $port, 'user' => 'wp_iam', 'region' => 'eu-west-1', 'time' => time() - 960],
                 ['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),

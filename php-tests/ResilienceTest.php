@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -66,8 +67,10 @@ final class ResilienceTest extends TestCase
         $name = $this->parameterName("cold-$mode");
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         Proxy::fault($mode, 5000);
-        $r = PhpProcess::json('$t = hrtime(true); try { ssm_db_config(); $result = ["ok" => true]; } catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "ms" => (hrtime(true) - $t) / 1e6]; }',
-            ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '600']);
+        $r = PhpProcess::json(
+            '$t = hrtime(true); try { ssm_db_config(); $result = ["ok" => true]; } catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "ms" => (hrtime(true) - $t) / 1e6]; }',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '600']
+        );
         self::assertSame($code, $r['code'] ?? null, $r['message'] ?? 'no exception');
         self::assertLessThan(600 + 150, $r['ms'], 'the call ended within the budget');
         self::assertStringContainsString($name, $r['message']);
@@ -78,8 +81,10 @@ final class ResilienceTest extends TestCase
         $name = $this->parameterName('slow');
         self::$moto->putParameter($name, 'postgresql://u:p@slow-host/d');
         Proxy::fault('slow', 300);
-        $r = PhpProcess::json('$t = hrtime(true); $c = ssm_db_config(); $result = ["host" => $c["DB_HOST"], "ms" => (hrtime(true) - $t) / 1e6];',
-            ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '1000']);
+        $r = PhpProcess::json(
+            '$t = hrtime(true); $c = ssm_db_config(); $result = ["host" => $c["DB_HOST"], "ms" => (hrtime(true) - $t) / 1e6];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '1000']
+        );
         self::assertSame('slow-host:5432', $r['host']);
         self::assertGreaterThan(250, $r['ms']);
     }
@@ -126,14 +131,23 @@ final class ResilienceTest extends TestCase
             $a = ssm_db_config();
             usleep(1_200_000);                         // the secret rotates meanwhile; past the TTL
             ssm_db_config();                           // stale: refreshes in the background
-            usleep(300_000);
-            $b = ssm_db_config();
-            $s = ssm_db_config_status();
+            $until = hrtime(true) + 5e9;               // until the refresh has landed
+            do {
+                usleep(20_000);
+                $b = ssm_db_config();
+                $s = ssm_db_config_status();
+            } while ($b["DB_PASSWORD"] === $a["DB_PASSWORD"] && hrtime(true) < $until);
             $result = ["before" => hash("sha256", $a["DB_PASSWORD"]), "after" => hash("sha256", $b["DB_PASSWORD"]),
                        "user" => $b["DB_USER"], "host" => $b["DB_HOST"], "status" => $s];
             PHP;
-        $r = PhpProcess::json($body, ['ssm_db_config.parameter' => $endpoint, 'ssm_db_config.credentials_parameter' => $creds, 'ssm_db_config.ttl' => '1'], [],
-            function () use ($secret) { self::$moto->putSecretValue($secret, json_encode(['username' => 'master', 'password' => 'after-rotation'])); });
+        $r = PhpProcess::json(
+            $body,
+            ['ssm_db_config.parameter' => $endpoint, 'ssm_db_config.credentials_parameter' => $creds, 'ssm_db_config.ttl' => '1'],
+            [],
+            function () use ($secret) {
+                self::$moto->putSecretValue($secret, json_encode(['username' => 'master', 'password' => 'after-rotation'])); 
+            }
+        );
         self::assertSame(hash('sha256', 'before-rotation'), $r['before']);
         self::assertSame(hash('sha256', 'after-rotation'), $r['after'], 'the rotated password arrived');
         self::assertSame('master', $r['user']);

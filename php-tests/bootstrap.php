@@ -1,4 +1,5 @@
 <?php
+
 // Loaded by PHPUnit. php-tests/run starts moto and the proxy (tests/support/stack.py),
 // exports their AWS_* settings and loads the extension with -d extension=
 // (or, with SSM_DB_CONFIG_INSTALLED=1, relies on the installed package's php.ini).

@@ -3,7 +3,7 @@
  * Plugin Name:       SSM DB Config
  * Description:       Shows where WordPress gets its database settings from (AWS SSM Parameter Store, through the ssm_db_config PHP extension), checks the database from Site Health, and installs drop-ins that follow a database failover.
  * Version:           0.1.0
- * Requires PHP:      8.1
+ * Requires PHP:      8.2
  * Requires at least: 6.1
  * License:           Apache-2.0
  * Text Domain:       ssm-db-config
@@ -20,8 +20,10 @@ define( 'SSM_DB_CONFIG_PLUGIN_VERSION', '0.1.0' );
  * Layout (collect, model, render, as Query Monitor does):
  * - includes/class-db-probe.php        connects to the database and asks whether it is a writer
  *                                      (shared with the standalone health endpoints; no WordPress in it)
- * - includes/class-refresh-limiter.php at most one SSM fetch per second per host, shared by workers
+ * - includes/class-refresh-limiter.php the drop-ins' refresh: never waits, one SSM fetch per second per host
  *                                      (shared with the drop-ins; no WordPress in it)
+ * - includes/class-health-access.php   who may ask the health endpoints (no WordPress in it)
+ * - includes/class-state-dir.php       the private folder of the limiter's and endpoints' state files
  * - includes/class-dropins.php         which db.php / db-error.php are installed; installs ours
  * - includes/class-collector.php       gathers everything the page and Site Health show
  * - includes/class-report.php          the plain data objects the collector returns

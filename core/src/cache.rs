@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::policy;
 use crate::shared::StoredValue;
+use crate::ExposeSecret;
 #[cfg(test)]
-use crate::Secret;
+use crate::SecretString;
 use crate::{
     apply_credentials, parse_endpoint_value, parse_value, DbConfig, Error, FetchedParameter,
 };
@@ -70,11 +71,11 @@ impl CachedConfig {
     ) -> Result<Self, Error> {
         let config = match (credentials_parameter, &stored.credentials) {
             (Some(creds_name), Some((creds, _))) => apply_credentials(
-                parse_endpoint_value(parameter, stored.value.expose())?,
+                parse_endpoint_value(parameter, stored.value.expose_secret())?,
                 creds_name,
-                creds.expose(),
+                creds.expose_secret(),
             )?,
-            _ => parse_value(parameter, stored.value.expose())?,
+            _ => parse_value(parameter, stored.value.expose_secret())?,
         };
         Ok(CachedConfig {
             parameter: parameter.to_owned(),
@@ -120,8 +121,8 @@ impl CachedConfig {
     /// token is a new password).
     pub fn same_settings(&self, other: &CachedConfig) -> bool {
         self.config == other.config
-            && self.iam_token.as_ref().map(|t| &t.token)
-                == other.iam_token.as_ref().map(|t| &t.token)
+            && self.iam_token.as_ref().map(|t| t.token.expose_secret())
+                == other.iam_token.as_ref().map(|t| t.token.expose_secret())
     }
 
     /// The same entry with `token` as its IAM token, for a token made
@@ -186,7 +187,7 @@ mod tests {
 
     fn fetched(value: &str) -> FetchedParameter {
         FetchedParameter {
-            value: Secret::new(value.into()),
+            value: SecretString::from(value.to_owned()),
             version: 3,
             duration: Duration::from_millis(5),
         }
@@ -215,7 +216,7 @@ mod tests {
         let stored = StoredValue::fetched(
             fetched("postgresql://db.internal/shop"),
             Some(FetchedParameter {
-                value: Secret::new(r#"{"username":"rotated","password":"pw2"}"#.into()),
+                value: SecretString::from(r#"{"username":"rotated","password":"pw2"}"#.to_owned()),
                 version: 9,
                 duration: Duration::ZERO,
             }),
@@ -228,7 +229,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (entry.config.user.as_str(), entry.config.password.expose()),
+            (
+                entry.config.user.as_str(),
+                entry.config.password.expose_secret()
+            ),
             ("rotated", "pw2")
         );
         assert_eq!(entry.credentials_version, Some(9));

@@ -73,6 +73,11 @@ pub enum Error {
         parameter: String,
         /// Which part of the credential chain failed, in our words.
         reason: String,
+        /// Whether a provider of the chain failed or timed out (instance
+        /// metadata, the container endpoint, STS), which may answer next
+        /// time; `false` when none is configured or AWS refused the key,
+        /// which needs someone to change something.
+        transient: bool,
     },
     /// A failure met moments ago by this host (another worker, or a
     /// background refresh), repeated without asking SSM again: while SSM is
@@ -189,7 +194,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Throttled { .. } | Error::Timeout { .. } | Error::Network { .. } => true,
-            Error::Service { transient, .. } => *transient,
+            Error::Service { transient, .. } | Error::NoCredentials { transient, .. } => *transient,
             Error::Recent { kind, .. } => matches!(
                 kind,
                 ErrorKind::Throttled | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::Service
@@ -197,7 +202,6 @@ impl Error {
             Error::NotFound { .. }
             | Error::AccessDenied { .. }
             | Error::InvalidValue { .. }
-            | Error::NoCredentials { .. }
             | Error::BadConfiguration(_)
             | Error::Internal => false,
         }

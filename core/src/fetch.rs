@@ -2,15 +2,16 @@
 //!
 //! [`SsmFetcher`] owns one SDK client, built from the default AWS chain
 //! (environment, profile, web identity, ECS, IMDSv2) plus our overrides. Every
-//! call runs under one budget (`timeout`) that covers credential resolution,
-//! connecting, retries and reading the answer.
+//! call runs under one budget (`timeout`, the SDK's operation timeout) that
+//! covers credential resolution, connecting, retries and reading the answer.
 //!
-//! Once the SDK has answered, later attempts (refreshes, mostly) go out
-//! through `core/src/direct.rs`: the same request, endpoint, credentials
-//! and connector, without the SDK's request pipeline, which costs more CPU
-//! than the rest of a refresh together. A failure there sends the next attempt
-//! back through the SDK; [`FetchSettings::direct`] turns the path off.
-//! [`SsmFetcher::attempts`] counts the attempts each way.
+//! Retries are the SDK's standard mode (exponential backoff with full jitter,
+//! and its retry quota, which stops retrying when most recent attempts of the
+//! process failed), set to [`policy::MAX_ATTEMPTS`],
+//! [`policy::RETRY_INITIAL_BACKOFF`] and [`policy::RETRY_MAX_BACKOFF`], with one
+//! change: a throttle is never retried inside a fetch ([`NoRetryOnThrottle`];
+//! [`policy::retry_after`] says why and models this for the fleet simulation).
+//! [`SsmFetcher::requests`] counts the requests sent, retries included.
 //!
 //! AWS failures are classified here into [`Error`] kinds from the error's
 //! *type*, its AWS error code and its HTTP status: never from its `Display`
@@ -21,16 +22,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_runtime_api::client::result::ConnectorError;
-use serde::Deserialize;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, InterceptorContext,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 
-use crate::direct::{Direct, RouteCapture};
-use crate::{policy, Error, ErrorKind, Secret};
+use crate::{policy, Error, ExposeSecret, SecretString};
 
 /// Where and how to reach SSM. Anything left `None` comes from the default AWS chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +51,6 @@ pub struct FetchSettings {
     pub endpoint_url: Option<String>,
     /// Budget for one whole fetch, retries included.
     pub timeout: Duration,
-    /// Whether attempts after the SDK's first answer may go out through
-    /// `core/src/direct.rs` (`ssm_db_config.direct_refresh`); `false` sends
-    /// every one through the SDK.
-    pub direct: bool,
     /// The environment the SDK resolves its settings and credentials from
     /// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, the ECS and EKS variables, `HOME`
     /// for the profile files...); `None`: the process's own.
@@ -57,14 +63,14 @@ pub struct FetchSettings {
 /// extension captures the master's `AWS_*` variables and gives them to the
 /// SDK here, never to the process environment, where `getenv()`, `$_SERVER`
 /// and phpinfo() would show them to every script. `Debug` lists the names only.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Environment {
-    vars: Vec<(String, Secret)>,
+    vars: Vec<(String, SecretString)>,
 }
 
 impl Environment {
     /// An environment of these variables; a name given twice keeps its first value.
-    pub fn new(vars: impl IntoIterator<Item = (String, Secret)>) -> Environment {
+    pub fn new(vars: impl IntoIterator<Item = (String, SecretString)>) -> Environment {
         let mut seen = std::collections::HashSet::new();
         Environment {
             vars: vars
@@ -79,18 +85,33 @@ impl Environment {
         self.vars
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.expose())
+            .map(|(_, v)| v.expose_secret())
     }
 
     fn to_sdk_env(&self) -> aws_types::os_shim_internal::Env {
         let map: std::collections::HashMap<String, String> = self
             .vars
             .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
             .collect();
         aws_types::os_shim_internal::Env::from(map)
     }
 }
+
+/// Two environments are equal when they hold the same variables with the
+/// same values (a changed key must give a new client).
+impl PartialEq for Environment {
+    fn eq(&self, other: &Self) -> bool {
+        self.vars.len() == other.vars.len()
+            && self
+                .vars
+                .iter()
+                .zip(&other.vars)
+                .all(|((k, v), (l, w))| k == l && v.expose_secret() == w.expose_secret())
+    }
+}
+
+impl Eq for Environment {}
 
 impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,7 +125,7 @@ impl std::fmt::Debug for Environment {
 #[derive(Debug, Clone)]
 pub struct FetchedParameter {
     /// The value, decrypted.
-    pub value: Secret,
+    pub value: SecretString,
     /// The parameter's version number.
     pub version: i64,
     /// How long the fetch took.
@@ -115,33 +136,12 @@ pub struct FetchedParameter {
 #[derive(Debug, Clone)]
 pub struct SsmFetcher {
     client: aws_sdk_ssm::Client,
-    /// `None` when the SDK gave no credentials provider or connector.
-    direct: Option<Arc<Direct>>,
-    /// Attempts made: through the SDK, and direct.
-    attempts: Arc<[AtomicU64; 2]>,
+    /// Requests sent to SSM, retries included (see [`RequestCounter`]).
+    requests: Arc<AtomicU64>,
     /// The SDK's credential chain, which also signs IAM database tokens.
     credentials: Option<SharedCredentialsProvider>,
     region: String,
     timeout: Duration,
-}
-
-/// Which way an attempt went (see [`SsmFetcher::attempts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Attempts {
-    /// Through the SDK's request pipeline.
-    pub sdk: u64,
-    /// Through `direct` (`core/src/direct.rs`).
-    pub direct: u64,
-}
-
-impl Attempts {
-    /// The attempts made since `earlier` was read.
-    pub fn since(self, earlier: Attempts) -> Attempts {
-        Attempts {
-            sdk: self.sdk - earlier.sdk,
-            direct: self.direct - earlier.direct,
-        }
-    }
 }
 
 /// Upper bound for establishing a TCP/TLS connection, within the overall budget:
@@ -151,8 +151,15 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 impl SsmFetcher {
     /// Loads the AWS configuration and builds a client. Needs a tokio runtime.
     pub async fn new(settings: &FetchSettings) -> Result<Self, Error> {
+        // Set here, the retry settings win over AWS_MAX_ATTEMPTS,
+        // AWS_RETRY_MODE and the profile's: how often a host calls SSM is
+        // the policy's decision, not the environment's.
+        let retry = RetryConfig::standard()
+            .with_max_attempts(policy::MAX_ATTEMPTS)
+            .with_initial_backoff(policy::RETRY_INITIAL_BACKOFF)
+            .with_max_backoff(policy::RETRY_MAX_BACKOFF);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .retry_config(retry)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
@@ -184,26 +191,14 @@ impl SsmFetcher {
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| Error::BadConfiguration(NO_REGION.into()))?;
-        let route = RouteCapture::default();
+        let requests = Arc::<AtomicU64>::default();
         let config = aws_sdk_ssm::config::Builder::from(&sdk_config)
-            .interceptor(route.clone())
+            .retry_classifier(NoRetryOnThrottle)
+            .interceptor(RequestCounter(requests.clone()))
             .build();
-        let direct = match (
-            sdk_config.credentials_provider(),
-            Direct::default_connector(
-                settings.timeout.min(MAX_CONNECT_TIMEOUT),
-                sdk_config.sleep_impl(),
-            ),
-        ) {
-            (Some(credentials), Some(connector)) if settings.direct => {
-                Some(Arc::new(Direct::new(route, credentials, connector)))
-            }
-            _ => None,
-        };
         Ok(SsmFetcher {
             client: aws_sdk_ssm::Client::from_conf(config),
-            direct,
-            attempts: Arc::default(),
+            requests,
             credentials: sdk_config.credentials_provider(),
             region,
             timeout: settings.timeout,
@@ -226,22 +221,30 @@ impl SsmFetcher {
         parameter: &str,
         config: &crate::DbConfig,
     ) -> Result<crate::iam::IamToken, Error> {
-        let no_credentials = |reason: &str| Error::NoCredentials {
+        // Transient as for a fetch: a provider that failed or timed out may
+        // answer next time; a chain with no provider needs the operator.
+        let no_credentials = |reason: &str, transient: bool| Error::NoCredentials {
             parameter: parameter.to_owned(),
             reason: reason.to_owned(),
+            transient,
         };
         let host = config.iam_sign_host().ok_or_else(|| {
             Error::BadConfiguration("an IAM token was asked for a value without auth=iam".into())
         })?;
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| no_credentials("the AWS configuration has no credential provider"))?;
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            no_credentials("the AWS configuration has no credential provider", false)
+        })?;
         let credentials =
             match tokio::time::timeout(self.timeout, provider.provide_credentials()).await {
                 Ok(Ok(credentials)) => credentials,
-                Ok(Err(e)) => return Err(no_credentials(credentials_reason(&e))),
-                Err(_) => return Err(no_credentials("the credential provider timed out")),
+                Ok(Err(e)) => {
+                    let transient = matches!(
+                        e,
+                        CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_)
+                    );
+                    return Err(no_credentials(credentials_reason(&e), transient));
+                }
+                Err(_) => return Err(no_credentials("the credential provider timed out", true)),
             };
         let endpoint = crate::iam::TokenEndpoint {
             host: host.to_owned(),
@@ -261,16 +264,9 @@ impl SsmFetcher {
         })
     }
 
-    /// How many attempts went through the SDK and how many went direct.
-    pub fn attempts(&self) -> Attempts {
-        Attempts {
-            sdk: self.attempts[0].load(Ordering::Relaxed),
-            direct: self.attempts[1].load(Ordering::Relaxed),
-        }
-    }
-
-    fn count(&self, direct: bool) {
-        self.attempts[usize::from(direct)].fetch_add(1, Ordering::Relaxed);
+    /// How many requests this client has sent to SSM, retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// The region in use.
@@ -286,7 +282,24 @@ impl SsmFetcher {
     /// Reads one parameter, decrypting a SecureString. `name` may carry a
     /// version or label selector (`/app/db:3`, `/app/db:prod`).
     pub async fn get(&self, name: &str) -> Result<FetchedParameter, Error> {
-        self.with_retries(name, || self.get_once(name)).await
+        let started = Instant::now();
+        let output = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(name, self.timeout, e))?;
+        let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
+        let value = parameter
+            .value
+            .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
+        Ok(FetchedParameter {
+            value: SecretString::from(value),
+            version: parameter.version,
+            duration: started.elapsed(),
+        })
     }
 
     /// Reads two parameters in one GetParameters call, so that both values
@@ -297,161 +310,7 @@ impl SsmFetcher {
         name: &str,
         credentials: &str,
     ) -> Result<(FetchedParameter, FetchedParameter), Error> {
-        self.with_retries(name, || self.get_pair_once(name, credentials))
-            .await
-    }
-
-    /// Runs `attempt` until it succeeds, fails for good, or the budget ends.
-    /// Whether and when a failure is tried again is [`policy::retry_after`]'s
-    /// decision; when the next delay would not fit in the budget, the last
-    /// failure is returned as it is (a throttle stays a throttle, not a timeout).
-    async fn with_retries<T, F, Fut>(&self, name: &str, mut attempt: F) -> Result<T, Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Error>>,
-    {
-        let deadline = Instant::now() + self.timeout;
-        let timeout = || Error::Timeout {
-            parameter: name.to_owned(),
-            budget: self.timeout,
-        };
-        for n in 0.. {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(timeout());
-            }
-            let error = match tokio::time::timeout(remaining, attempt()).await {
-                Err(_) => return Err(timeout()),
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(e)) => e,
-            };
-            let throttled = error.kind() == crate::ErrorKind::Throttled;
-            let Some(delay) = policy::retry_after(
-                n,
-                error.is_transient(),
-                throttled,
-                policy::random_fraction(),
-            ) else {
-                return Err(error);
-            };
-            if Instant::now() + delay >= deadline {
-                return Err(error);
-            }
-            tokio::time::sleep(delay).await;
-        }
-        unreachable!("the loop returns")
-    }
-
-    /// The direct path, when it may be taken: `None` sends the attempt
-    /// through the SDK. An answer that a fresh look through the SDK might
-    /// change (credentials refused, as after a rotation or with a skewed
-    /// clock) is retried that way at once; any other failure is returned,
-    /// and the next attempt goes through the SDK.
-    async fn try_direct<T>(
-        &self,
-        name: &str,
-        target: &str,
-        body: serde_json::Value,
-        read: impl FnOnce(&[u8]) -> Result<T, Error>,
-    ) -> Option<Result<T, Error>> {
-        let direct = self.direct.as_ref().filter(|d| d.take_turn())?;
-        let body = serde_json::to_vec(&body).ok()?;
-        self.count(true);
-        let result = match direct.call(target, body, name, self.timeout).await {
-            Ok(bytes) => read(&bytes),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(value) => {
-                direct.succeeded();
-                Some(Ok(value))
-            }
-            Err(e) => {
-                direct.failed();
-                match e.kind() {
-                    ErrorKind::AccessDenied | ErrorKind::NoCredentials => None,
-                    _ => Some(Err(e)),
-                }
-            }
-        }
-    }
-
-    fn sdk_answered(&self) {
-        if let Some(direct) = &self.direct {
-            direct.succeeded();
-        }
-    }
-
-    async fn get_once(&self, name: &str) -> Result<FetchedParameter, Error> {
         let started = Instant::now();
-        let direct = self.try_direct(
-            name,
-            "AmazonSSM.GetParameter",
-            serde_json::json!({"Name": name, "WithDecryption": true}),
-            |body| {
-                let output: DirectGetParameter =
-                    serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
-                let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
-                let value = parameter
-                    .value
-                    .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
-                Ok(FetchedParameter {
-                    value: Secret::new(value),
-                    version: parameter.version,
-                    duration: started.elapsed(),
-                })
-            },
-        );
-        if let Some(result) = direct.await {
-            return result;
-        }
-        self.count(false);
-        let output = self
-            .client
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| classify(name, self.timeout, e))?;
-        self.sdk_answered();
-        let parameter = output.parameter.ok_or_else(|| no_parameter(name))?;
-        let value = parameter
-            .value
-            .ok_or_else(|| Error::invalid(name, "the parameter has no value"))?;
-        Ok(FetchedParameter {
-            value: Secret::new(value),
-            version: parameter.version,
-            duration: started.elapsed(),
-        })
-    }
-
-    async fn get_pair_once(
-        &self,
-        name: &str,
-        credentials: &str,
-    ) -> Result<(FetchedParameter, FetchedParameter), Error> {
-        let started = Instant::now();
-        let body = serde_json::json!({"Names": [name, credentials], "WithDecryption": true});
-        let direct = self.try_direct(name, "AmazonSSM.GetParameters", body, |body| {
-            let output: DirectGetParameters =
-                serde_json::from_slice(body).map_err(|_| unreadable(name, 200))?;
-            let found = output
-                .parameters
-                .into_iter()
-                .map(|p| (p.name.unwrap_or_default(), p.value, p.version));
-            pick_pair(
-                name,
-                credentials,
-                &output.invalid_parameters,
-                found,
-                started.elapsed(),
-            )
-        });
-        if let Some(result) = direct.await {
-            return result;
-        }
-        self.count(false);
         let output = self
             .client
             .get_parameters()
@@ -460,8 +319,7 @@ impl SsmFetcher {
             .with_decryption(true)
             .send()
             .await
-            .map_err(|e| classify(name, self.timeout, e))?;
-        self.sdk_answered();
+            .map_err(|e| classify_sdk_error(name, self.timeout, e))?;
         let found = output
             .parameters
             .unwrap_or_default()
@@ -474,6 +332,58 @@ impl SsmFetcher {
             found,
             started.elapsed(),
         )
+    }
+}
+
+/// Counts the requests the client sends: every attempt, retries included.
+#[derive(Debug)]
+struct RequestCounter(Arc<AtomicU64>);
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "ssm_db_config::RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Forbids retrying whatever the SDK's own classifiers call a throttle (an
+/// AWS throttling code, or HTTP 429), as [`policy::retry_after`] decides.
+/// It runs after them, so it sees their verdict and overrides only that one.
+#[derive(Debug)]
+struct NoRetryOnThrottle;
+
+impl ClassifyRetry for NoRetryOnThrottle {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry_v2(&self, _ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        match previous {
+            RetryAction::RetryIndicated(RetryReason::RetryableError {
+                kind: RetryErrorKind::ThrottlingError,
+                ..
+            }) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ssm_db_config::NoRetryOnThrottle"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        // The SDK's classifiers run at the transient-error classifier's
+        // priority or before it.
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
 }
 
@@ -508,38 +418,12 @@ fn pick_pair(
         })?;
         let value = value.ok_or_else(|| Error::invalid(wanted, "the parameter has no value"))?;
         Ok(FetchedParameter {
-            value: Secret::new(value),
+            value: SecretString::from(value),
             version,
             duration,
         })
     };
     Ok((take(main, name)?, take(creds, credentials)?))
-}
-
-/// GetParameter's answer, as far as we read it.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DirectGetParameter {
-    parameter: Option<DirectParameter>,
-}
-
-/// GetParameters' answer, as far as we read it.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DirectGetParameters {
-    #[serde(default)]
-    parameters: Vec<DirectParameter>,
-    #[serde(default)]
-    invalid_parameters: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DirectParameter {
-    name: Option<String>,
-    value: Option<String>,
-    #[serde(default)]
-    version: i64,
 }
 
 fn no_parameter(name: &str) -> Error {
@@ -550,7 +434,7 @@ fn no_parameter(name: &str) -> Error {
     }
 }
 
-/// An answer with a body we cannot read, from either path.
+/// An answer with a body we cannot read.
 fn unreadable(name: &str, status: u16) -> Error {
     Error::Service {
         parameter: name.into(),
@@ -570,13 +454,25 @@ fn without_selector(name: &str) -> &str {
 const NO_REGION: &str =
     "no AWS region: set ssm_db_config.region (or AWS_REGION), or run where the instance metadata service gives one";
 
-fn classify<E>(parameter: &str, budget: Duration, err: SdkError<E>) -> Error
+/// Classifies a failed SDK call into an [`Error`] naming `target` (a
+/// parameter, or for the monitor an instance): by the error's type, its AWS
+/// error code and its HTTP status, never its `Display`. `budget` is the
+/// call's operation timeout, which a timeout reports. The one classification
+/// of AWS failures, for every SDK operation of the extension and the monitor.
+pub fn classify_sdk_error<E>(target: &str, budget: Duration, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
-    let parameter = parameter.to_owned();
-    if let Some(reason) = credentials_failure(&err) {
-        return Error::NoCredentials { parameter, reason };
+    let parameter = target.to_owned();
+    if let Some(failure) = sources(&err).find_map(|e| e.downcast_ref::<CredentialsError>()) {
+        return Error::NoCredentials {
+            parameter,
+            reason: credentials_reason(failure).to_owned(),
+            transient: matches!(
+                failure,
+                CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_)
+            ),
+        };
     }
     match &err {
         SdkError::TimeoutError(_) => Error::Timeout { parameter, budget },
@@ -591,7 +487,7 @@ where
             }
         }
         SdkError::ConstructionFailure(_) => Error::BadConfiguration(format!(
-            "the request for SSM parameter \"{parameter}\" could not be built"
+            "the request for \"{parameter}\" could not be built"
         )),
         // A body cut short by the connection is a network failure, not a bad answer.
         SdkError::ResponseError(_) if has_io_error(&err) => Error::Network {
@@ -634,7 +530,7 @@ pub fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Erro
             Error::AccessDenied { parameter, aws_code: code.to_owned() }
         }
         "UnrecognizedClientException" | "InvalidClientTokenId" | "MissingAuthenticationToken" => {
-            Error::NoCredentials { parameter, reason: "AWS does not recognise the access key".into() }
+            Error::NoCredentials { parameter, reason: "AWS does not recognise the access key".into(), transient: false }
         }
         "ValidationException" => Error::BadConfiguration(format!(
             "SSM rejected the parameter name \"{parameter}\" (names are /path/name, optionally :version or :label)"
@@ -653,7 +549,7 @@ pub fn classify_code(parameter: String, code: Option<&str>, status: u16) -> Erro
 
 /// The AWS error code in a response body (`<Code>X</Code>` or `"__type":"X"`),
 /// and nothing else from it: only a short identifier is ever taken.
-pub(crate) fn error_code_in_body(body: &[u8]) -> Option<String> {
+fn error_code_in_body(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let rest = match text.find("<Code>") {
         Some(i) => &text[i + "<Code>".len()..],
@@ -685,14 +581,8 @@ fn sources<'a>(
     std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
 }
 
-fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
-    sources(err)
-        .find_map(|e| e.downcast_ref::<CredentialsError>())
-        .map(|c| credentials_reason(c).to_owned())
-}
-
 /// Why the credential chain gave nothing, without its own text.
-pub(crate) fn credentials_reason(err: &CredentialsError) -> &'static str {
+fn credentials_reason(err: &CredentialsError) -> &'static str {
     match err {
         CredentialsError::CredentialsNotLoaded(_) => {
             "no credentials were found in the environment, profile, container or instance metadata"
@@ -704,26 +594,11 @@ pub(crate) fn credentials_reason(err: &CredentialsError) -> &'static str {
     }
 }
 
-/// A request of the direct path that got no answer.
-pub(crate) fn connector_failure(parameter: &str, budget: Duration, err: &ConnectorError) -> Error {
-    if err.is_timeout() {
-        Error::Timeout {
-            parameter: parameter.to_owned(),
-            budget,
-        }
-    } else {
-        Error::Network {
-            parameter: parameter.to_owned(),
-            reason: io_reason(err),
-        }
-    }
-}
-
 fn has_io_error(err: &(dyn StdError + 'static)) -> bool {
     sources(err).any(|e| e.is::<std::io::Error>())
 }
 
-pub(crate) fn io_reason(err: &(dyn StdError + 'static)) -> String {
+fn io_reason(err: &(dyn StdError + 'static)) -> String {
     use std::io::ErrorKind as K;
     let kind = sources(err)
         .find_map(|e| e.downcast_ref::<std::io::Error>())
@@ -779,5 +654,157 @@ mod tests {
         assert_eq!(e.kind(), K::Service);
         assert!(e.is_transient());
         assert!(!classify_code("/p".into(), Some("Weird"), 400).is_transient());
+    }
+
+    /// The one classification, by the shape of the SDK's error: a table of
+    /// every case the extension and the monitor meet.
+    #[test]
+    fn classifies_sdk_errors_by_type_code_and_status() {
+        use crate::ErrorKind as K;
+        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        type E = SdkError<GetParameterError, HttpResponse>;
+        let raw = |status: u16, body: &'static str| {
+            HttpResponse::new(
+                StatusCode::try_from(status).expect("status"),
+                SdkBody::from(body),
+            )
+        };
+        let service = |code: &str, status: u16| -> E {
+            SdkError::service_error(
+                GetParameterError::generic(ErrorMetadata::builder().code(code).build()),
+                raw(status, ""),
+            )
+        };
+        let io = |kind: std::io::ErrorKind| -> E {
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::from(kind))))
+        };
+        let credentials = |e: CredentialsError| -> E { SdkError::construction_failure(e) };
+        let in_dispatch = |e: CredentialsError| -> E {
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(e), None))
+        };
+        // (case, error, kind, transient)
+        let table: Vec<(&str, E, K, bool)> = vec![
+            (
+                "throttle",
+                service("ThrottlingException", 400),
+                K::Throttled,
+                true,
+            ),
+            ("429 without a code", service("", 429), K::Throttled, true),
+            (
+                "not found",
+                service("ParameterNotFound", 400),
+                K::NotFound,
+                false,
+            ),
+            (
+                "denied",
+                service("AccessDeniedException", 400),
+                K::AccessDenied,
+                false,
+            ),
+            (
+                "KMS denied",
+                service("KMSAccessDeniedException", 400),
+                K::AccessDenied,
+                false,
+            ),
+            (
+                "unknown key",
+                service("UnrecognizedClientException", 403),
+                K::NoCredentials,
+                false,
+            ),
+            (
+                "invalid name",
+                service("ValidationException", 400),
+                K::BadConfiguration,
+                false,
+            ),
+            ("5xx", service("InternalServerError", 500), K::Service, true),
+            ("4xx", service("Weird", 400), K::Service, false),
+            ("timeout", SdkError::timeout_error("slow"), K::Timeout, true),
+            (
+                "connect timeout",
+                SdkError::dispatch_failure(ConnectorError::timeout("slow".into())),
+                K::Timeout,
+                true,
+            ),
+            (
+                "refused",
+                io(std::io::ErrorKind::ConnectionRefused),
+                K::Network,
+                true,
+            ),
+            (
+                "body cut short",
+                SdkError::response_error(
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                    raw(200, ""),
+                ),
+                K::Network,
+                true,
+            ),
+            (
+                "unreadable",
+                SdkError::response_error("bad json", raw(200, "{")),
+                K::Service,
+                true,
+            ),
+            (
+                "XML error code in a JSON service's answer",
+                SdkError::response_error(
+                    "bad json",
+                    raw(403, "<Error><Code>AccessDenied</Code></Error>"),
+                ),
+                K::AccessDenied,
+                false,
+            ),
+            (
+                "no credentials anywhere",
+                credentials(CredentialsError::not_loaded("none")),
+                K::NoCredentials,
+                false,
+            ),
+            (
+                "credentials misconfigured",
+                in_dispatch(CredentialsError::invalid_configuration("bad profile")),
+                K::NoCredentials,
+                false,
+            ),
+            (
+                "credential provider timed out",
+                in_dispatch(CredentialsError::provider_timed_out(Duration::from_secs(1))),
+                K::NoCredentials,
+                true,
+            ),
+            (
+                "credential provider failed",
+                credentials(CredentialsError::provider_error("IMDS said 500")),
+                K::NoCredentials,
+                true,
+            ),
+            (
+                "unbuildable",
+                SdkError::construction_failure("no"),
+                K::BadConfiguration,
+                false,
+            ),
+        ];
+        for (case, err, kind, transient) in table {
+            let e = classify_sdk_error("/p", Duration::from_secs(1), err);
+            assert_eq!(
+                (e.kind(), e.is_transient()),
+                (kind, transient),
+                "{case}: {e}"
+            );
+            assert!(e.to_string().contains("/p"), "{case}: {e}");
+        }
     }
 }

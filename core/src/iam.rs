@@ -24,7 +24,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::{Error, Secret};
+use crate::{Error, SecretString};
 
 /// How long RDS accepts a token after its signing time (boto3's and RDS's 15 minutes).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
@@ -51,11 +51,12 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 const SIGNING_FAILED: &str = "an IAM database authentication token could not be signed for this endpoint (a host name, an IPv4 address or an IPv6 address is expected)";
 
-/// A token made for a cached value, and when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A token made for a cached value, and when. `Debug` prints the token
+/// redacted; tokens are compared through [`crate::ExposeSecret`] where they must be.
+#[derive(Debug, Clone)]
 pub struct IamToken {
     /// The token, `DB_PASSWORD`.
-    pub token: Secret,
+    pub token: SecretString,
     /// When it was signed (`CLOCK_MONOTONIC` ns, the cache's clock).
     pub signed_ns: u64,
     /// The region it was signed for.
@@ -101,7 +102,7 @@ pub fn auth_token(
     credentials: &Credentials,
     endpoint: &TokenEndpoint,
     time: SystemTime,
-) -> Result<Secret, Error> {
+) -> Result<SecretString, Error> {
     let host = if endpoint.host.contains(':') {
         format!("[{}]", endpoint.host)
     } else {
@@ -152,7 +153,7 @@ pub fn auth_token(
         token.push('=');
         token.extend(utf8_percent_encode(value, QUERY_VALUE));
     }
-    Ok(Secret::new(token))
+    Ok(SecretString::from(token))
 }
 
 /// The region an RDS endpoint's name says it is in:
@@ -190,6 +191,7 @@ pub fn servable(age: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ExposeSecret;
 
     fn creds(token: Option<&str>) -> Credentials {
         Credentials::new(
@@ -222,7 +224,7 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         )
         .unwrap();
-        let t = t.expose();
+        let t = t.expose_secret();
         assert!(t.starts_with("shop.cluster-abc.eu-west-1.rds.amazonaws.com:3306/?Action=connect&DBUser=wp_iam&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20231114%2Feu-west-1%2Frds-db%2Faws4_request&X-Amz-Date=20231114T221320Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature="), "{t}");
         assert!(!t.contains("https://"));
     }
@@ -232,16 +234,19 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let e = endpoint("h.example", 5432, "u");
         let a = auth_token(&creds(None), &e, at).unwrap();
+        let other = |c: &Credentials, e: &TokenEndpoint, at| {
+            auth_token(c, e, at).unwrap().expose_secret().to_owned()
+        };
         assert_ne!(
-            a,
-            auth_token(&creds(None), &e, at + Duration::from_secs(1)).unwrap()
+            a.expose_secret(),
+            other(&creds(None), &e, at + Duration::from_secs(1))
         );
         assert_ne!(
-            a,
-            auth_token(&creds(None), &endpoint("h.example", 5432, "v"), at).unwrap()
+            a.expose_secret(),
+            other(&creds(None), &endpoint("h.example", 5432, "v"), at)
         );
         let s = auth_token(&creds(Some("tok/+=")), &e, at).unwrap();
-        assert!(s.expose().contains(
+        assert!(s.expose_secret().contains(
             "&X-Amz-SignedHeaders=host&X-Amz-Security-Token=tok%2F%2B%3D&X-Amz-Signature="
         ));
     }

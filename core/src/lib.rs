@@ -3,17 +3,16 @@
 //!
 //! # Layout
 //! - [`error`]: the one error enum, [`Error`], with stable kinds and `is_transient()`.
-//! - [`secret`]: [`Secret`], a string whose `Debug`/`Display` print `***`, zeroized on drop.
+//! - [`secret`]: [`SecretString`] and [`ExposeSecret`], re-exported from `secrecy`: no
+//!   `Display`, `Debug` redacted, zeroized on drop, read only through `expose_secret()`.
 //! - [`endpoint`]: what an SSM endpoint override may be (https, or http to loopback).
 //! - `iam`: IAM database authentication tokens (`auth=iam`): the SigV4
 //!   presigned `rds-db` request boto3 makes, and when to make it again.
 //! - [`name`]: what may be passed as a parameter name, checked before any request.
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
 //!   strict grammar that refuses what it could read two ways.
-//! - `fetch`: `SsmFetcher`, reading a parameter under one time budget and
-//!   classifying AWS failures.
-//! - `direct`: the same request sent without the SDK's request pipeline, for
-//!   refreshes (endpoint, credentials and connector still the SDK's).
+//! - `fetch`: `SsmFetcher`, reading a parameter under one time budget with
+//!   the SDK's standard retry (throttles not retried), and classifying AWS failures.
 //! - `cache`: `ConfigCache`, the process-local moka cache, and freshness states.
 //! - [`plan`]: what a process does when a value is asked for (serve, refresh,
 //!   fetch, fail): the pure decision the extension and the fleet simulation share.
@@ -24,7 +23,7 @@
 //!   everything else kept as written (for the failover monitor).
 //!
 //! # Features
-//! - `aws` (default): `fetch`, `direct`, `cache` and `shared`, the clock and
+//! - `aws` (default): `fetch`, `iam`, `cache` and `shared`, the clock and
 //!   randomness of `policy`, and
 //!   the AWS SDK they need. Without it the crate is `endpoint`, `name`, `parse`, `plan`,
 //!   `policy`'s decisions, `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
@@ -32,8 +31,6 @@
 
 #[cfg(feature = "aws")]
 pub mod cache;
-#[cfg(feature = "aws")]
-mod direct;
 pub mod endpoint;
 pub mod error;
 #[cfg(feature = "aws")]
@@ -53,13 +50,13 @@ pub mod shared;
 pub use cache::{CachedConfig, ConfigCache, Freshness, Timing};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "aws")]
-pub use fetch::{Attempts, FetchSettings, FetchedParameter, SsmFetcher};
+pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{
     apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
     SECRET_OPTION_WORDS,
 };
 pub use rewrite::with_endpoint;
-pub use secret::Secret;
+pub use secret::{ExposeSecret, SecretString};
 #[cfg(feature = "aws")]
 pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};
 

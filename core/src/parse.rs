@@ -34,7 +34,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use crate::{Error, Secret};
+use crate::{Error, ExposeSecret, SecretString};
 
 mod json;
 mod url;
@@ -118,9 +118,9 @@ pub enum Auth {
 
 /// Database settings parsed from one parameter value.
 ///
-/// `Debug` is safe to print: the password is a [`Secret`], and a value with
+/// `Debug` is safe to print: the password is a [`SecretString`], and a value with
 /// an option whose name mentions a password is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DbConfig {
     /// The engine.
     pub engine: Engine,
@@ -136,7 +136,7 @@ pub struct DbConfig {
     /// User name.
     pub user: String,
     /// Password.
-    pub password: Secret,
+    pub password: SecretString,
     /// Database name.
     pub dbname: String,
     /// URL query options (e.g. `sslmode`), in order, percent-decoded; never a
@@ -147,6 +147,37 @@ pub struct DbConfig {
     /// The shape the value had.
     pub format: ValueFormat,
 }
+
+/// Equal when every setting is, the password included (`SecretString` has
+/// no `PartialEq` of its own, so it is compared here, exposed for that only).
+impl PartialEq for DbConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let DbConfig {
+            engine,
+            host,
+            port,
+            socket,
+            user,
+            password,
+            dbname,
+            options,
+            auth,
+            format,
+        } = self;
+        *engine == other.engine
+            && *host == other.host
+            && *port == other.port
+            && *socket == other.socket
+            && *user == other.user
+            && password.expose_secret() == other.password.expose_secret()
+            && *dbname == other.dbname
+            && *options == other.options
+            && *auth == other.auth
+            && *format == other.format
+    }
+}
+
+impl Eq for DbConfig {}
 
 impl DbConfig {
     /// The host an IAM token is signed for: `iam_host` if the value names
@@ -376,8 +407,8 @@ fn check_text(parameter: &str, what: &str, s: &str) -> Result<(), Error> {
 
 /// Checks a password: it may hold any character, whitespace included, but no
 /// control character.
-fn check_password(parameter: &str, what: &str, password: &Secret) -> Result<(), Error> {
-    if has_control(password.expose()) {
+fn check_password(parameter: &str, what: &str, password: &SecretString) -> Result<(), Error> {
+    if has_control(password.expose_secret()) {
         return Err(Error::invalid(parameter, format!("{what} contains a control character (a line break, a tab, ...), which is not allowed")));
     }
     Ok(())
@@ -494,6 +525,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{err, ok, P};
     use super::{apply_credentials, parse_endpoint_value, Auth};
+    use crate::ExposeSecret;
 
     #[test]
     fn reads_auth_iam_in_both_forms_without_a_password() {
@@ -504,7 +536,10 @@ mod tests {
         );
         for c in [&url, &json] {
             assert_eq!(c.auth, Auth::Iam { sign_host: None });
-            assert_eq!((c.user.as_str(), c.password.expose()), ("wp_iam", ""));
+            assert_eq!(
+                (c.user.as_str(), c.password.expose_secret()),
+                ("wp_iam", "")
+            );
             assert_eq!(
                 c.iam_sign_host(),
                 Some("shop.cluster-abc.eu-west-1.rds.amazonaws.com")

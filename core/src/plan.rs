@@ -119,6 +119,9 @@ pub struct Knowledge {
     pub in_flight: bool,
     /// Whether the caller asked for a refresh (`ssm_db_config_refresh()`).
     pub forced: bool,
+    /// Whether `held` was just taken from the host's entry, newer than
+    /// what this process served until now (another process fetched it).
+    pub newer_than_served: bool,
     /// How the fleet's forced refreshes are spread out (see [`Spread`]).
     pub spread: Spread,
 }
@@ -197,6 +200,9 @@ pub enum Reason {
     Forced,
     /// A forced refresh that waits for this host's turn in the fleet's spread.
     Spreading,
+    /// A forced refresh that finds a newer value on the host than the one
+    /// the caller failed with.
+    NewerOnHost,
 }
 
 /// The decision and its reason.
@@ -210,6 +216,10 @@ pub struct Plan {
 
 /// Decides; see the module doc.
 ///
+/// - Forced, and the host holds a usable value newer than the one this
+///   process served: serve it (the caller's failure was with the older
+///   one; after a failover each worker of a host would otherwise fetch
+///   in turn, once a second, what one of them already fetched).
 /// - Forced: while the host backs off (throttling above all), or within
 ///   [`FORCED_MIN_INTERVAL`] of the host's last attempt when it shares its
 ///   cache, serve what is held (or fail with the last error if nothing is
@@ -238,6 +248,9 @@ pub fn plan(k: &Knowledge) -> Plan {
         reason,
     };
 
+    if k.forced && k.newer_than_served && usable {
+        return served(Reason::NewerOnHost);
+    }
     if k.forced {
         let forced_again_ns = k.backoff.last_attempt_ns + FORCED_MIN_INTERVAL.as_nanos() as u64;
         let recent = k.shared && k.backoff.last_attempt_ns != 0 && now < forced_again_ns;
@@ -344,6 +357,7 @@ mod tests {
             refresher: None,
             in_flight: false,
             forced: false,
+            newer_than_served: false,
             spread: Spread::default(),
         }
     }
@@ -575,6 +589,24 @@ mod tests {
                 forced(attempted_ago(at(10.0), 0.5)),
                 Box::new(serve),
                 Reason::ForcedRecently,
+            ),
+            (
+                "forced, the host holds a newer value than this process served: serve it",
+                forced(Knowledge {
+                    newer_than_served: true,
+                    ..attempted_ago(at(10.0), 1.5)
+                }),
+                Box::new(serve),
+                Reason::NewerOnHost,
+            ),
+            (
+                "forced, newer on the host but too old to serve: fetch",
+                forced(Knowledge {
+                    newer_than_served: true,
+                    ..at(160.0)
+                }),
+                Box::new(|_| Action::Fetch),
+                Reason::Forced,
             ),
             (
                 "forced, host attempted 1.5 s ago: fetch",

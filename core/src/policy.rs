@@ -14,8 +14,10 @@
 //!   `max_stale` past its expiry, and the failure state says when the host may
 //!   try again: [`failure_backoff`] grows with consecutive failures, more
 //!   steeply for throttling.
-//! - Inside one fetch, transient failures are retried with full jitter
-//!   ([`retry_delay`]) while the budget lasts.
+//! - Inside one fetch, the AWS SDK's standard retry mode retries transient
+//!   failures with full jitter while the budget lasts, set up with this
+//!   module's constants; [`retry_after`] is its model, and says why a
+//!   throttle is not retried.
 
 //!
 //! The functions that decide take the time and the random draws as
@@ -69,37 +71,48 @@ pub fn spread_window(hosts: u64, throughput: u64) -> Duration {
     }
 }
 
-/// At most this many attempts per fetch (the budget usually ends it first).
+/// At most this many attempts per fetch (the budget usually ends it first):
+/// the SDK's `max_attempts`.
 pub const MAX_ATTEMPTS: u32 = 4;
+/// The ceiling of the delay before the first retry inside a fetch, doubled
+/// for each further one: the SDK's `initial_backoff`.
+pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(25);
+/// The highest ceiling of a delay between two attempts of one fetch: the
+/// SDK's `max_backoff`.
+pub const RETRY_MAX_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Whether attempt number `attempt` (0-based) of one fetch, which failed,
 /// is tried again inside the fetch, and after how long; `None`: the fetch
 /// fails with this error and the host backs off ([`failure_backoff`]).
 ///
-/// A throttle is never retried inside the fetch: it says the account's
-/// GetParameter quota is spent, which every host of a fleet shares, and a
-/// quick second try only spends more of it. Other transient failures (a
-/// timeout, a reset, a 5xx) are retried after [`retry_delay`].
+/// The fetch itself leaves this to the AWS SDK's standard retry mode, set
+/// to [`MAX_ATTEMPTS`], [`RETRY_INITIAL_BACKOFF`] and [`RETRY_MAX_BACKOFF`];
+/// this function is its model, which the fleet simulation runs. (The SDK
+/// also stops retrying when its retry quota is spent, which this leaves out:
+/// it only ever removes retries.)
+///
+/// A throttle is never retried inside the fetch (`fetch` forbids it to the
+/// SDK): it says the account's GetParameter quota is spent, which every host
+/// of a fleet shares, and a quick second try only spends more of it. Other
+/// transient failures (a timeout, a reset, a 5xx) are retried after
+/// [`retry_delay`].
 pub fn retry_after(
     attempt: u32,
     transient: bool,
     throttled: bool,
     random: f64,
 ) -> Option<Duration> {
-    (transient && !throttled && attempt + 1 < MAX_ATTEMPTS)
-        .then(|| retry_delay(attempt, false, random))
+    (transient && !throttled && attempt + 1 < MAX_ATTEMPTS).then(|| retry_delay(attempt, random))
 }
 
-/// Delay before retry number `attempt` (0-based) inside one fetch: full jitter
-/// over an exponential ceiling; throttling starts higher and grows further.
-pub fn retry_delay(attempt: u32, throttled: bool, random: f64) -> Duration {
-    let (base_ms, cap_ms) = if throttled {
-        (100.0, 1000.0)
-    } else {
-        (25.0, 250.0)
-    };
-    let ceiling = (base_ms * 2f64.powi(attempt as i32)).min(cap_ms);
-    Duration::from_secs_f64(ceiling * random / 1000.0)
+/// Delay before retry number `attempt` (0-based) inside one fetch, as the
+/// SDK's standard mode computes it: full jitter (`random` in [0, 1)) over
+/// [`RETRY_INITIAL_BACKOFF`] doubled `attempt` times, at most [`RETRY_MAX_BACKOFF`].
+pub fn retry_delay(attempt: u32, random: f64) -> Duration {
+    let ceiling = RETRY_INITIAL_BACKOFF
+        .checked_mul(2u32.saturating_pow(attempt))
+        .map_or(RETRY_MAX_BACKOFF, |d| d.min(RETRY_MAX_BACKOFF));
+    ceiling.mul_f64(random)
 }
 
 /// How long a host waits before its next attempt after `failures` consecutive
@@ -131,11 +144,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_delays_are_capped_and_throttling_waits_longer() {
-        assert_eq!(retry_delay(0, false, 1.0), Duration::from_millis(25));
-        assert_eq!(retry_delay(10, false, 1.0), Duration::from_millis(250));
-        assert_eq!(retry_delay(10, true, 1.0), Duration::from_millis(1000));
-        assert_eq!(retry_delay(3, false, 0.0), Duration::ZERO);
+    fn retry_delays_double_up_to_their_cap_with_full_jitter() {
+        assert_eq!(retry_delay(0, 1.0), Duration::from_millis(25));
+        assert_eq!(retry_delay(1, 1.0), Duration::from_millis(50));
+        assert_eq!(retry_delay(1, 0.5), Duration::from_millis(25));
+        assert_eq!(retry_delay(10, 1.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(40, 1.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(3, 0.0), Duration::ZERO);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! the original parsed to.
 
 use crate::parse::{check_host_name, is_ipv6, parse_spanned, parse_value, DbConfig, EndpointSpan};
-use crate::Error;
+use crate::{Error, ExposeSecret};
 
 /// Returns `value` with its host and port replaced by `host` and `port`.
 ///
@@ -108,7 +108,7 @@ fn same_apart_from_endpoint(a: &DbConfig, b: &DbConfig) -> bool {
     a.engine == b.engine
         && a.socket == b.socket
         && a.user == b.user
-        && a.password == b.password
+        && a.password.expose_secret() == b.password.expose_secret()
         && a.dbname == b.dbname
         && a.options == b.options
         && a.auth == b.auth

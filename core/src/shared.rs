@@ -13,6 +13,15 @@
 //! sharing the directory never read or overwrite each other's entries. Files
 //! are written whole to a temporary name and renamed, so a reader never sees
 //! half an entry.
+//!
+//! Every key leaves files behind: a master restart makes a new key, and any
+//! PHP code may pass new names. So the first use of the directory in a
+//! process marks the key's owner (the master that made it: pid and start
+//! time) and removes the files of keys whose master no longer runs
+//! ([`claim_and_sweep`]). That happens in the workers, not in the master:
+//! only a worker knows its pool's directory (`php_admin_value`, and `auto`
+//! names the worker's uid), and a directory of another user is not the
+//! master's to clean.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -27,7 +36,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::Secret;
+use crate::SecretString;
 
 const MAGIC: &[u8; 4] = b"SDC1";
 
@@ -35,6 +44,8 @@ const MAGIC: &[u8; 4] = b"SDC1";
 pub struct SharedKey {
     key: LessSafeKey,
     id: String,
+    /// The process that made the key (the php-fpm master): pid and start time.
+    owner: (u32, u64),
 }
 
 impl SharedKey {
@@ -47,9 +58,11 @@ impl SharedKey {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_ref())
             .map_err(|_| "cannot create the key".to_owned())?;
         let id = hex(&digest(&SHA256, bytes.as_ref()).as_ref()[..6]);
+        let pid = std::process::id();
         Ok(SharedKey {
             key: LessSafeKey::new(unbound),
             id,
+            owner: (pid, start_time(pid).unwrap_or(0)),
         })
     }
 
@@ -119,6 +132,96 @@ fn prepare_dir_checked(dir: &Path) -> Result<(), Unusable> {
     Ok(())
 }
 
+/// When process `pid` started (clock ticks after boot, `/proc/PID/stat`'s
+/// 22nd field): with the pid, it tells a process from a later one that got
+/// the same pid. `NotFound`: no such process.
+fn start_time(pid: u32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (2nd field) may hold spaces and parentheses: count
+    // from the last ')'. The fields after it start at the 3rd.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| io::Error::other("unreadable /proc/PID/stat"))
+}
+
+/// Files of a key with no owner file are left alone for this long after
+/// their last change: the owner file may be on its way.
+const UNOWNED_GRACE: Duration = Duration::from_secs(60);
+
+/// Marks `key`'s owner in `dir` (once), and removes the files of other keys
+/// whose owner no longer runs, or that have no owner file and were not
+/// changed for [`UNOWNED_GRACE`]. A key whose owner cannot be checked (a
+/// `/proc` mounted with `hidepid`) is kept. Returns how many files went.
+/// Call after [`prepare_dir`] succeeded.
+pub fn claim_and_sweep(dir: &Path, key: &SharedKey) -> usize {
+    let owner_path = dir.join(format!("{}.owner", key.id));
+    if fs::symlink_metadata(&owner_path).is_err() {
+        let tmp = dir.join(format!("{}.owner.tmp{}", key.id, std::process::id()));
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .and_then(|mut f| writeln!(f, "{} {}", key.owner.0, key.owner.1));
+        if written.is_ok() {
+            let _ = fs::rename(&tmp, &owner_path);
+        } else {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+    let Ok(listing) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut by_key: std::collections::HashMap<String, Vec<(PathBuf, std::time::SystemTime)>> =
+        std::collections::HashMap::new();
+    for item in listing.flatten() {
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let id = &name[..name.find(['-', '.']).unwrap_or(name.len())];
+        let ours = id.len() == key.id.len() && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ours || id == key.id {
+            continue;
+        }
+        let changed = item
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| std::time::SystemTime::now());
+        by_key
+            .entry(id.to_owned())
+            .or_default()
+            .push((item.path(), changed));
+    }
+    let mut removed = 0;
+    for (id, files) in by_key {
+        let gone = match fs::read_to_string(dir.join(format!("{id}.owner"))) {
+            Ok(text) => {
+                let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().ok());
+                match (parts.next().flatten(), parts.next().flatten()) {
+                    (Some(pid), Some(started)) => match start_time(pid as u32) {
+                        Ok(now_started) => now_started != started,
+                        Err(e) => e.kind() == io::ErrorKind::NotFound,
+                    },
+                    _ => true,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => files
+                .iter()
+                .all(|(_, changed)| changed.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
+            Err(_) => false,
+        };
+        if gone {
+            removed += files
+                .iter()
+                .filter(|(path, _)| fs::remove_file(path).is_ok())
+                .count();
+        }
+    }
+    removed
+}
+
 /// What the host knows about one parameter set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SharedEntry {
@@ -148,37 +251,42 @@ pub struct StoredValue {
     pub duration_us: u64,
     /// The main parameter's value.
     #[serde(with = "secret_serde")]
-    pub value: Secret,
+    pub value: SecretString,
     /// The main parameter's version.
     pub version: i64,
     /// The credentials parameter's value and version, when one is configured.
     #[serde(with = "optional_secret_serde")]
-    pub credentials: Option<(Secret, i64)>,
+    pub credentials: Option<(SecretString, i64)>,
     /// Refresh-ahead point chosen by the fetcher (ns after `fetched_ns`).
     pub refresh_after_ns: u64,
 }
 
 mod secret_serde {
-    use crate::Secret;
+    use crate::{ExposeSecret, SecretString};
     use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.expose())
+    pub fn serialize<S: Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose_secret())
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
-        String::deserialize(de).map(Secret::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<SecretString, D::Error> {
+        String::deserialize(de).map(SecretString::from)
     }
 }
 
 mod optional_secret_serde {
-    use crate::Secret;
+    use crate::{ExposeSecret, SecretString};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    pub fn serialize<S: Serializer>(v: &Option<(Secret, i64)>, ser: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().map(|(s, n)| (s.expose(), *n)).serialize(ser)
+    pub fn serialize<S: Serializer>(
+        v: &Option<(SecretString, i64)>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|(s, n)| (s.expose_secret(), *n))
+            .serialize(ser)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(
         de: D,
-    ) -> Result<Option<(Secret, i64)>, D::Error> {
-        Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (Secret::new(s), n)))
+    ) -> Result<Option<(SecretString, i64)>, D::Error> {
+        Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (SecretString::from(s), n)))
     }
 }
 
@@ -312,6 +420,7 @@ impl SharedSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ExposeSecret;
 
     fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -328,9 +437,12 @@ mod tests {
             value: Some(StoredValue {
                 fetched_ns: 1,
                 duration_us: 2,
-                value: Secret::new(format!("postgresql://u:{password}@h/d")),
+                value: SecretString::from(format!("postgresql://u:{password}@h/d")),
                 version: 3,
-                credentials: Some((Secret::new(format!("{{\"password\":\"{password}\"}}")), 4)),
+                credentials: Some((
+                    SecretString::from(format!("{{\"password\":\"{password}\"}}")),
+                    4,
+                )),
                 refresh_after_ns: 5,
             }),
             failures: 0,
@@ -350,7 +462,10 @@ mod tests {
         slot.write(&key, &entry("Canary-Pa55-unit")).unwrap();
         let back = slot.read(&key).unwrap();
         let value = back.value.unwrap();
-        assert_eq!(value.value.expose(), "postgresql://u:Canary-Pa55-unit@h/d");
+        assert_eq!(
+            value.value.expose_secret(),
+            "postgresql://u:Canary-Pa55-unit@h/d"
+        );
         assert_eq!(value.credentials.unwrap().1, 4);
         let bytes = fs::read(slot.path()).unwrap();
         assert!(
@@ -393,6 +508,76 @@ mod tests {
             .lock_until(Instant::now() + Duration::from_millis(50))
             .unwrap()
             .is_some());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sweep_removes_files_of_keys_whose_owner_is_gone_and_keeps_the_living() {
+        let dir = temp_dir();
+        let key = SharedKey::generate().unwrap();
+        let ours = SharedSlot::new(&dir, &key, &["/a"]);
+        ours.write(&key, &entry("x")).unwrap();
+        let me = std::process::id();
+        let started = start_time(me).unwrap();
+        let files = |id: &str, owner: Option<String>| {
+            fs::write(
+                dir.join(format!("{id}-00112233445566778899aabb.entry")),
+                b"SDC1",
+            )
+            .unwrap();
+            fs::write(dir.join(format!("{id}-00112233445566778899aabb.lock")), b"").unwrap();
+            if let Some(owner) = owner {
+                fs::write(dir.join(format!("{id}.owner")), owner).unwrap();
+            }
+        };
+        // A master that runs (this process), one whose pid now belongs to a
+        // later process (another start time), one with no owner file,
+        // changed long ago, and one with none, changed just now.
+        files("aaaaaaaaaaaa", Some(format!("{me} {started}\n")));
+        files("bbbbbbbbbbbb", Some(format!("{me} {}\n", started + 1)));
+        files("cccccccccccc", None);
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for suffix in ["entry", "lock"] {
+            File::options()
+                .write(true)
+                .open(dir.join(format!("cccccccccccc-00112233445566778899aabb.{suffix}")))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        files("dddddddddddd", None);
+        fs::write(dir.join("unrelated.txt"), b"kept").unwrap();
+
+        assert_eq!(claim_and_sweep(&dir, &key), 2 + 1 + 2);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let id = key.id();
+        let mut expected = vec![
+            "aaaaaaaaaaaa-00112233445566778899aabb.entry".to_owned(),
+            "aaaaaaaaaaaa-00112233445566778899aabb.lock".to_owned(),
+            "aaaaaaaaaaaa.owner".to_owned(),
+            "dddddddddddd-00112233445566778899aabb.entry".to_owned(),
+            "dddddddddddd-00112233445566778899aabb.lock".to_owned(),
+            "unrelated.txt".to_owned(),
+            format!("{id}.owner"),
+            ours.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(
+            fs::read_to_string(dir.join(format!("{id}.owner"))).unwrap(),
+            format!("{me} {started}\n"),
+            "this process made the key"
+        );
+        assert!(ours.read(&key).is_some(), "our own entry is kept");
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 use ssm_db_config_core::iam::{auth_token, TokenEndpoint};
+use ssm_db_config_core::ExposeSecret;
 
 struct Case {
     access_key: &'static str,
@@ -146,7 +147,7 @@ fn auth_token_is_byte_for_byte_what_boto3_makes() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(case.time);
         let token = auth_token(&credentials, &endpoint, at).unwrap();
         assert_eq!(
-            token.expose(),
+            token.expose_secret(),
             expected,
             "{}:{} {} {}",
             case.host,

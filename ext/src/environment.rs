@@ -14,9 +14,9 @@
 use std::sync::{Arc, OnceLock};
 
 use ssm_db_config_core::fetch::Environment;
-use ssm_db_config_core::Secret;
+use ssm_db_config_core::{ExposeSecret, SecretString};
 
-static CAPTURED: OnceLock<Vec<(String, Secret)>> = OnceLock::new();
+static CAPTURED: OnceLock<Vec<(String, SecretString)>> = OnceLock::new();
 
 /// Remembers the process's `AWS_*` variables. Call once, at module startup.
 pub fn capture() {
@@ -24,7 +24,7 @@ pub fn capture() {
         std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k, Secret::new(v)))
+            .map(|(k, v)| (k, SecretString::from(v)))
             .collect()
     });
 }
@@ -32,8 +32,12 @@ pub fn capture() {
 /// The environment the SDK resolves from: this process's variables, then the
 /// captured ones it lacks.
 pub fn for_sdk() -> Arc<Environment> {
-    let own = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))));
+    let own = std::env::vars_os().filter_map(|(k, v)| {
+        Some((
+            k.into_string().ok()?,
+            SecretString::from(v.into_string().ok()?),
+        ))
+    });
     let captured = CAPTURED.get().into_iter().flatten().cloned();
     Arc::new(Environment::new(own.chain(captured)))
 }
@@ -45,7 +49,7 @@ pub fn get(name: &str) -> Option<String> {
             .get()?
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.expose().to_owned())
+            .map(|(_, v)| v.expose_secret().to_owned())
     })
 }
 

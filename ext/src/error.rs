@@ -74,3 +74,49 @@ pub fn throw(error: &Error) {
     let _ = throw_with_code(ce, error.kind().code(), &error.to_string());
     ExecutorGlobals::get_mut().exception_ignore_args = previous;
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every function the engine calls (`extern "C" fn` in this crate) runs
+    /// its body inside `guard` or `catch_unwind`: a panic unwinding into PHP
+    /// would abort the worker, and its core dump would hold its secrets.
+    #[test]
+    fn every_entry_point_from_the_engine_catches_panics() {
+        let sources = [
+            ("functions.rs", include_str!("functions.rs")),
+            ("info.rs", include_str!("info.rs")),
+            ("ini.rs", include_str!("ini.rs")),
+            ("lib.rs", include_str!("lib.rs")),
+            ("php_array.rs", include_str!("php_array.rs")),
+            ("state.rs", include_str!("state.rs")),
+            ("refresher.rs", include_str!("refresher.rs")),
+            ("environment.rs", include_str!("environment.rs")),
+        ];
+        let mut checked = 0;
+        for (file, text) in sources {
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let l = line.trim_start();
+                let is_definition = (l.starts_with("extern \"C\" fn ")
+                    || l.starts_with("pub extern \"C\" fn ")
+                    || l.starts_with("unsafe extern \"C\" fn ")
+                    || l.starts_with("pub unsafe extern \"C\" fn "))
+                    && !l.ends_with(';');
+                if !is_definition {
+                    continue;
+                }
+                checked += 1;
+                // A handler with nothing that can panic: setting one atomic.
+                let body: String = lines[i..(i + 12).min(lines.len())].join("\n");
+                let trivial = body.contains("FORKED.store(true")
+                    && lines[i..].iter().take(3).any(|l| l.trim() == "}");
+                assert!(
+                    trivial || body.contains("guard(") || body.contains("catch_unwind("),
+                    "{file}:{}: `{l}` must run its body in error::guard or catch_unwind",
+                    i + 1
+                );
+            }
+        }
+        assert!(checked >= 8, "found only {checked} entry points");
+    }
+}

@@ -218,10 +218,10 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;
     ht.insert("timeout_ms", settings.timeout.as_millis() as i64)?;
-    ht.insert("direct_refresh", settings.direct_refresh)?;
     ht.insert("define_constants", settings.define_constants)?;
     ht.insert("fleet_hosts", settings.fleet_hosts as i64)?;
     ht.insert("ssm_throughput", settings.ssm_throughput as i64)?;
+    ht.insert("max_parameters", settings.max_parameters as i64)?;
     ht.insert("define_constants_state", state.constants_state())?;
     let mut refused = ZendHashTable::new();
     for warning in crate::ini::refused_values() {
@@ -332,8 +332,7 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("fetches", c.fetches as i64)?;
     ht.insert("errors", c.errors as i64)?;
     ht.insert("shared_hits", c.shared_hits as i64)?;
-    ht.insert("sdk_requests", c.sdk_requests as i64)?;
-    ht.insert("direct_requests", c.direct_requests as i64)?;
+    ht.insert("ssm_requests", c.ssm_requests as i64)?;
     ht.insert("parameters_cached", state.parameters_cached() as i64)?;
     match &state.last_error {
         None => ht.insert("last_error", Option::<i64>::None)?,

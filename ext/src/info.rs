@@ -46,10 +46,7 @@ fn info_section(module: *mut ModuleEntry) {
     row("Fetches", &c.fetches.to_string());
     row("Fetch errors", &c.errors.to_string());
     row("Values from the shared cache", &c.shared_hits.to_string());
-    row(
-        "SSM requests (through the SDK / direct)",
-        &format!("{} / {}", c.sdk_requests, c.direct_requests),
-    );
+    row("SSM requests", &c.ssm_requests.to_string());
     row(
         "Shared cache",
         &match state.sharing() {

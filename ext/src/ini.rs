@@ -45,6 +45,11 @@ pub const FLEET_HOSTS_RANGE: (u64, u64) = (1, 1_000_000);
 pub const DEFAULT_SSM_THROUGHPUT: u64 = 40;
 /// Allowed range of `ssm_db_config.ssm_throughput` (the higher-throughput setting allows thousands).
 pub const SSM_THROUGHPUT_RANGE: (u64, u64) = (1, 100_000);
+/// Default of `ssm_db_config.max_parameters`: WordPress reads one name, a
+/// multisite network or a tool a few.
+pub const DEFAULT_MAX_PARAMETERS: u64 = 8;
+/// Allowed range of `ssm_db_config.max_parameters`.
+pub const MAX_PARAMETERS_RANGE: (u64, u64) = (0, 1_000);
 /// Default for `ssm_db_config.shared_dir`: `/dev/shm/ssm_db_config-<uid>`, made
 /// per user at first use (a tmpfs: nothing reaches a disk).
 pub const DEFAULT_SHARED_DIR: &str = "auto";
@@ -66,10 +71,10 @@ pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     directive(c"ssm_db_config.max_stale", c"86400"),
     directive(c"ssm_db_config.shared_dir", c"auto"),
     directive(c"ssm_db_config.credentials_parameter", c""),
-    directive(c"ssm_db_config.direct_refresh", c"1"),
     directive(c"ssm_db_config.define_constants", c"0"),
     directive(c"ssm_db_config.fleet_hosts", c"1"),
     directive(c"ssm_db_config.ssm_throughput", c"40"),
+    directive(c"ssm_db_config.max_parameters", c"8"),
     IniEntryDef::end(),
 ]);
 
@@ -234,10 +239,11 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
         "ssm_db_config.ssm_throughput" => {
             number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
         }
-        "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
-        "ssm_db_config.direct_refresh" | "ssm_db_config.define_constants" => {
-            switch(value).map(|_| None)
+        "ssm_db_config.max_parameters" => {
+            number(value, MAX_PARAMETERS_RANGE, "names").map(|_| None)
         }
+        "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
+        "ssm_db_config.define_constants" => switch(value).map(|_| None),
         _ => Ok(None),
     }
 }
@@ -315,8 +321,6 @@ pub struct Settings {
     pub shared_dir: Option<SharedDir>,
     /// A parameter whose `username` and `password` override the main one's.
     pub credentials_parameter: Option<String>,
-    /// Whether requests after the SDK's first may skip its pipeline (`core::direct`).
-    pub direct_refresh: bool,
     /// Whether every request starts with the DB_* constants of
     /// `ssm_db_config.parameter` defined (see `State::define_at_request_start`).
     /// Off when `parameter` is not set.
@@ -325,6 +329,9 @@ pub struct Settings {
     pub fleet_hosts: u64,
     /// The account's GetParameter* throughput, requests per second.
     pub ssm_throughput: u64,
+    /// How many names besides `parameter` one process may read
+    /// (`ssm_db_config.max_parameters`; see `State::admit`).
+    pub max_parameters: u64,
 }
 
 impl Default for Settings {
@@ -402,12 +409,16 @@ impl Settings {
                 None => Some(SharedDir::Auto),
             },
             credentials_parameter: text("ssm_db_config.credentials_parameter"),
-            direct_refresh: on("ssm_db_config.direct_refresh", true),
             fleet_hosts: num("ssm_db_config.fleet_hosts", FLEET_HOSTS_RANGE, 1),
             ssm_throughput: num(
                 "ssm_db_config.ssm_throughput",
                 SSM_THROUGHPUT_RANGE,
                 DEFAULT_SSM_THROUGHPUT,
+            ),
+            max_parameters: num(
+                "ssm_db_config.max_parameters",
+                MAX_PARAMETERS_RANGE,
+                DEFAULT_MAX_PARAMETERS,
             ),
         }
     }
@@ -482,7 +493,6 @@ mod tests {
                 "credentials_parameter",
                 "/aws/reference/secretsmanager/rds!db-1",
             ),
-            ("direct_refresh", ""),
             ("define_constants", "1"),
         ]);
         assert!(st.define_constants);
@@ -495,16 +505,13 @@ mod tests {
             st.credentials_parameter.as_deref(),
             Some("/aws/reference/secretsmanager/rds!db-1")
         );
-        assert!(!st.direct_refresh);
         assert_eq!(settings(&[("shared_dir", "off")]).shared_dir, None);
         assert_eq!(
             settings(&[("shared_dir", "")]).shared_dir,
             None,
             "PHP's parser turns off into \"\""
         );
-        assert!(Settings::default().direct_refresh, "on by default");
         assert_eq!(Settings::default().shared_dir, Some(SharedDir::Auto));
-        assert!(settings(&[("direct_refresh", "1")]).direct_refresh);
         assert!(
             !settings(&[("parameter", "/app/db")]).define_constants,
             "off by default"
@@ -548,7 +555,7 @@ mod tests {
         ] {
             assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
         }
-        let table: [(&str, &str, &str); 12] = [
+        let table: [(&str, &str, &str); 11] = [
             ("ssm_db_config.ttl", "0", "1 to 86400"),
             ("ssm_db_config.ttl", "5s", "1 to 86400"),
             ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
@@ -571,7 +578,6 @@ mod tests {
                 "user or password",
             ),
             ("ssm_db_config.shared_dir", "relative/dir", "absolute path"),
-            ("ssm_db_config.direct_refresh", "sometimes", "on or off"),
             ("ssm_db_config.define_constants", "maybe", "on or off"),
         ];
         for (directive, value, says) in table {

@@ -58,8 +58,49 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     if error::register().is_err() {
         return 1;
     }
-    state::init(php_array::Keys::intern(), shared_key_for(&sapi));
+    let shared_key = shared_key_for(&sapi);
+    if shared_key.is_ok() {
+        // The master holds the key and the AWS environment it captured from
+        // now on; its workers inherit the setting through fork.
+        keep_out_of_core_dumps();
+        UNDUMPABLE_FROM_STARTUP.store(true, Ordering::Relaxed);
+    }
+    state::init(php_array::Keys::intern(), shared_key);
     0
+}
+
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE` 0): with the kernel's
+/// default `fs.suid_dumpable = 0` a crash writes no core file, and other
+/// processes of the same user can no longer ptrace it or read its
+/// `/proc/PID/mem`, `environ` or `maps`. A core dump of a PHP process holds
+/// every secret in it: the database password (in PHP's own arrays and
+/// strings as much as ours), the shared-cache key and the AWS credentials
+/// the SDK resolved. Only marking pages `MADV_DONTDUMP` would keep the rest
+/// of a core, but PHP's allocator and the SDK's place those copies where no
+/// extension can mark them, so the whole process is kept out.
+///
+/// Done in the php-fpm master (or Apache's parent) at startup, inherited by
+/// every worker through fork: the same state php-fpm leaves its workers in
+/// when it switches them to the pool's user, which a pool's
+/// `process.dumpable = yes` undoes for debugging; that setting is left to
+/// win. Elsewhere (the CLI, CGI) done before the process's first fetch, see
+/// [`before_first_fetch`], so a CLI that never reads a parameter keeps its
+/// core dumps.
+fn keep_out_of_core_dumps() {
+    // SAFETY: PR_SET_DUMPABLE takes one integer argument.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+/// Set in a master that made itself non-dumpable at startup; inherited by its workers.
+static UNDUMPABLE_FROM_STARTUP: AtomicBool = AtomicBool::new(false);
+
+/// Called before a fetch: a process that did not become non-dumpable at
+/// startup does so now, before it holds a secret (see [`keep_out_of_core_dumps`]).
+pub fn before_first_fetch() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    if !UNDUMPABLE_FROM_STARTUP.load(Ordering::Relaxed) {
+        DONE.call_once(keep_out_of_core_dumps);
+    }
 }
 
 /// SAPIs whose processes fork from one parent and can share one cache.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use ext_php_rs::ffi::{self, zend_string, zval, HashTable};
 use ssm_db_config_core::iam::IamToken;
-use ssm_db_config_core::{DbConfig, Engine};
+use ssm_db_config_core::{DbConfig, Engine, ExposeSecret};
 use zeroize::Zeroize;
 
 extern "C" {
@@ -124,8 +124,8 @@ impl FrozenArray {
     pub fn build(keys: &Keys, config: &DbConfig, token: Option<&IamToken>) -> FrozenArray {
         let iam = config.iam_sign_host().is_some();
         let password = match token {
-            Some(t) if iam => t.token.expose(),
-            _ => config.password.expose(),
+            Some(t) if iam => t.token.expose_secret(),
+            _ => config.password.expose_secret(),
         };
         let values = [
             Value::Str(config.host_with_port()),

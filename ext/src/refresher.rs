@@ -20,7 +20,8 @@
 //! How long the thread stays depends on the TTL (see [`linger`]). With a
 //! TTL of [`KEEP_FOR_TTL_UP_TO`] or less it waits for the next refresh:
 //! building the thread, runtime and client again costs more CPU than
-//! keeping them, and with a short TTL that price would come every few
+//! keeping them (the SDK's client keeps its connections, credentials and
+//! endpoint resolution), and with a short TTL that price would come every few
 //! seconds on the CPU that serves requests, where it shows in their tail
 //! latency. With a longer TTL the thread ends [`IDLE_EXIT`] after its last
 //! job: it drops its runtime and SSM client and trims the allocator, so
@@ -44,8 +45,8 @@ use ssm_db_config_core::iam::{IamToken, REFRESH_AFTER};
 use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
-    Attempts, CachedConfig, DbConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey,
-    SharedSlot, SsmFetcher, StoredValue,
+    CachedConfig, DbConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot,
+    SsmFetcher, StoredValue,
 };
 
 /// What to fetch, and where the answer goes.
@@ -76,8 +77,8 @@ pub struct Outcome {
     /// Failures in a row (as the host counts them) and when to try again.
     pub failures: u32,
     pub next_attempt_ns: u64,
-    /// The requests this job sent to SSM, by path.
-    pub attempts: Attempts,
+    /// The requests this job sent to SSM, retries included.
+    pub requests: u64,
     /// The job's epoch.
     pub epoch: u64,
     /// After a failed fetch of an `auth=iam` value: its new token.
@@ -131,6 +132,7 @@ static MAILBOX: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
 
 /// Sends a job to this process's thread, starting it if needed.
 pub fn submit(job: Job) -> Result<(), Error> {
+    crate::before_first_fetch();
     let own = queue();
     // Poisoned only if a thread panicked while holding it; the data (a
     // sender) is always consistent.
@@ -178,7 +180,7 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
         region: None,
         failures: 0,
         next_attempt_ns: 0,
-        attempts: Attempts::default(),
+        requests: 0,
         epoch,
         iam_token: None,
     };
@@ -246,7 +248,7 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
 }
 
 async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Outcome {
-    let (result, attempts) = fetch(job, fetcher).await;
+    let (result, requests) = fetch(job, fetcher).await;
     let region = fetcher.as_ref().map(|(_, f)| f.region().to_owned());
     let previous = job
         .shared
@@ -300,7 +302,7 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         region,
         failures,
         next_attempt_ns,
-        attempts,
+        requests,
         epoch: job.epoch,
         iam_token,
     }
@@ -310,20 +312,20 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
 async fn fetch(
     job: &Job,
     fetcher: &mut Option<(FetchSettings, SsmFetcher)>,
-) -> (Result<(StoredValue, CachedConfig), Error>, Attempts) {
+) -> (Result<(StoredValue, CachedConfig), Error>, u64) {
     if fetcher
         .as_ref()
         .is_none_or(|(settings, _)| *settings != job.settings)
     {
         match SsmFetcher::new(&job.settings).await {
             Ok(client) => *fetcher = Some((job.settings.clone(), client)),
-            Err(e) => return (Err(e), Attempts::default()),
+            Err(e) => return (Err(e), 0),
         }
     }
     let (_, client) = fetcher.as_ref().expect("set above");
-    let before = client.attempts();
+    let before = client.requests();
     let result = fetch_with(job, client).await;
-    (result, client.attempts().since(before))
+    (result, client.requests() - before)
 }
 
 async fn fetch_with(job: &Job, client: &SsmFetcher) -> Result<(StoredValue, CachedConfig), Error> {

@@ -23,7 +23,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ssm_db_config_core::cache::MAX_ENTRIES;
 use ssm_db_config_core::plan::{
     plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK,
 };
@@ -51,11 +50,8 @@ pub struct Counters {
     pub errors: u64,
     /// Values taken from the host's shared entry, fetched by another worker.
     pub shared_hits: u64,
-    /// Requests this process sent to SSM through the AWS SDK's pipeline (the
-    /// first of a fetch thread, and any after a failure).
-    pub sdk_requests: u64,
-    /// Requests this process sent to SSM directly (refreshes; see `core::direct`).
-    pub direct_requests: u64,
+    /// Requests this process sent to SSM, the SDK's retries included.
+    pub ssm_requests: u64,
 }
 
 /// The last failure, for the status array. The message is the exception's.
@@ -135,6 +131,9 @@ pub struct State {
     /// Arrays replaced during this request; freed after it (see php_array).
     retired: Vec<Rc<FrozenArray>>,
     in_flight: HashSet<String>,
+    /// The names passed to the functions besides `ssm_db_config.parameter`
+    /// (at most `ssm_db_config.max_parameters`).
+    other_names: HashSet<String>,
     pub trackers: HashMap<String, Tracker>,
     /// The host's shared-cache key, made in the parent before the fork, or why there is none.
     shared_key: Result<&'static SharedKey, &'static str>,
@@ -165,6 +164,7 @@ pub fn init(keys: Keys, shared_key: Result<&'static SharedKey, &'static str>) {
             hot: None,
             retired: Vec::new(),
             in_flight: HashSet::new(),
+            other_names: HashSet::new(),
             trackers: HashMap::new(),
             shared_key,
             shared_dirs: HashMap::new(),
@@ -281,6 +281,7 @@ impl State {
         self.retired
             .extend(self.served.drain().map(|(_, served)| served.array));
         self.in_flight.clear();
+        self.other_names.clear();
         self.trackers.clear();
     }
 
@@ -310,6 +311,26 @@ impl State {
                 .clone()
                 .ok_or_else(|| Error::BadConfiguration(NO_PARAMETER.into())),
         }
+    }
+
+    /// Lets a name in unless this process already reads
+    /// `ssm_db_config.max_parameters` others besides `ssm_db_config.parameter`. Any PHP code may pass any
+    /// name, and each new one costs memory, files in the shared directory
+    /// and SSM requests: a script that walks through generated names is
+    /// refused past the bound instead. (Which parameters a site may read at
+    /// all is the IAM policy's business, not this one's.)
+    fn admit(&mut self, name: &str) -> Result<(), Error> {
+        if self.settings.parameter.as_deref() == Some(name) || self.other_names.contains(name) {
+            return Ok(());
+        }
+        let most = self.settings.max_parameters;
+        if self.other_names.len() as u64 >= most {
+            return Err(Error::BadConfiguration(format!(
+                "this process already reads {most} SSM parameters besides ssm_db_config.parameter, the most ssm_db_config.max_parameters allows: the name passed is refused (each name costs memory, a file in the shared cache directory and SSM requests; set the site's parameter in ssm_db_config.parameter, or raise ssm_db_config.max_parameters)"
+            )));
+        }
+        self.other_names.insert(name.to_owned());
+        Ok(())
     }
 
     /// The credentials parameter applies to the default parameter only.
@@ -353,11 +374,16 @@ impl State {
         // Resolved here, in the worker: `auto` names the worker's uid, not the master's.
         let dir = self.settings.shared_dir.as_ref()?.resolve();
         let ready = self.shared_dirs.entry(dir.clone()).or_insert_with(|| {
-            ssm_db_config_core::shared::prepare_dir(&dir).inspect_err(|why| {
+            let prepared = ssm_db_config_core::shared::prepare_dir(&dir).inspect_err(|why| {
                 crate::log(&format!(
                     "ssm_db_config: the shared cache directory cannot be used ({why}); each process caches on its own (set ssm_db_config.shared_dir)"
                 ))
-            })
+            });
+            if prepared.is_ok() {
+                // Files of masters that stopped (each restart makes a new key).
+                ssm_db_config_core::shared::claim_and_sweep(&dir, key);
+            }
+            prepared
         });
         if ready.is_err() {
             return None;
@@ -391,7 +417,6 @@ impl State {
                 region: self.settings.region.clone(),
                 endpoint_url: self.settings.endpoint_url.clone(),
                 timeout: self.settings.timeout,
-                direct: self.settings.direct_refresh,
                 environment: Some(crate::environment::for_sdk()),
             },
             epoch: self.epoch,
@@ -416,6 +441,7 @@ impl State {
     ) -> Result<Rc<FrozenArray>, Error> {
         self.sync_settings();
         let name = self.parameter_name(requested)?;
+        self.admit(&name)?;
         let creds = self.credentials_for(&name);
         self.take_mail();
         let names: Vec<&str> = std::iter::once(name.as_str())
@@ -437,6 +463,7 @@ impl State {
         let due = local
             .as_ref()
             .is_none_or(|e| !matches!(e.freshness(now, self.timing()), Freshness::Fresh { .. }));
+        let mut newer = false;
         if let Some((slot, key)) = &slot {
             // A worker whose copy is due takes the one another worker fetched.
             if due || forced {
@@ -444,13 +471,15 @@ impl State {
                     self.adopt_shared(slot, key, &name, creds.as_deref(), local.as_ref())
                 {
                     local = Some(adopted);
+                    newer = true;
                 }
             }
         }
         if forced {
             self.note_forced(&name, local.as_deref(), now);
         }
-        let decision = plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced));
+        let decision =
+            plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced, newer));
         match (decision.action, local) {
             (Action::Serve { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
@@ -483,6 +512,7 @@ impl State {
         shared: bool,
         now_ns: u64,
         forced: bool,
+        newer_than_served: bool,
     ) -> Knowledge {
         let tracker = self.trackers.get(name);
         let held = held.map(CachedConfig::held);
@@ -509,6 +539,7 @@ impl State {
                 }),
             in_flight: self.in_flight.contains(name),
             forced,
+            newer_than_served,
             spread: Spread {
                 window: self.settings.spread_window(),
                 fraction_millis: held.map_or(0, |h| self.spread_fraction(h.fetched_ns)),
@@ -651,10 +682,12 @@ impl State {
                     let before = self.cache.get(name);
                     let adopted =
                         self.adopt_shared(&slot, key, name, creds.as_deref(), before.as_ref());
+                    let newer = adopted.is_some();
                     let held = adopted.or(before);
                     let now = mono_now_ns();
                     match (
-                        plan(&self.knowledge(name, held.as_deref(), true, now, forced)).action,
+                        plan(&self.knowledge(name, held.as_deref(), true, now, forced, newer))
+                            .action,
                         held,
                     ) {
                         (
@@ -705,8 +738,7 @@ impl State {
         if let Some(region) = outcome.region {
             self.region = Some(region);
         }
-        self.counters.sdk_requests += outcome.attempts.sdk;
-        self.counters.direct_requests += outcome.attempts.direct;
+        self.counters.ssm_requests += outcome.requests;
         let tracker = self.trackers.entry(outcome.parameter.clone()).or_default();
         tracker.failures = outcome.failures;
         tracker.next_attempt_ns = outcome.next_attempt_ns;
@@ -763,9 +795,6 @@ impl State {
             Some(token) => until_ns.min(token.refresh_at_ns()),
             None => until_ns,
         };
-        if !self.served.contains_key(name) && self.served.len() as u64 >= MAX_ENTRIES {
-            self.forget_dropped_names(name);
-        }
         let array = match self.served.get_mut(name) {
             Some(served) if Arc::ptr_eq(&served.entry, &entry) => served.array.clone(),
             // Same settings fetched again (the common refresh): keep the array
@@ -798,31 +827,6 @@ impl State {
             until_ns,
         });
         array
-    }
-
-    /// Makes room for `keep` among the names served: drops what this process
-    /// remembers of names the cache has let go (it keeps [`MAX_ENTRIES`]),
-    /// or of some other name if it has not let go of any yet. A script that
-    /// walks through generated parameter names then cannot grow these maps
-    /// without bound. The arrays dropped are freed after the request.
-    fn forget_dropped_names(&mut self, keep: &str) {
-        let mut dropped: Vec<String> = self
-            .served
-            .keys()
-            .filter(|n| n.as_str() != keep && self.cache.get(n).is_none())
-            .cloned()
-            .collect();
-        if dropped.is_empty() {
-            dropped.extend(self.served.keys().find(|n| n.as_str() != keep).cloned());
-        }
-        for name in dropped {
-            if let Some(old) = self.served.remove(&name) {
-                self.retired.push(old.array);
-            }
-            if !self.in_flight.contains(&name) {
-                self.trackers.remove(&name);
-            }
-        }
     }
 
     /// How many parameters this process holds an array for.

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use ssm_db_config_core::{ErrorKind, Secret};
+use ssm_db_config_core::{ErrorKind, ExposeSecret, SecretString};
 use tracing::instrument;
 
 use crate::config::{Config, InstanceRef, ParameterTarget};
@@ -29,30 +29,74 @@ pub struct Observed {
     pub endpoint: Option<Endpoint>,
     /// `ReadReplicaSourceDBInstanceIdentifier`: set while the instance is a read replica.
     pub replica_source: Option<String>,
+    /// `DBClusterIdentifier`: set when the instance is a member of an Aurora
+    /// or Multi-AZ DB cluster, which must be configured as `[cluster]`.
+    pub cluster: Option<String>,
 }
 
-/// Statuses in which an instance serves its clients. The others (`stopped`,
-/// `rebooting`, `failed`, `storage-full`, `incompatible-*`, `not-found`, ...)
+/// Statuses in which an instance keeps serving its clients, writes included:
+/// RDS applies these changes online (or, for `modifying` and `upgrading`,
+/// with at most a short reboot that a Multi-AZ standby covers). Counting them
+/// as down would let an instance-class change or a minor-version upgrade turn
+/// into a promotion and two writers. Every `configuring-*` status serves too.
+/// The others (`stopped`, `rebooting`, `failed`, `storage-full`,
+/// `incompatible-*`, `inaccessible-encryption-credentials`, `not-found`, ...)
 /// count as unavailable.
-pub const SERVING_STATUSES: [&str; 6] = [
+pub const SERVING_STATUSES: [&str; 12] = [
     "available",
     "backing-up",
     "storage-optimization",
-    "configuring-enhanced-monitoring",
-    "configuring-log-exports",
-    "configuring-iam-database-auth",
+    "modifying",
+    "maintenance",
+    "upgrading",
+    "renaming",
+    "resetting-master-credentials",
+    "moving-to-vpc",
+    "converting-to-vpc",
+    "storage-config-upgrade",
+    "storage-initialization",
 ];
+
+/// Whether RDS reports a status in which the instance serves clients.
+pub fn is_serving_status(status: &str) -> bool {
+    SERVING_STATUSES.contains(&status) || status.starts_with("configuring-")
+}
 
 impl Observed {
     /// Whether the instance serves clients now.
     pub fn is_serving(&self) -> bool {
-        SERVING_STATUSES.contains(&self.status.as_str()) && self.endpoint.is_some()
+        is_serving_status(&self.status) && self.endpoint.is_some()
     }
 
     /// Whether it can take writes: serving and not a read replica.
     pub fn is_writable(&self) -> bool {
         self.is_serving() && self.replica_source.is_none()
     }
+}
+
+/// What DescribeDBClusters says about one cluster, with its members as
+/// DescribeDBInstances describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterObserved {
+    /// Which cluster.
+    pub cluster: InstanceRef,
+    /// The cluster's `Status` (`available`, `failing-over`, `modifying`, ...),
+    /// or `not-found`.
+    pub status: String,
+    /// The cluster (writer) endpoint and port.
+    pub endpoint: Option<Endpoint>,
+    /// The members, writer or not; the writer is the one with `IsClusterWriter`.
+    pub members: Vec<ClusterMember>,
+}
+
+/// One member of a DB cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// The member instance as DescribeDBInstances reports it (`not-found`
+    /// when it is listed by the cluster but not described).
+    pub observed: Observed,
+    /// `IsClusterWriter`.
+    pub is_writer: bool,
 }
 
 /// A host and port.
@@ -79,6 +123,8 @@ impl std::fmt::Display for Endpoint {
 pub trait Rds {
     /// DescribeDBInstances for one instance.
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error>;
+    /// DescribeDBClusters for one cluster, then DescribeDBInstances for its members.
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error>;
     /// PromoteReadReplica.
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error>;
     /// StopDBInstance (fencing).
@@ -96,13 +142,15 @@ struct RegionClients {
 #[derive(Clone)]
 pub struct Aws {
     regions: HashMap<String, RegionClients>,
+    /// Each call's operation timeout, which a timed-out call reports.
+    timeout: Duration,
 }
 
 /// A parameter's current value as SSM returned it.
 #[derive(Debug)]
 pub struct CurrentValue {
     /// The decrypted value.
-    pub value: Secret,
+    pub value: SecretString,
     /// `String` or `SecureString` (or `StringList`).
     pub kind: String,
     /// The version number.
@@ -134,7 +182,7 @@ impl Aws {
             };
             regions.insert(region, clients);
         }
-        Ok(Aws { regions })
+        Ok(Aws { regions, timeout })
     }
 
     fn region(&self, region: &str) -> &RegionClients {
@@ -186,13 +234,44 @@ impl Aws {
                     )
                 })?;
                 Ok(Some(CurrentValue {
-                    value: Secret::new(value),
+                    value: SecretString::from(value),
                     kind,
                     version: p.version,
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
-            Err(e) => Err(classify("SSM", "GetParameter", param_target(target), e)),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "GetParameter",
+                param_target(target),
+                e,
+            )),
+        }
+    }
+
+    /// The parameter's current version (GetParameter without decryption, so no
+    /// KMS call), `None` when it no longer exists. Read just before a write.
+    #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
+    pub async fn parameter_version(&self, target: &ParameterTarget) -> Result<Option<i64>, Error> {
+        let out = self
+            .region(&target.region)
+            .ssm
+            .get_parameter()
+            .name(&target.name)
+            .with_decryption(false)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.parameter.map(|p| p.version)),
+            Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "GetParameter",
+                param_target(target),
+                e,
+            )),
         }
     }
 
@@ -202,7 +281,7 @@ impl Aws {
     pub async fn put_parameter(
         &self,
         target: &ParameterTarget,
-        value: &Secret,
+        value: &SecretString,
         key_id: Option<&str>,
     ) -> Result<i64, Error> {
         let mut call = self
@@ -210,7 +289,7 @@ impl Aws {
             .ssm
             .put_parameter()
             .name(&target.name)
-            .value(value.expose())
+            .value(value.expose_secret())
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .overwrite(true);
         if let Some(key) = key_id {
@@ -218,7 +297,13 @@ impl Aws {
         }
         match call.send().await {
             Ok(out) => Ok(out.version),
-            Err(e) => Err(classify("SSM", "PutParameter", param_target(target), e)),
+            Err(e) => Err(classify(
+                self.timeout,
+                "SSM",
+                "PutParameter",
+                param_target(target),
+                e,
+            )),
         }
     }
 
@@ -253,7 +338,15 @@ impl Aws {
             .parameter_filters(filter)
             .send()
             .await
-            .map_err(|e| classify("SSM", "DescribeParameters", param_target(target), e))?;
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "SSM",
+                    "DescribeParameters",
+                    param_target(target),
+                    e,
+                )
+            })?;
         Ok(out
             .parameters()
             .iter()
@@ -292,7 +385,15 @@ impl Aws {
             .statistics(Statistic::Maximum)
             .send()
             .await
-            .map_err(|e| classify("CloudWatch", "GetMetricStatistics", instance.to_string(), e))?;
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "CloudWatch",
+                    "GetMetricStatistics",
+                    instance.to_string(),
+                    e,
+                )
+            })?;
         let latest = out
             .datapoints()
             .iter()
@@ -316,15 +417,11 @@ impl Rds for Aws {
         let out = match out {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_db_instance_not_found_fault() => {
-                return Ok(Observed {
-                    instance: instance.clone(),
-                    status: "not-found".into(),
-                    endpoint: None,
-                    replica_source: None,
-                });
+                return Ok(Observed::not_found(instance));
             }
             Err(e) => {
                 return Err(classify(
+                    self.timeout,
                     "RDS",
                     "DescribeDBInstances",
                     instance.to_string(),
@@ -346,19 +443,106 @@ impl Rds for Aws {
                     true,
                 )
             })?;
-        let endpoint = db.endpoint().and_then(|e| {
-            let host = e.address()?.to_owned();
-            let port = u16::try_from(e.port()?).ok().filter(|p| *p != 0)?;
-            Some(Endpoint { host, port })
+        Ok(observed_instance(instance.clone(), db))
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
+        let rds = &self.region(&cluster.region).rds;
+        let out = rds
+            .describe_db_clusters()
+            .db_cluster_identifier(&cluster.id)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e)) if e.err().is_db_cluster_not_found_fault() => {
+                return Ok(ClusterObserved {
+                    cluster: cluster.clone(),
+                    status: "not-found".into(),
+                    endpoint: None,
+                    members: Vec::new(),
+                });
+            }
+            Err(e) => {
+                return Err(classify(
+                    self.timeout,
+                    "RDS",
+                    "DescribeDBClusters",
+                    cluster.to_string(),
+                    e,
+                ))
+            }
+        };
+        let c = out
+            .db_clusters()
+            .iter()
+            .find(|c| c.db_cluster_identifier() == Some(cluster.id.as_str()))
+            .ok_or_else(|| {
+                api(
+                    "RDS",
+                    "DescribeDBClusters",
+                    cluster.to_string(),
+                    ErrorKind::Service,
+                    "the answer did not include the cluster",
+                    true,
+                )
+            })?;
+        let endpoint = c.endpoint().zip(c.port()).and_then(|(host, port)| {
+            let port = u16::try_from(port).ok().filter(|p| *p != 0)?;
+            Some(Endpoint {
+                host: host.to_owned(),
+                port,
+            })
         });
-        Ok(Observed {
-            instance: instance.clone(),
-            status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        let mut members: Vec<ClusterMember> = c
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| {
+                let id = m.db_instance_identifier()?;
+                Some(ClusterMember {
+                    observed: Observed::not_found(&InstanceRef {
+                        id: id.to_owned(),
+                        region: cluster.region.clone(),
+                    }),
+                    is_writer: m.is_cluster_writer().unwrap_or(false),
+                })
+            })
+            .collect();
+        if !members.is_empty() {
+            // One call for every member: the filter takes the cluster's id.
+            let filter = aws_sdk_rds::types::Filter::builder()
+                .name("db-cluster-id")
+                .values(&cluster.id)
+                .build();
+            let out = rds
+                .describe_db_instances()
+                .filters(filter)
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        self.timeout,
+                        "RDS",
+                        "DescribeDBInstances",
+                        cluster.to_string(),
+                        e,
+                    )
+                })?;
+            for db in out.db_instances() {
+                if let Some(m) = members
+                    .iter_mut()
+                    .find(|m| db.db_instance_identifier() == Some(m.observed.instance.id.as_str()))
+                {
+                    m.observed = observed_instance(m.observed.instance.clone(), db);
+                }
+            }
+        }
+        Ok(ClusterObserved {
+            cluster: cluster.clone(),
+            status: c.status().unwrap_or("unknown").to_owned(),
             endpoint,
-            replica_source: db
-                .read_replica_source_db_instance_identifier()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+            members,
         })
     }
 
@@ -371,7 +555,15 @@ impl Rds for Aws {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("RDS", "PromoteReadReplica", instance.to_string(), e))
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "RDS",
+                    "PromoteReadReplica",
+                    instance.to_string(),
+                    e,
+                )
+            })
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -383,7 +575,49 @@ impl Rds for Aws {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("RDS", "StopDBInstance", instance.to_string(), e))
+            .map_err(|e| {
+                classify(
+                    self.timeout,
+                    "RDS",
+                    "StopDBInstance",
+                    instance.to_string(),
+                    e,
+                )
+            })
+    }
+}
+
+impl Observed {
+    /// An instance RDS does not know (deleted, or renamed away).
+    pub fn not_found(instance: &InstanceRef) -> Observed {
+        Observed {
+            instance: instance.clone(),
+            status: "not-found".into(),
+            endpoint: None,
+            replica_source: None,
+            cluster: None,
+        }
+    }
+}
+
+fn observed_instance(instance: InstanceRef, db: &aws_sdk_rds::types::DbInstance) -> Observed {
+    let endpoint = db.endpoint().and_then(|e| {
+        let host = e.address()?.to_owned();
+        let port = u16::try_from(e.port()?).ok().filter(|p| *p != 0)?;
+        Some(Endpoint { host, port })
+    });
+    Observed {
+        instance,
+        status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        endpoint,
+        replica_source: db
+            .read_replica_source_db_instance_identifier()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        cluster: db
+            .db_cluster_identifier()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     }
 }
 
@@ -409,9 +643,10 @@ fn api(
     }
 }
 
-/// Classifies an SDK error by its type, AWS code and HTTP status; never by its
-/// `Display`, which carries the raw response.
+/// Classifies an SDK error by core's one classification
+/// (`ssm_db_config_core::fetch::classify_sdk_error`), the extension's too.
 fn classify<E>(
+    timeout: Duration,
     service: &'static str,
     operation: &'static str,
     target: String,
@@ -420,86 +655,16 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    if credentials_failed(&err) {
-        return api(
-            service,
-            operation,
-            target,
-            ErrorKind::NoCredentials,
-            "no usable AWS credentials (environment, profile, container or instance metadata)",
-            true,
-        );
-    }
-    match &err {
-        SdkError::ServiceError(s) => {
-            let status = s.raw().status().as_u16();
-            let core =
-                ssm_db_config_core::fetch::classify_code(target.clone(), s.err().code(), status);
-            let mut e = Error::from_core(service, operation, target, core);
-            if let (Error::Api { reason, kind, .. }, Some(code)) = (&mut e, s.err().code()) {
-                if !reason.contains(code) && *kind != ErrorKind::AccessDenied {
-                    *reason = format!("{reason} ({code})");
-                }
-            }
-            e
+    let code = match &err {
+        SdkError::ServiceError(s) => s.err().code().map(str::to_owned),
+        _ => None,
+    };
+    let core = ssm_db_config_core::fetch::classify_sdk_error(&target, timeout, err);
+    let mut e = Error::from_core(service, operation, target, core);
+    if let (Error::Api { reason, kind, .. }, Some(code)) = (&mut e, code) {
+        if !reason.contains(&code) && *kind != ErrorKind::AccessDenied {
+            *reason = format!("{reason} ({code})");
         }
-        SdkError::TimeoutError(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Timeout,
-            "timed out",
-            true,
-        ),
-        SdkError::DispatchFailure(f) if f.is_timeout() => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Timeout,
-            "timed out",
-            true,
-        ),
-        SdkError::DispatchFailure(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Network,
-            "the request could not be sent (connection failed)",
-            true,
-        ),
-        SdkError::ResponseError(r) => {
-            let reason = format!("unreadable response (HTTP {})", r.raw().status().as_u16());
-            api(
-                service,
-                operation,
-                target,
-                ErrorKind::Service,
-                &reason,
-                true,
-            )
-        }
-        SdkError::ConstructionFailure(_) => api(
-            service,
-            operation,
-            target,
-            ErrorKind::BadConfiguration,
-            "the request could not be built",
-            false,
-        ),
-        _ => api(
-            service,
-            operation,
-            target,
-            ErrorKind::Service,
-            "unexpected SDK error",
-            true,
-        ),
     }
-}
-
-fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(err), |e| e.source()).any(|e| {
-        e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-    })
+    e
 }

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// Why `promotion.after_polls` has no default.
+pub const AFTER_POLLS_REQUIRED: &str = "promotion.after_polls must be set when promotion.enabled = true: the number of consecutive polls without a writable primary before a promotion; make after_polls × poll_interval_secs well above a Multi-AZ failover (60–120 s), e.g. 48 at 5 s";
+
 /// Everything the monitor needs to know. See the README for every key.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,11 +39,18 @@ pub struct Config {
     /// Serve Prometheus metrics on this address; it must be a loopback address.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
-    /// The instance that is the writer in normal operation.
-    pub primary: InstanceRef,
-    /// Read replicas, in order of preference (often one, in another region).
+    /// The instance that is the writer in normal operation (RDS DB instances:
+    /// Single-AZ, Multi-AZ instance deployments, read replicas). Exactly one
+    /// of `primary` and `cluster` is set.
+    #[serde(default)]
+    pub primary: Option<InstanceRef>,
+    /// Read replicas of `primary`, in order of preference (often one, in another region).
     #[serde(default)]
     pub replicas: Vec<InstanceRef>,
+    /// An Aurora DB cluster (provisioned or Serverless v2) or a Multi-AZ DB
+    /// cluster, watched through DescribeDBClusters instead of `primary`.
+    #[serde(default)]
+    pub cluster: Option<ClusterRef>,
     /// The SSM parameters to keep pointed at the writer: one per region.
     pub parameters: Vec<ParameterTarget>,
     /// Promoting a replica when the primary is gone (off by default).
@@ -61,6 +71,51 @@ pub struct InstanceRef {
 impl std::fmt::Display for InstanceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.id, self.region)
+    }
+}
+
+/// One DB cluster and what to publish for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRef {
+    /// The DB cluster identifier.
+    pub id: String,
+    /// Its region.
+    pub region: String,
+    /// What the parameters point at; required, because the two differ in how
+    /// fast hosts follow a failover and in what can go wrong.
+    pub publish: Publish,
+}
+
+impl ClusterRef {
+    /// The cluster as an `id (region)` pair, the shape logs and metrics use.
+    pub fn as_ref(&self) -> InstanceRef {
+        InstanceRef {
+            id: self.id.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// What a cluster's parameters point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Publish {
+    /// The cluster's writer endpoint (`<id>.cluster-<hash>.<region>.rds.amazonaws.com`):
+    /// written once; its DNS record follows a failover by itself, after a delay
+    /// and the resolvers' caching.
+    ClusterEndpoint,
+    /// The endpoint of the member instance that RDS marks `IsClusterWriter`,
+    /// rewritten as soon as another member becomes the writer.
+    WriterInstance,
+}
+
+impl std::fmt::Display for Publish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Publish::ClusterEndpoint => "cluster-endpoint",
+            Publish::WriterInstance => "writer-instance",
+        })
     }
 }
 
@@ -86,9 +141,11 @@ pub struct Promotion {
     /// Off by default: promoting an asynchronous replica can lose the last writes.
     #[serde(default)]
     pub enabled: bool,
-    /// How many consecutive polls must find the primary unavailable first (default 24: two minutes at 5 s).
-    #[serde(default = "defaults::after_polls")]
-    pub after_polls: u32,
+    /// How many consecutive polls must find the primary unavailable first. No
+    /// default: it must be set when `enabled` is, because it is what keeps a
+    /// Multi-AZ failover or a maintenance reboot from becoming a promotion.
+    #[serde(default)]
+    pub after_polls: Option<u32>,
     /// The replica's latest CloudWatch `ReplicaLag` must be at most this many seconds (default 30).
     #[serde(default = "defaults::max_replica_lag_secs")]
     pub max_replica_lag_secs: f64,
@@ -107,7 +164,7 @@ impl Default for Promotion {
     fn default() -> Self {
         Promotion {
             enabled: false,
-            after_polls: defaults::after_polls(),
+            after_polls: None,
             max_replica_lag_secs: defaults::max_replica_lag_secs(),
             lag_lookback_secs: defaults::lag_lookback_secs(),
             wait_timeout_secs: defaults::wait_timeout_secs(),
@@ -136,9 +193,6 @@ mod defaults {
     }
     pub fn api_timeout_secs() -> f64 {
         10.0
-    }
-    pub fn after_polls() -> u32 {
-        24
     }
     pub fn max_replica_lag_secs() -> f64 {
         30.0
@@ -212,20 +266,32 @@ impl Config {
                 ));
             }
         }
-        for i in std::iter::once(&self.primary).chain(&self.replicas) {
-            if i.id.is_empty() || !i.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return bad(format!(
-                    "instance id \"{}\" is not a DB instance identifier (letters, digits, hyphens)",
-                    i.id
-                ));
+        match (&self.primary, &self.cluster) {
+            (Some(_), Some(_)) => {
+                return bad("set either [primary] (RDS DB instances) or [cluster] (an Aurora or Multi-AZ DB cluster), not both".into())
             }
-            check_region(&i.region)?;
-        }
-        if self.replicas.iter().any(|r| r == &self.primary) {
-            return bad(format!(
-                "{} is both the primary and a replica",
-                self.primary
-            ));
+            (None, None) => {
+                return bad("missing [primary] (an RDS DB instance) or [cluster] (an Aurora or Multi-AZ DB cluster)".into())
+            }
+            (None, Some(c)) => {
+                check_identifier(&c.id, "DB cluster")?;
+                check_region(&c.region)?;
+                if !self.replicas.is_empty() {
+                    return bad(format!("[[replicas]] are read replicas of a [primary] instance; cluster {} fails over among its own members, so remove [[replicas]]", c.id));
+                }
+                if self.promotion.enabled {
+                    return bad(format!("promotion.enabled needs a [primary] instance with [[replicas]]; RDS fails cluster {} over by itself, so set promotion.enabled = false", c.id));
+                }
+            }
+            (Some(primary), None) => {
+                for i in std::iter::once(primary).chain(&self.replicas) {
+                    check_identifier(&i.id, "DB instance")?;
+                    check_region(&i.region)?;
+                }
+                if self.replicas.iter().any(|r| r == primary) {
+                    return bad(format!("{primary} is both the primary and a replica"));
+                }
+            }
         }
         if let Some(addr) = self.metrics_addr {
             if !addr.ip().is_loopback() {
@@ -238,8 +304,10 @@ impl Config {
         if p.enabled && self.replicas.is_empty() {
             return bad("promotion.enabled needs at least one [[replicas]] entry".into());
         }
-        if p.after_polls == 0 {
-            return bad("promotion.after_polls must be at least 1".into());
+        match p.after_polls {
+            None if p.enabled => return bad(AFTER_POLLS_REQUIRED.to_owned()),
+            Some(0) => return bad("promotion.after_polls must be at least 1".into()),
+            _ => {}
         }
         if p.max_replica_lag_secs.is_nan() || p.max_replica_lag_secs < 0.0 {
             return bad("promotion.max_replica_lag_secs must be 0 or more".into());
@@ -268,7 +336,11 @@ impl Config {
     /// Every region the monitor talks to, each once.
     pub fn regions(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let all = std::iter::once(&self.primary.region)
+        let all = self
+            .primary
+            .iter()
+            .map(|p| &p.region)
+            .chain(self.cluster.iter().map(|c| &c.region))
             .chain(self.replicas.iter().map(|r| &r.region))
             .chain(self.parameters.iter().map(|p| &p.region));
         for r in all {
@@ -278,6 +350,15 @@ impl Config {
         }
         out
     }
+}
+
+fn check_identifier(id: &str, what: &str) -> Result<(), Error> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Error::Config(format!(
+            "\"{id}\" is not a {what} identifier (letters, digits, hyphens)"
+        )));
+    }
+    Ok(())
 }
 
 fn check_region(region: &str) -> Result<(), Error> {
@@ -369,6 +450,84 @@ region = "us-east-1"
         assert_eq!(
             c.regions(),
             vec!["us-east-1".to_string(), "us-west-2".to_string()]
+        );
+    }
+
+    const CLUSTER: &str = r#"
+[cluster]
+id = "shop-aurora"
+region = "us-east-1"
+publish = "writer-instance"
+
+[[parameters]]
+name = "/shop/db"
+region = "us-east-1"
+"#;
+
+    #[test]
+    fn cluster_config_names_the_cluster_and_what_to_publish() {
+        let c = Config::from_toml(CLUSTER).unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(cluster.publish, Publish::WriterInstance);
+        assert_eq!(c.primary, None);
+        assert_eq!(c.regions(), vec!["us-east-1".to_string()]);
+        let c = Config::from_toml(&CLUSTER.replace("writer-instance", "cluster-endpoint")).unwrap();
+        assert_eq!(c.cluster.unwrap().publish, Publish::ClusterEndpoint);
+    }
+
+    #[test]
+    fn cluster_config_refuses_ambiguous_or_unsupported_combinations() {
+        let cases = [
+            (
+                CLUSTER.replace("publish = \"writer-instance\"\n", ""),
+                "publish",
+            ),
+            (CLUSTER.replace("writer-instance", "writer"), "writer"),
+            (
+                format!("{CLUSTER}\n[primary]\nid = \"shop-db\"\nregion = \"us-east-1\"\n"),
+                "not both",
+            ),
+            (
+                format!("{CLUSTER}\n[[replicas]]\nid = \"r\"\nregion = \"us-west-2\"\n"),
+                "remove [[replicas]]",
+            ),
+            (
+                format!("{CLUSTER}\n[promotion]\nenabled = true\nafter_polls = 3\n"),
+                "fails cluster shop-aurora over by itself",
+            ),
+            (
+                "[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n".to_owned(),
+                "missing [primary]",
+            ),
+            (
+                CLUSTER.replace("shop-aurora", "shop_aurora"),
+                "DB cluster identifier",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn enabled_promotion_requires_after_polls_naming_the_key() {
+        let replica = "\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n";
+        let e = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("promotion.after_polls must be set"), "{e}");
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\nafter_polls = 48\n"
+        ))
+        .unwrap();
+        assert_eq!(c.promotion.after_polls, Some(48));
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(
+            c.promotion.after_polls, None,
+            "not needed while promotion is off"
         );
     }
 }

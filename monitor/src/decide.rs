@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::aws::{Endpoint, Observed};
-use crate::config::{InstanceRef, Promotion};
+use crate::aws::{ClusterObserved, Endpoint, Observed};
+use crate::config::{InstanceRef, Promotion, Publish};
 
 /// What one poll saw, as [`decide`] needs it.
 #[derive(Debug, Clone)]
@@ -21,6 +21,19 @@ pub struct Inputs<'a> {
     /// ReplicaLag per replica, fetched only when a promotion is being considered:
     /// `Ok(Some(seconds))`, `Ok(None)` for no datapoint, `Err(reason)` when CloudWatch failed.
     pub lags: &'a HashMap<InstanceRef, Result<Option<f64>, String>>,
+    /// The second signal, taken only when a promotion is being considered: a
+    /// TCP connection from the monitor to the primary's endpoint. `Ok(address)`
+    /// when it was accepted, `Err(reason)` when it failed, `None` when not probed.
+    pub primary_probe: Option<&'a Result<String, String>>,
+}
+
+/// What one poll saw of a DB cluster, as [`decide_cluster`] needs it.
+#[derive(Debug, Clone)]
+pub struct ClusterInputs<'a> {
+    /// DescribeDBClusters with its members.
+    pub observed: &'a ClusterObserved,
+    /// The configured `cluster.publish`.
+    pub publish: Publish,
 }
 
 /// The outcome of [`decide`].
@@ -145,14 +158,33 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
             why: format!("{down}; promotion is disabled (promotion.enabled = false), so the parameters keep their current endpoint"),
         };
     }
-    if inputs.primary_down_polls < p.after_polls {
+    // Validation makes after_polls mandatory once promotion is enabled.
+    let after_polls = p.after_polls.unwrap_or(u32::MAX);
+    if inputs.primary_down_polls < after_polls {
         return Decision::NoWriter {
             why: format!(
                 "{down}; waiting: {} of the {} consecutive polls that promotion.after_polls requires",
-                inputs.primary_down_polls, p.after_polls
+                inputs.primary_down_polls, after_polls
             ),
         };
     }
+    // RDS's status alone is one signal; a promotion cannot be undone, so it
+    // also needs the primary to refuse connections from here.
+    let probe_failed = match inputs.primary_probe {
+        None => {
+            return Decision::NoWriter {
+                why: format!("{down}; not promoting: the primary's endpoint was not probed"),
+            }
+        }
+        Some(Ok(address)) => {
+            return Decision::NoWriter {
+                why: format!(
+                    "{down}, but a TCP connection to the primary at {address} succeeded: not promoting on RDS's word alone"
+                ),
+            }
+        }
+        Some(Err(reason)) => reason,
+    };
     let mut reasons = Vec::new();
     for replica in &inputs.observed[1..] {
         if !replica.is_serving() {
@@ -168,7 +200,7 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
                 return Decision::Promote {
                     replica: replica.instance.clone(),
                     why: format!(
-                        "{down} for {} consecutive polls; its ReplicaLag is {lag} s (limit {} s)",
+                        "{down} for {} consecutive polls and the primary's endpoint does not answer ({probe_failed}); its ReplicaLag is {lag} s (limit {} s)",
                         inputs.primary_down_polls, p.max_replica_lag_secs
                     ),
                 };
@@ -187,6 +219,97 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
     }
     Decision::NoWriter {
         why: format!("{down}; no replica can be promoted: {}", reasons.join("; ")),
+    }
+}
+
+/// Refuses an instance configured as `[primary]` or `[[replicas]]` that is a
+/// member of a DB cluster: its writer role moves with the cluster's failovers,
+/// and a reader member has no `ReadReplicaSourceDBInstanceIdentifier`, so it
+/// would be taken for a writer. Returns the message, naming the cluster and
+/// the configuration to use instead.
+pub fn refuse_cluster_members(observed: &[Observed]) -> Option<String> {
+    let o = observed.iter().find(|o| o.cluster.is_some())?;
+    let cluster = o.cluster.as_deref().unwrap_or_default();
+    Some(format!(
+        "RDS DB instance {} is a member of DB cluster \"{cluster}\", whose writer moves among its members at each failover; configure the cluster instead of [primary] and [[replicas]]: [cluster] id = \"{cluster}\", region = \"{}\", publish = \"writer-instance\" (or \"cluster-endpoint\")",
+        o.instance, o.instance.region
+    ))
+}
+
+/// Decides for a DB cluster: with `publish = "cluster-endpoint"` the
+/// parameters hold the cluster's writer endpoint, whatever member is the
+/// writer; with `"writer-instance"` they hold the endpoint of the one member
+/// RDS marks `IsClusterWriter`, while it serves. Never fences or promotes:
+/// RDS fails a cluster over by itself.
+pub fn decide_cluster(inputs: &ClusterInputs<'_>) -> Plan {
+    let c = inputs.observed;
+    let writers: Vec<&crate::aws::ClusterMember> =
+        c.members.iter().filter(|m| m.is_writer).collect();
+    let writer_note = match writers.as_slice() {
+        [w] => format!(
+            "writer member {} is {}",
+            w.observed.instance.id, w.observed.status
+        ),
+        [] => "no member is the writer".to_owned(),
+        _ => "several members are marked writer".to_owned(),
+    };
+    let decision = if c.status == "not-found" {
+        Decision::NoWriter {
+            why: format!(
+                "DB cluster {} does not exist (DescribeDBClusters: DBClusterNotFoundFault)",
+                c.cluster
+            ),
+        }
+    } else {
+        match inputs.publish {
+            Publish::ClusterEndpoint => match &c.endpoint {
+                Some(endpoint) => Decision::Publish {
+                    instance: c.cluster.clone(),
+                    endpoint: endpoint.clone(),
+                    why: format!(
+                        "publish = \"cluster-endpoint\": the cluster's writer endpoint follows a failover by itself (cluster {}, {writer_note})",
+                        c.status
+                    ),
+                },
+                None => Decision::NoWriter {
+                    why: format!("DB cluster {} has no writer endpoint yet (status {})", c.cluster, c.status),
+                },
+            },
+            Publish::WriterInstance => match writers.as_slice() {
+                [w] if w.observed.is_serving() => Decision::Publish {
+                    instance: w.observed.instance.clone(),
+                    endpoint: w.observed.endpoint.clone().expect("serving instances have an endpoint"),
+                    why: format!(
+                        "it is the writer member of DB cluster {} (IsClusterWriter) and {}",
+                        c.cluster, w.observed.status
+                    ),
+                },
+                [w] => Decision::NoWriter {
+                    why: format!(
+                        "the writer member {} of DB cluster {} is {}; the parameters keep their current endpoint until a member serves as writer",
+                        w.observed.instance, c.cluster, w.observed.status
+                    ),
+                },
+                [] => Decision::NoWriter {
+                    why: format!(
+                        "DB cluster {} ({}) has no writer member (a failover in progress?); the parameters keep their current endpoint",
+                        c.cluster, c.status
+                    ),
+                },
+                several => Decision::NoWriter {
+                    why: format!(
+                        "RDS marks {} members of DB cluster {} as writer ({}); publishing none of them",
+                        several.len(),
+                        c.cluster,
+                        several.iter().map(|w| w.observed.instance.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            },
+        }
+    };
+    Plan {
+        decision,
+        fence: None,
     }
 }
 
@@ -215,6 +338,7 @@ mod tests {
             status: status.into(),
             endpoint: Some(ep(id)),
             replica_source: replica.then(|| "primary".to_owned()),
+            cluster: None,
         }
     }
 
@@ -225,12 +349,25 @@ mod tests {
         }
     }
 
+    /// Decides with the primary's endpoint refusing connections (the second signal given).
     fn run(
         observed: &[Observed],
         published: &[Endpoint],
         down: u32,
         promotion: &Promotion,
         lags: &[(&str, Result<Option<f64>, String>)],
+    ) -> Plan {
+        let refused = Err("connection refused".to_owned());
+        run_probed(observed, published, down, promotion, lags, Some(&refused))
+    }
+
+    fn run_probed(
+        observed: &[Observed],
+        published: &[Endpoint],
+        down: u32,
+        promotion: &Promotion,
+        lags: &[(&str, Result<Option<f64>, String>)],
+        probe: Option<&Result<String, String>>,
     ) -> Plan {
         let lags = lags.iter().map(|(id, l)| (inst(id), l.clone())).collect();
         decide(&Inputs {
@@ -239,13 +376,14 @@ mod tests {
             primary_down_polls: down,
             promotion,
             lags: &lags,
+            primary_probe: probe,
         })
     }
 
     fn enabled(after: u32) -> Promotion {
         Promotion {
             enabled: true,
-            after_polls: after,
+            after_polls: Some(after),
             ..Promotion::default()
         }
     }
@@ -358,5 +496,186 @@ mod tests {
             &[],
         );
         assert!(matches!(plan.decision, Decision::NoWriter { .. }), "{plan}");
+    }
+
+    #[test]
+    fn primary_in_an_online_change_is_still_the_writer_and_never_promoted_away() {
+        for status in [
+            "modifying",
+            "maintenance",
+            "upgrading",
+            "renaming",
+            "resetting-master-credentials",
+            "storage-optimization",
+            "configuring-enhanced-monitoring",
+            "configuring-activity-stream",
+            "backing-up",
+        ] {
+            let plan = run(
+                &[obs("p", status, false), obs("r", "available", true)],
+                &[ep("p")],
+                0,
+                &enabled(1),
+                &[("r", Ok(Some(0.0)))],
+            );
+            assert!(
+                matches!(plan.decision, Decision::Publish { ref instance, .. } if instance.id == "p"),
+                "{status}: {plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn promotion_needs_the_primarys_endpoint_to_refuse_connections_too() {
+        let o = [obs("p", "failed", false), obs("r", "available", true)];
+        let lag = [("r", Ok(Some(1.0)))];
+        let answered = Ok("p.example:5432".to_owned());
+        let refused = Err("connection refused".to_owned());
+        // (probe result, replica promoted, words in the reason)
+        type Case<'a> = (Option<&'a Result<String, String>>, Option<&'a str>, &'a str);
+        let cases: [Case; 3] = [
+            (
+                Some(&answered),
+                None,
+                "TCP connection to the primary at p.example:5432 succeeded",
+            ),
+            (None, None, "was not probed"),
+            (
+                Some(&refused),
+                Some("r"),
+                "does not answer (connection refused)",
+            ),
+        ];
+        for (probe, promoted, needle) in cases {
+            let plan = run_probed(&o, &[], 5, &enabled(2), &lag, probe);
+            match (&plan.decision, promoted) {
+                (Decision::Promote { replica, why }, Some(id)) => {
+                    assert_eq!(replica.id, id);
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{needle}: {plan}"),
+            }
+        }
+    }
+
+    #[test]
+    fn instance_in_a_cluster_is_refused_naming_the_cluster_and_the_config() {
+        assert_eq!(
+            refuse_cluster_members(&[obs("p", "available", false)]),
+            None
+        );
+        let mut member = obs("shop-aurora-1", "available", false);
+        member.cluster = Some("shop-aurora".into());
+        let why = refuse_cluster_members(&[obs("p", "available", false), member]).unwrap();
+        assert!(
+            why.contains("shop-aurora-1 (us-east-1) is a member of DB cluster \"shop-aurora\"")
+                && why.contains("[cluster] id = \"shop-aurora\", region = \"us-east-1\", publish = \"writer-instance\""),
+            "{why}"
+        );
+    }
+
+    fn cluster(status: &str, members: &[(&str, &str, bool)]) -> ClusterObserved {
+        ClusterObserved {
+            cluster: inst("c"),
+            status: status.into(),
+            endpoint: (status != "not-found").then(|| ep("c.cluster")),
+            members: members
+                .iter()
+                .map(|(id, status, is_writer)| crate::aws::ClusterMember {
+                    observed: obs(id, status, false),
+                    is_writer: *is_writer,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cluster_decisions_follow_is_cluster_writer_or_hold_the_cluster_endpoint() {
+        use Publish::{ClusterEndpoint as Cep, WriterInstance as Wi};
+        // (cluster status, members, publish, expected writer endpoint or None, words in the reason)
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str, bool)],
+            Publish,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: [Case; 10] = [
+            (
+                "available",
+                &[("a", "available", true), ("b", "available", false)],
+                Wi,
+                Some("a"),
+                "writer member of DB cluster c",
+            ),
+            (
+                "available",
+                &[("a", "available", false), ("b", "available", true)],
+                Wi,
+                Some("b"),
+                "IsClusterWriter",
+            ),
+            (
+                "failing-over",
+                &[("a", "available", false), ("b", "available", false)],
+                Wi,
+                None,
+                "no writer member",
+            ),
+            (
+                "available",
+                &[("a", "rebooting", true), ("b", "available", false)],
+                Wi,
+                None,
+                "a (us-east-1) of DB cluster c (us-east-1) is rebooting",
+            ),
+            (
+                "modifying",
+                &[("a", "modifying", true)],
+                Wi,
+                Some("a"),
+                "modifying",
+            ),
+            (
+                "available",
+                &[("a", "available", true), ("b", "available", true)],
+                Wi,
+                None,
+                "marks 2 members",
+            ),
+            ("not-found", &[], Wi, None, "does not exist"),
+            (
+                "available",
+                &[("a", "available", true), ("b", "available", false)],
+                Cep,
+                Some("c.cluster"),
+                "writer member a is available",
+            ),
+            (
+                "failing-over",
+                &[("a", "rebooting", false), ("b", "available", true)],
+                Cep,
+                Some("c.cluster"),
+                "follows a failover by itself",
+            ),
+            ("not-found", &[], Cep, None, "does not exist"),
+        ];
+        for (status, members, publish, writer, needle) in cases {
+            let observed = cluster(status, members);
+            let plan = decide_cluster(&ClusterInputs {
+                observed: &observed,
+                publish,
+            });
+            assert_eq!(plan.fence, None);
+            match (&plan.decision, writer) {
+                (Decision::Publish { endpoint, why, .. }, Some(id)) => {
+                    assert_eq!(endpoint, &ep(id), "{plan}");
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{status} {members:?} {publish}: {plan}"),
+            }
+        }
     }
 }

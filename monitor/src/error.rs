@@ -41,6 +41,20 @@ pub enum Error {
         /// Why; never the value.
         reason: String,
     },
+    /// A parameter changed between the poll's read and its write (a password
+    /// rotation, an operator): writing would revert that change, so the write
+    /// is dropped and the next poll starts from the new value.
+    #[error("not overwriting SSM parameter \"{parameter}\" ({region}): it changed since this poll read it (version {read} then, {now} now); the next poll starts from the new value")]
+    Changed {
+        /// The parameter name.
+        parameter: String,
+        /// Its region.
+        region: String,
+        /// The version this poll read.
+        read: i64,
+        /// The version found just before writing.
+        now: i64,
+    },
     /// A promotion was started but the replica did not become a writable
     /// instance in time.
     #[error("RDS instance {instance} did not become a writable, available instance within {waited_secs} s of PromoteReadReplica")]
@@ -57,7 +71,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Api { transient, .. } => *transient,
-            Error::PromotionTimeout { .. } => true,
+            Error::PromotionTimeout { .. } | Error::Changed { .. } => true,
             Error::Config(_) | Error::Refused { .. } => false,
         }
     }

@@ -1,4 +1,4 @@
-//! `ssm-db-monitor`: watches the RDS instances behind a store and keeps the
+//! `ssm-db-monitor`: watches the RDS instances or the DB cluster behind a store and keeps the
 //! SSM parameters that the `ssm_db_config` extension reads pointed at the
 //! writer. It changes only the endpoint (host and port) of a value it read,
 //! never the credentials, and writes SecureString with Overwrite.
@@ -6,8 +6,8 @@
 //! # Layout
 //! - [`config`]: [`Config`], the TOML file (unknown keys rejected) and its validation.
 //! - [`error`]: [`Error`], the one error type, with `is_transient()`.
-//! - [`aws`]: the SDK clients per region, the [`Rds`] trait and what an instance looks like ([`Observed`]).
-//! - [`decide`]: the pure decision: which instance is the writer, whether to promote or fence.
+//! - [`aws`]: the SDK clients per region, the [`Rds`] trait and what an instance or a cluster looks like ([`Observed`], [`ClusterObserved`]).
+//! - [`decide`]: the pure decisions: which instance (or cluster endpoint) is the writer, whether to promote or fence.
 //! - [`monitor`]: [`Monitor::poll`], one poll: observe, read parameters, decide, act.
 //! - [`run`]: the daemon loop with backoff, and the [`Clock`] it sleeps on.
 //! - [`metrics`]: Prometheus counters and a small loopback HTTP responder.
@@ -21,9 +21,9 @@ pub mod metrics;
 pub mod monitor;
 pub mod run;
 
-pub use aws::{Aws, Endpoint, Observed, Rds};
-pub use config::{Config, InstanceRef, LogFormat, ParameterTarget, Promotion};
-pub use decide::{decide, Decision, Plan};
+pub use aws::{Aws, ClusterMember, ClusterObserved, Endpoint, Observed, Rds};
+pub use config::{ClusterRef, Config, InstanceRef, LogFormat, ParameterTarget, Promotion, Publish};
+pub use decide::{decide, decide_cluster, Decision, Plan};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use monitor::{Mode, Monitor, PollReport};

@@ -145,9 +145,10 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    if args.once && config.promotion.enabled && config.promotion.after_polls > 1 {
+    let after_polls = config.promotion.after_polls.unwrap_or(1);
+    if args.once && config.promotion.enabled && after_polls > 1 {
         warn!(
-            after_polls = config.promotion.after_polls,
+            after_polls,
             "--once keeps no state between runs, so it never sees consecutive polls and will not promote: run the daemon for promotion"
         );
     }
@@ -169,6 +170,9 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
             Ok(r) => r,
             Err(e) => {
                 error!(error = %e, "poll failed");
+                if args.plan {
+                    println!("problem: {e}");
+                }
                 return Ok(ExitCode::from(exit_code_for(&e)));
             }
         };
@@ -189,8 +193,10 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     } else {
-        run(&mut monitor, &clock, shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match run(&mut monitor, &clock, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(EXIT_CONFIG),
+        }
     };
     if let Some(task) = metrics_task {
         task.abort();

@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{parse_value, with_endpoint, Secret};
+use ssm_db_config_core::{parse_value, with_endpoint, ExposeSecret, SecretString};
 use tracing::{debug, info, instrument, warn};
 
-use crate::aws::{Aws, Endpoint, Observed, Rds};
+use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds};
 use crate::config::{Config, InstanceRef, ParameterTarget};
-use crate::decide::{decide, Decision, Inputs, Plan};
+use crate::decide::{
+    decide, decide_cluster, refuse_cluster_members, ClusterInputs, Decision, Inputs, Plan,
+};
 use crate::metrics::Metrics;
 use crate::run::Clock;
 use crate::Error;
@@ -53,13 +55,23 @@ pub struct Monitor<R> {
     metrics: Arc<Metrics>,
     mode: Mode,
     primary_down_polls: u32,
+    /// The primary's endpoint as RDS last reported it: what the second signal
+    /// probes once RDS no longer reports one (a deleted or renamed instance).
+    last_primary_endpoint: Option<Endpoint>,
 }
 
 struct ParamState {
     target: ParameterTarget,
-    value: Secret,
+    value: SecretString,
     kind: String,
+    version: i64,
     endpoint: Endpoint,
+}
+
+/// What RDS said in one poll, per topology.
+enum Observation {
+    Instances(Vec<Observed>),
+    Cluster(ClusterObserved),
 }
 
 impl<R: Rds> Monitor<R> {
@@ -77,6 +89,7 @@ impl<R: Rds> Monitor<R> {
             metrics,
             mode,
             primary_down_polls: 0,
+            last_primary_endpoint: None,
         }
     }
 
@@ -95,8 +108,24 @@ impl<R: Rds> Monitor<R> {
     #[instrument(level = "debug", skip_all)]
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Result<PollReport, Error> {
         self.metrics.poll();
-        let observed = self.observe().await?;
         let mut errors = Vec::new();
+        let observation = match &self.config.cluster {
+            Some(c) => {
+                let cluster = c.as_ref();
+                let o = self.rds.describe_cluster(&cluster).await.inspect_err(|_| {
+                    self.metrics.api_error();
+                })?;
+                debug!(cluster = %o.cluster, status = %o.status, endpoint = ?o.endpoint, members = ?o.members, "observed");
+                Observation::Cluster(o)
+            }
+            None => {
+                let observed = self.observe(&mut errors).await?;
+                if let Some(why) = refuse_cluster_members(&observed) {
+                    return Err(Error::Config(why));
+                }
+                Observation::Instances(observed)
+            }
+        };
         let mut params = Vec::new();
         for target in &self.config.parameters {
             match self.read_parameter(target).await {
@@ -109,21 +138,48 @@ impl<R: Rds> Monitor<R> {
                 }
             }
         }
-
-        self.primary_down_polls = if observed[0].is_writable() {
-            0
-        } else {
-            self.primary_down_polls.saturating_add(1)
-        };
-        let lags = self.lags_if_promoting(&observed, clock).await;
         let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
-        let plan = decide(&Inputs {
-            observed: &observed,
-            published: &published,
-            primary_down_polls: self.primary_down_polls,
-            promotion: &self.config.promotion,
-            lags: &lags,
-        });
+
+        let plan = match &observation {
+            Observation::Cluster(o) => decide_cluster(&ClusterInputs {
+                observed: o,
+                publish: self
+                    .config
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.publish)
+                    .expect("cluster topology"),
+            }),
+            Observation::Instances(observed) => {
+                self.primary_down_polls = if observed[0].is_writable() {
+                    0
+                } else {
+                    self.primary_down_polls.saturating_add(1)
+                };
+                if let Some(e) = &observed[0].endpoint {
+                    self.last_primary_endpoint = Some(e.clone());
+                }
+                let considering = self.considering_promotion(observed);
+                let lags = if considering {
+                    self.lags(observed, clock).await
+                } else {
+                    HashMap::new()
+                };
+                let probe = if considering {
+                    Some(self.probe_primary().await)
+                } else {
+                    None
+                };
+                decide(&Inputs {
+                    observed,
+                    published: &published,
+                    primary_down_polls: self.primary_down_polls,
+                    promotion: &self.config.promotion,
+                    lags: &lags,
+                    primary_probe: probe.as_ref(),
+                })
+            }
+        };
         debug!(%plan, "decided");
         let mut report = PollReport {
             plan: plan.clone(),
@@ -141,7 +197,7 @@ impl<R: Rds> Monitor<R> {
                 instance, endpoint, ..
             } => Some((instance.clone(), endpoint.clone())),
             Decision::NoWriter { why } => {
-                warn!(primary = %observed[0].instance, status = %observed[0].status, reason = %why, "not publishing: no writable instance");
+                warn!(reason = %why, "not publishing: no writable instance");
                 None
             }
             Decision::Promote { replica, why } => match self.promote(replica, why, clock).await {
@@ -197,9 +253,20 @@ impl<R: Rds> Monitor<R> {
         Ok(report)
     }
 
-    async fn observe(&self) -> Result<Vec<Observed>, Error> {
+    /// DescribeDBInstances for the primary, then each replica. A failure for
+    /// the primary fails the poll; a failure for a replica (its region's API
+    /// is down, say) makes that replica `unknown`, which is neither serving nor
+    /// writable, and is reported in the poll's errors, so that one region's
+    /// outage does not stop the monitor from keeping the writable primary published.
+    async fn observe(&self, errors: &mut Vec<Error>) -> Result<Vec<Observed>, Error> {
         let mut out = Vec::with_capacity(1 + self.config.replicas.len());
-        for instance in std::iter::once(&self.config.primary).chain(&self.config.replicas) {
+        for (n, instance) in self
+            .config
+            .primary
+            .iter()
+            .chain(&self.config.replicas)
+            .enumerate()
+        {
             match self.rds.describe(instance).await {
                 Ok(o) => {
                     debug!(instance = %o.instance, status = %o.status, endpoint = ?o.endpoint, replica_of = ?o.replica_source, "observed");
@@ -207,7 +274,14 @@ impl<R: Rds> Monitor<R> {
                 }
                 Err(e) => {
                     self.metrics.api_error();
-                    return Err(e);
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    warn!(instance = %instance, error = %e, "cannot describe the replica; counting it as unknown");
+                    let mut unknown = Observed::not_found(instance);
+                    unknown.status = "unknown".into();
+                    out.push(unknown);
+                    errors.push(e);
                 }
             }
         }
@@ -225,7 +299,7 @@ impl<R: Rds> Monitor<R> {
             .get_parameter(target)
             .await?
             .ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
-        let parsed = parse_value(&target.name, current.value.expose())
+        let parsed = parse_value(&target.name, current.value.expose_secret())
             .map_err(|e| refused(core_reason(e)))?;
         debug!(parameter = %target.name, region = %target.region, version = current.version, kind = %current.kind, "read parameter");
         Ok(ParamState {
@@ -236,22 +310,26 @@ impl<R: Rds> Monitor<R> {
             },
             value: current.value,
             kind: current.kind,
+            version: current.version,
         })
     }
 
-    async fn lags_if_promoting<C: Clock>(
+    /// Whether this poll may end in a promotion, which is when the second
+    /// signal and the replicas' lag are worth fetching.
+    fn considering_promotion(&self, observed: &[Observed]) -> bool {
+        let p = &self.config.promotion;
+        p.enabled
+            && !observed.iter().any(|o| o.is_writable())
+            && self.primary_down_polls >= p.after_polls.unwrap_or(u32::MAX)
+    }
+
+    async fn lags<C: Clock>(
         &self,
         observed: &[Observed],
         clock: &C,
     ) -> HashMap<InstanceRef, Result<Option<f64>, String>> {
         let p = &self.config.promotion;
         let mut lags = HashMap::new();
-        if !p.enabled
-            || observed.iter().any(|o| o.is_writable())
-            || self.primary_down_polls < p.after_polls
-        {
-            return lags;
-        }
         for replica in observed[1..].iter().filter(|o| o.is_serving()) {
             let lag = self
                 .aws
@@ -267,6 +345,27 @@ impl<R: Rds> Monitor<R> {
             lags.insert(replica.instance.clone(), lag.map_err(|e| e.to_string()));
         }
         lags
+    }
+
+    /// The second signal: a TCP connection from here to the primary's
+    /// endpoint (as RDS reports it, else as it last reported it), within
+    /// `api_timeout_secs`. `Ok(address)` if accepted, `Err(reason)` otherwise.
+    async fn probe_primary(&self) -> Result<String, String> {
+        let Some(endpoint) = &self.last_primary_endpoint else {
+            return Err("RDS never reported an endpoint for it".to_owned());
+        };
+        let budget = Duration::from_secs_f64(self.config.api_timeout_secs);
+        let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
+        let result = match tokio::time::timeout(budget, connect).await {
+            Ok(Ok(_)) => Ok(endpoint.to_string()),
+            Ok(Err(e)) => Err(format!("TCP connection to {endpoint}: {e}")),
+            Err(_) => Err(format!(
+                "TCP connection to {endpoint}: no answer within {} s",
+                budget.as_secs_f64()
+            )),
+        };
+        info!(primary = %self.config.primary.as_ref().map(|p| p.to_string()).unwrap_or_default(), %endpoint, answered = result.is_ok(), "probed the primary's endpoint before a promotion");
+        result
     }
 
     /// Promotes and waits until RDS reports the replica writable. `Ok(None)` in a dry run.
@@ -327,12 +426,30 @@ impl<R: Rds> Monitor<R> {
             region: t.region.clone(),
             reason,
         };
-        let new_value = with_endpoint(&t.name, p.value.expose(), &endpoint.host, endpoint.port)
-            .map_err(|e| refused(core_reason(e)))?;
-        let new_value = Secret::new(new_value);
+        let new_value = with_endpoint(
+            &t.name,
+            p.value.expose_secret(),
+            &endpoint.host,
+            endpoint.port,
+        )
+        .map_err(|e| refused(core_reason(e)))?;
+        let new_value = SecretString::from(new_value);
         if self.mode == Mode::DryRun {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);
+        }
+        // SSM has no conditional PutParameter: re-read the version as late as
+        // possible, so that a rotation made since this poll's read is not reverted.
+        match self.aws.parameter_version(t).await? {
+            Some(now) if now == p.version => {}
+            now => {
+                return Err(Error::Changed {
+                    parameter: t.name.clone(),
+                    region: t.region.clone(),
+                    read: p.version,
+                    now: now.unwrap_or(0),
+                })
+            }
         }
         let key_id = self.key_id_for(p).await;
         let version = self

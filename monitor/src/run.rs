@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use crate::aws::Rds;
 use crate::monitor::Monitor;
+use crate::Error;
 
 /// Wall-clock time and sleeping.
 #[allow(async_fn_in_trait)] // used with concrete types on one thread
@@ -44,13 +45,15 @@ pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
     interval.saturating_mul(1u32 << failures.min(20)).min(max)
 }
 
-/// Polls until `shutdown` completes. Never returns an error: every failure is
-/// logged, counted and retried with backoff.
+/// Polls until `shutdown` completes. Every AWS failure is logged, counted and
+/// retried with backoff; only [`Error::Config`] stops the loop (returned): the
+/// configuration does not match what RDS runs, e.g. a cluster member
+/// configured as `[primary]`, and retrying cannot fix that.
 pub async fn run<R: Rds, C: Clock>(
     monitor: &mut Monitor<R>,
     clock: &C,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), Error> {
     tokio::pin!(shutdown);
     let interval = monitor.config().poll_interval();
     let max = monitor.config().max_backoff();
@@ -68,6 +71,10 @@ pub async fn run<R: Rds, C: Clock>(
                     error!(error = %e, transient = e.is_transient(), "poll finished with an error");
                 }
                 true
+            }
+            Err(e @ Error::Config(_)) => {
+                error!(error = %e, "stopping: the configuration does not match RDS");
+                return Err(e);
             }
             Err(e) => {
                 error!(error = %e, transient = e.is_transient(), "poll failed");
@@ -93,6 +100,7 @@ pub async fn run<R: Rds, C: Clock>(
         }
     }
     info!("monitor stopped");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -306,3 +306,54 @@ fn metrics_address_must_be_loopback() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn plan_refuses_a_cluster_member_configured_as_primary_with_exit_2() {
+    let stack = Stack::start();
+    let rds = stack.rds(EAST).await;
+    rds.create_db_cluster()
+        .db_cluster_identifier("shop-aurora")
+        .engine("aurora-mysql")
+        .master_username("admin")
+        .master_user_password("rds-master-not-used")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier("shop-db")
+        .db_cluster_identifier("shop-aurora")
+        .engine("aurora-mysql")
+        .db_instance_class("db.r6g.large")
+        .send()
+        .await
+        .unwrap();
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "mysql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    let config = write_config(&config_toml(&stack, "", false));
+
+    for flag in ["--plan", "--once"] {
+        let out = monitor_cmd(&config).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", text(&out));
+        assert!(
+            text(&out).contains("member of DB cluster \"shop-aurora\""),
+            "{flag}: {}",
+            text(&out)
+        );
+    }
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[cluster] id = \"shop-aurora\""),
+        "--plan prints the configuration to use: {}",
+        text(&out)
+    );
+    // The daemon stops with the same code instead of polling forever.
+    let out = monitor_cmd(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "daemon: {}", text(&out));
+    assert_eq!(stack.count(PUT), 0);
+}

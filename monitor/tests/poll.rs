@@ -220,6 +220,8 @@ async fn promotion_happens_after_n_polls_not_before_then_old_primary_is_fenced()
     let mut m = monitor(&stack, &extra, true, Mode::Act).await;
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
+    // The stopped primary's endpoint refuses connections (the second signal).
+    m.rds().map_endpoint("shop-db", closed_port());
     stack
         .rds(EAST)
         .await
@@ -318,6 +320,7 @@ async fn replica_lag_over_the_threshold_blocks_promotion() {
         .await;
     stack.put_replica_lag(WEST, "shop-db-west", 45.0).await;
     let mut m = monitor(&stack, PROMOTE, true, Mode::Act).await;
+    m.rds().map_endpoint("shop-db", closed_port());
     let clock = TestClock::new(usize::MAX);
     m.poll(&clock).await.unwrap();
     stack
@@ -368,7 +371,7 @@ async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
     for mode in ["throttle", "500"] {
         stack.fault(mode);
         let clock = TestClock::new(4);
-        run(&mut m, &clock, clock.done.notified()).await;
+        run(&mut m, &clock, clock.done.notified()).await.unwrap();
         let secs: Vec<f64> = clock
             .sleeps
             .borrow()
@@ -390,7 +393,7 @@ async fn api_errors_and_throttling_back_off_without_writing_or_crashing() {
     // Once AWS answers again the loop recovers: it publishes and polls at the normal interval.
     stack.fault("none");
     let clock = TestClock::new(2);
-    run(&mut m, &clock, clock.done.notified()).await;
+    run(&mut m, &clock, clock.done.notified()).await.unwrap();
     assert_eq!(
         clock
             .sleeps
@@ -489,6 +492,7 @@ async fn canary_password_never_reaches_the_logs_even_at_trace_level() {
     stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
     let extra = PROMOTE.replace("after_polls = 3", "after_polls = 1");
     let mut m = monitor(&stack, &extra, true, Mode::Act).await;
+    m.rds().map_endpoint("shop-db", closed_port());
     let (logs, _guard) = Logs::capture();
     let clock = TestClock::new(usize::MAX);
 
@@ -593,4 +597,168 @@ async fn overwrite_keeps_the_parameters_kms_key_unless_one_is_configured() {
         Some("alias/shop-configured"),
         "the configured key wins"
     );
+}
+
+#[tokio::test]
+async fn promotion_waits_while_the_primary_still_accepts_connections() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
+    let extra = PROMOTE.replace("after_polls = 3", "after_polls = 1");
+    let mut m = monitor(&stack, &extra, true, Mode::Act).await;
+    // The primary's endpoint still accepts connections while RDS reports it stopped.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    m.rds()
+        .map_endpoint("shop-db", listener.local_addr().unwrap().port());
+    let clock = TestClock::new(usize::MAX);
+    m.poll(&clock).await.unwrap();
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
+    stack.reset_counts();
+
+    for _ in 0..3 {
+        let report = m.poll(&clock).await.unwrap();
+        assert!(
+            matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains("succeeded: not promoting on RDS's word alone")),
+            "{}",
+            report.plan
+        );
+    }
+    assert_eq!(stack.count("rds.PromoteReadReplica"), 0);
+
+    drop(listener);
+    let report = m.poll(&clock).await.unwrap();
+    assert_eq!(
+        report.promoted.as_ref().map(|r| r.id.as_str()),
+        Some("shop-db-west"),
+        "{}",
+        report.plan
+    );
+    assert!(
+        report
+            .plan
+            .to_string()
+            .contains("does not answer (TCP connection to 127.0.0.1:"),
+        "{}",
+        report.plan
+    );
+}
+
+#[tokio::test]
+async fn rotation_that_lands_during_a_poll_is_not_reverted() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    let old = "postgresql://wp:old-password@placeholder.invalid/shop";
+    stack.put_param(EAST, "/shop/db", old, true).await;
+    stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
+    let extra = PROMOTE.replace("after_polls = 3", "after_polls = 1");
+    let mut m = monitor(&stack, &extra, true, Mode::Act).await;
+    m.rds().map_endpoint("shop-db", closed_port());
+    let clock = TestClock::new(usize::MAX);
+    m.poll(&clock).await.unwrap();
+    let (primary_value, _, _) = stack.get_param(EAST, "/shop/db").await;
+    stack
+        .rds(EAST)
+        .await
+        .stop_db_instance()
+        .db_instance_identifier("shop-db")
+        .send()
+        .await
+        .unwrap();
+    // A password rotation writes the parameter while the monitor promotes.
+    let rotated = primary_value.replace("old-password", "new-password");
+    *m.rds().rotate_on_promote.borrow_mut() =
+        Some((stack.ssm(EAST).await, "/shop/db".into(), rotated.clone()));
+
+    let report = m.poll(&clock).await.unwrap();
+
+    assert!(report.promoted.is_some(), "{}", report.plan);
+    assert!(
+        matches!(
+            report.errors.as_slice(),
+            [ssm_db_monitor::Error::Changed {
+                read: 2,
+                now: 3,
+                ..
+            }]
+        ),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.errors[0].is_transient());
+    assert_eq!(
+        stack.get_param(EAST, "/shop/db").await.0,
+        rotated,
+        "the rotation stands"
+    );
+
+    // The next poll starts from the rotated value: new password, new writer.
+    m.poll(&clock).await.unwrap();
+    let (west_host, west_port) = stack.endpoint_of(WEST, "shop-db-west").await;
+    assert_eq!(
+        stack.get_param(EAST, "/shop/db").await.0,
+        format!("postgresql://wp:new-password@{west_host}:{west_port}/shop")
+    );
+}
+
+#[tokio::test]
+async fn unreachable_replica_region_does_not_stop_publishing_the_primary() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    let mut m = monitor(&stack, "", true, Mode::Act).await;
+    m.rds()
+        .unreachable
+        .borrow_mut()
+        .insert("shop-db-west".into());
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-db"),
+        "{}",
+        report.plan
+    );
+    assert_eq!(report.published, vec!["/shop/db (us-east-1)".to_string()]);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0]
+            .to_string()
+            .contains("shop-db-west (us-west-2)"),
+        "{}",
+        report.errors[0]
+    );
+    let (host, _) = stack.endpoint_of(EAST, "shop-db").await;
+    assert!(stack.get_param(EAST, "/shop/db").await.0.contains(&host));
+
+    // The primary's own region unreachable: the poll fails, nothing is decided.
+    m.rds().unreachable.borrow_mut().insert("shop-db".into());
+    assert!(m.poll(&TestClock::new(usize::MAX)).await.is_err());
 }

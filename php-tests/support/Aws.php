@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -96,8 +97,13 @@ final class MotoServer
     {
         $port = Fpm::freePort();
         $python = (string) (getenv('SSM_TEST_PYTHON') ?: 'python3');
-        $this->proc = proc_open([$python, '-m', 'moto.server', '-H', '127.0.0.1', '-p', (string) $port],
-            [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, sys_get_temp_dir(), $env + getenv());
+        $this->proc = proc_open(
+            [$python, '-m', 'moto.server', '-H', '127.0.0.1', '-p', (string) $port],
+            [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']],
+            $pipes,
+            sys_get_temp_dir(),
+            $env + getenv()
+        );
         $this->client = new Moto("http://127.0.0.1:$port");
         $deadline = microtime(true) + 30;
         while (@file_get_contents($this->client->url . '/moto-api/') === false) {

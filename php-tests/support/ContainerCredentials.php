@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -38,8 +39,11 @@ final class ContainerCredentials
         ');
         $port = Fpm::freePort();
         $server->url = "http://127.0.0.1:$port/v2/credentials/task";
-        $server->proc = proc_open([PHP_BINARY, '-n', '-S', "127.0.0.1:$port", "$server->dir/router.php"],
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
+        $server->proc = proc_open(
+            [PHP_BINARY, '-n', '-S', "127.0.0.1:$port", "$server->dir/router.php"],
+            [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']],
+            $pipes
+        );
         $deadline = microtime(true) + 10;
         while (microtime(true) < $deadline) {
             $sock = @fsockopen('127.0.0.1', $port, $errno, $errstr, 0.2);

@@ -1,4 +1,5 @@
 <?php
+
 declare(strict_types=1);
 
 namespace SsmDbConfig\Tests;
@@ -156,8 +157,13 @@ final class Fpm
         $env = $params + ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => '', 'PATH' => '/usr/bin:/bin'];
         $procs = [];
         for ($i = 0; $i < $count; $i++) {
-            $procs[] = proc_open(['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"],
-                [1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, $env);
+            $procs[] = proc_open(
+                ['timeout', (string) $timeout, 'cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"],
+                [1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']],
+                $pipes,
+                null,
+                $env
+            );
             $outs[] = $pipes[1];
         }
         $bodies = [];

@@ -256,6 +256,8 @@ impl World {
             }),
             in_flight: host.fetch.is_some(),
             forced,
+            // One process per host: nothing is taken from another.
+            newer_than_served: false,
             spread: Spread {
                 window: self.fleet.spread_window,
                 fraction_millis: host.spread_fraction_millis,

@@ -1,4 +1,6 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests of `core` (here) and of the
+//! monitor (`monitor/tests`, a dev-dependency): the one Rust harness that
+//! starts moto.
 //!
 //! # Layout
 //! - [`AwsStack`]: moto plus the counting/fault proxy from `tests/support/stack.py`,
@@ -57,18 +59,27 @@ impl AwsStack {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e} (run scripts/setup)", python.display()));
+        let mut stack = AwsStack {
+            child,
+            dir,
+            env: HashMap::new(),
+        };
+        // stack.py writes the file once moto and the proxy answer.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !env_file.exists() {
+            if let Ok(Some(status)) = stack.child.try_wait() {
+                panic!("stack.py exited early: {status}");
+            }
             assert!(Instant::now() < deadline, "moto did not start within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let env = std::fs::read_to_string(&env_file)
+        stack.env = std::fs::read_to_string(&env_file)
             .expect("env file")
             .lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        AwsStack { child, dir, env }
+        stack
     }
 
     /// moto's URL (uncounted, no faults).
@@ -120,17 +131,44 @@ impl AwsStack {
 
     /// How many GetParameter requests reached the proxy.
     pub fn get_parameter_calls(&self) -> u64 {
+        self.count("AmazonSSM.GetParameter")
+    }
+
+    /// How many requests for one operation reached the proxy, by its target:
+    /// `AmazonSSM.PutParameter`, `rds.DescribeDBInstances`...
+    pub fn count(&self, target: &str) -> u64 {
+        self.counts()["by_target"][target].as_u64().unwrap_or(0)
+    }
+
+    /// How many requests reached the proxy in all.
+    pub fn total(&self) -> u64 {
+        self.counts()["total"].as_u64().unwrap_or(0)
+    }
+
+    /// Sets the proxy's counts back to zero.
+    pub fn reset_counts(&self) {
+        http_post(self.proxy_url(), "/__proxy/reset", "");
+    }
+
+    fn counts(&self) -> serde_json::Value {
         let text = http_get(self.proxy_url(), "/__proxy/counts");
-        let v: serde_json::Value = serde_json::from_str(&text).expect("counts JSON");
-        v["by_target"]["AmazonSSM.GetParameter"]
-            .as_u64()
-            .unwrap_or(0)
+        serde_json::from_str(&text).expect("counts JSON")
     }
 }
 
 impl Drop for AwsStack {
     fn drop(&mut self) {
+        // SIGTERM, so that stack.py stops moto too (SIGKILL would orphan it).
         unsafe { libc_kill(self.child.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -145,6 +183,8 @@ fn http(base: &str, request: String) -> String {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("proxy reachable");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
     s.write_all(request.as_bytes()).expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release artefacts, as an operator gets them: builds dist/ (make dist),
-# installs the extension's .deb with dpkg -i and runs the PHPUnit suite against
+# installs the extension's .deb with apt install ./<deb> and runs the PHPUnit suite against
 # the installed extension (no -d extension= anywhere), removes and purges it
 # and checks that no file of it is left; installs the monitor's .deb, runs it,
 # removes it the same way; checks the plugin zip; validates docker/compose.yml
@@ -18,6 +18,11 @@
 # kernel refuses that, or with PACKAGES_ISOLATE=0, it installs for real and
 # still removes everything at the end.
 #
+# PACKAGES_PHP=8.4 PACKAGES_BUILT=1: the same checks of php8.4-ssm-db-config
+# and the monitor's .deb, already in dist/, in the Debian 13 root
+# (tests/suites/packages84.sh runs it there); the plugin zip and docker/ are
+# checked once, by the run on the host.
+#
 # The last line is "N passed, M failed"; the exit status is non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +34,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 
-EXT_PKG=php8.2-ssm-db-config
+PHP_V=${PACKAGES_PHP:-8.2}
+EXT_PKG=php$PHP_V-ssm-db-config
 MON_PKG=ssm-db-monitor
 
 # --- isolation ---------------------------------------------------------------
@@ -39,8 +45,13 @@ if [ -z "${PACKAGES_IN_NAMESPACE:-}" ] && [ "${PACKAGES_ISOLATE:-1}" = 1 ]; then
   elif command -v unshare >/dev/null; then
     layers=$(mktemp -d /tmp/packages-overlay.XXXXXX)
     # The inner run mounts the overlays; they vanish with its namespace.
+    # In a chroot whose / is no mount point (the Debian 13 root), / cannot be
+    # made private: there the mounts stay as they are, and scripts/debian13
+    # runs everything in a private namespace of its own already.
+    propagation=private
+    unshare --mount --propagation private true 2>/dev/null || propagation=unchanged
     set +e
-    PACKAGES_IN_NAMESPACE="$layers" unshare --mount --propagation private bash "$0" "$@"
+    PACKAGES_IN_NAMESPACE="$layers" unshare --mount --propagation "$propagation" bash "$0" "$@"
     status=$?
     set -e
     rm -rf "$layers"
@@ -82,15 +93,23 @@ known() { dpkg-query -W -f='${Status}' "$1" >/dev/null 2>&1; }
 left_over() { while read -r f; do if [ -e "$f" ] && [ ! -d "$f" ]; then echo "$f"; fi; done < "$1"; }
 links_to_ini() { find /etc/php -type l -lname '*ssm_db_config.ini' 2>/dev/null; }
 php_quiet_startup() { [ -z "$(php -r '' 2>&1)" ]; }
+# apt install ./DEB, as an operator installs a downloaded package: apt checks
+# its dependencies (PHP's API, php-common) against what is installed, and
+# fetches nothing when they are there.
+apt_install() { apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "./$1"; }
+EXT_DIR=$(php-config$PHP_V --extension-dir)
+PHP_API=$(basename "$EXT_DIR")
 
 # --- build -------------------------------------------------------------------
-echo "packages.sh: make dist"
-if ! make -s dist >"$work/dist.log" 2>&1; then
-  cat "$work/dist.log"
-  not_ok "make dist builds the packages"
-  finish
+if [ -z "${PACKAGES_BUILT:-}" ]; then
+  echo "packages.sh: make dist"
+  if ! make -s dist >"$work/dist.log" 2>&1; then
+    cat "$work/dist.log"
+    not_ok "make dist builds the packages"
+    finish
+  fi
+  ok "make dist builds the packages"
 fi
-ok "make dist builds the packages"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
 EXT_DEB=dist/${EXT_PKG}_${version}-1_${arch}.deb
@@ -98,8 +117,8 @@ MON_DEB=dist/${MON_PKG}_${version}-1_${arch}.deb
 ZIP=dist/ssm-db-config-$(sed -n 's/^ \* Version: *\([0-9][^ ]*\).*/\1/p' wp-plugin/ssm-db-config.php).zip
 check "dist/ has the extension's .deb ($EXT_DEB)" test -f "$EXT_DEB"
 check "dist/ has the monitor's .deb ($MON_DEB)" test -f "$MON_DEB"
-check "dist/ has the plugin zip ($ZIP)" test -f "$ZIP"
-[ -f "$EXT_DEB" ] && [ -f "$MON_DEB" ] && [ -f "$ZIP" ] || finish
+[ -n "${PACKAGES_BUILT:-}" ] || check "dist/ has the plugin zip ($ZIP)" test -f "$ZIP"
+[ -f "$EXT_DEB" ] && [ -f "$MON_DEB" ] && { [ -f "$ZIP" ] || [ -n "${PACKAGES_BUILT:-}" ]; } || finish
 
 # --- the extension's package -------------------------------------------------
 for pkg in "$EXT_PKG" "$MON_PKG"; do
@@ -107,17 +126,17 @@ for pkg in "$EXT_PKG" "$MON_PKG"; do
 done
 
 dpkg-deb -c "$EXT_DEB" | awk '{print $6}' | sed 's#^\./#/#' > "$work/ext-contents"
-check "the .deb puts the .so in php-config8.2 --extension-dir" \
-  grep -qx "$(php-config8.2 --extension-dir)/ssm_db_config.so" "$work/ext-contents"
-check "the .deb has /etc/php/8.2/mods-available/ssm_db_config.ini" \
-  grep -qx /etc/php/8.2/mods-available/ssm_db_config.ini "$work/ext-contents"
+check "the .deb puts the .so in php-config$PHP_V --extension-dir" \
+  grep -qx "$(php-config$PHP_V --extension-dir)/ssm_db_config.so" "$work/ext-contents"
+check "the .deb has /etc/php/$PHP_V/mods-available/ssm_db_config.ini" \
+  grep -qx /etc/php/$PHP_V/mods-available/ssm_db_config.ini "$work/ext-contents"
 dpkg-deb -e "$EXT_DEB" "$work/ext-control"
-check "the .ini is a conffile" grep -qx /etc/php/8.2/mods-available/ssm_db_config.ini "$work/ext-control/conffiles"
-check "the .deb depends on PHP 8.2's API (phpapi-20220829) and php-common (phpenmod)" \
-  bash -c "dpkg-deb -f '$EXT_DEB' Depends | grep -q phpapi-20220829 && dpkg-deb -f '$EXT_DEB' Depends | grep -q php-common"
-dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ./usr/lib/php/20220829/ssm_db_config.so > "$work/ext.so"
+check "the .ini is a conffile" grep -qx /etc/php/$PHP_V/mods-available/ssm_db_config.ini "$work/ext-control/conffiles"
+check "the .deb depends on PHP $PHP_V's API (phpapi-$PHP_API) and php-common (phpenmod)" \
+  bash -c "dpkg-deb -f '$EXT_DEB' Depends | grep -q phpapi-$PHP_API && dpkg-deb -f '$EXT_DEB' Depends | grep -q php-common"
+dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ".$EXT_DIR/ssm_db_config.so" > "$work/ext.so"
 check "the packaged .so is stripped (release profile)" bash -c "! readelf -S '$work/ext.so' | grep -q '\.symtab'"
-dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ./etc/php/8.2/mods-available/ssm_db_config.ini > "$work/ext.ini"
+dpkg-deb --fsys-tarfile "$EXT_DEB" | tar -xO ./etc/php/$PHP_V/mods-available/ssm_db_config.ini > "$work/ext.ini"
 expected_ini='extension=ssm_db_config.so
 ;ssm_db_config.parameter = ""
 ;ssm_db_config.region = ""
@@ -127,23 +146,23 @@ expected_ini='extension=ssm_db_config.so
 ;ssm_db_config.max_stale = 86400
 ;ssm_db_config.shared_dir = "auto"
 ;ssm_db_config.credentials_parameter = ""
-;ssm_db_config.direct_refresh = 1
 ;ssm_db_config.define_constants = 0
 ;ssm_db_config.fleet_hosts = 1
-;ssm_db_config.ssm_throughput = 40'
+;ssm_db_config.ssm_throughput = 40
+;ssm_db_config.max_parameters = 8'
 check "the .ini loads the extension and lists every directive, commented, with its default" \
   diff <(grep -E '^;?(extension|ssm_db_config\.)' "$work/ext.ini") <(echo "$expected_ini")
 registered=$(grep -o '"ssm_db_config\.[a-z_]*"' ext/src/ini.rs | tr -d '"' | sort -u)
 check "the .ini names exactly the directives ext/src/ini.rs registers" \
   diff <(echo "$registered") <(grep -o '^;ssm_db_config\.[a-z_]*' "$work/ext.ini" | tr -d ';' | sort -u)
 
-check "php -m does not list ssm_db_config before dpkg -i" bash -c "! php -m | grep -qx ssm_db_config"
-if dpkg -i "$EXT_DEB" >"$work/dpkg-i.log" 2>&1; then ok "dpkg -i $EXT_DEB"; else cat "$work/dpkg-i.log"; not_ok "dpkg -i $EXT_DEB"; finish; fi
+check "php -m does not list ssm_db_config before apt install" bash -c "! php -m | grep -qx ssm_db_config"
+if apt_install "$EXT_DEB" >"$work/dpkg-i.log" 2>&1; then ok "apt install ./$EXT_DEB"; else cat "$work/dpkg-i.log"; not_ok "apt install ./$EXT_DEB"; finish; fi
 check "php -m lists ssm_db_config (no -d flag)" bash -c "php -m | grep -qx ssm_db_config"
 check "php -n -m does not (so php.ini's conf.d loads it)" bash -c "! php -n -m | grep -qx ssm_db_config"
-check "phpenmod enabled it for the cli SAPI (conf.d link)" test -L /etc/php/8.2/cli/conf.d/20-ssm_db_config.ini
-check "phpenmod enabled it for php-fpm (conf.d link)" test -L /etc/php/8.2/fpm/conf.d/20-ssm_db_config.ini
-check "php-fpm8.2 -m lists ssm_db_config" bash -c "php-fpm8.2 -m 2>/dev/null | grep -qx ssm_db_config"
+check "phpenmod enabled it for the cli SAPI (conf.d link)" test -L /etc/php/$PHP_V/cli/conf.d/20-ssm_db_config.ini
+check "phpenmod enabled it for php-fpm (conf.d link)" test -L /etc/php/$PHP_V/fpm/conf.d/20-ssm_db_config.ini
+check "php-fpm$PHP_V -m lists ssm_db_config" bash -c "php-fpm$PHP_V -m 2>/dev/null | grep -qx ssm_db_config"
 check "PHP starts without a warning" php_quiet_startup
 check "the directives have their defaults" \
   test "$(php -r 'foreach (["ttl","timeout_ms","max_stale","shared_dir"] as $d) echo ini_get("ssm_db_config.$d"), " ";')" = "60 2000 86400 auto "
@@ -155,7 +174,7 @@ SSM_DB_CONFIG_INSTALLED=1 SSM_DB_CONFIG_SO= php-tests/run > "$work/phpunit.log" 
 phpunit_status=$?
 set -e
 tail -n 4 "$work/phpunit.log"
-mkdir -p tests/artifacts/packages && cp "$work/phpunit.log" tests/artifacts/packages/phpunit.log
+mkdir -p tests/artifacts/packages && cp "$work/phpunit.log" "tests/artifacts/packages/phpunit-php$PHP_V.log"
 if [ "$phpunit_status" = 0 ]; then ok "PHPUnit passes against the installed extension"; else
   { grep -E '^[0-9]+\)|FAIL|Error' "$work/phpunit.log" || true; } | head -20; not_ok "PHPUnit passes against the installed extension"; fi
 check "PHPUnit ran tests" grep -qE '^(OK \(|Tests: )[0-9]+' "$work/phpunit.log"
@@ -163,11 +182,11 @@ check "no process loaded the extension twice (no -d extension= on top of php.ini
   bash -c "! grep -q 'already loaded' '$work/phpunit.log'"
 
 if dpkg -r "$EXT_PKG" >"$work/dpkg-r.log" 2>&1; then ok "dpkg -r $EXT_PKG"; else cat "$work/dpkg-r.log"; not_ok "dpkg -r $EXT_PKG"; fi
-check "after dpkg -r: the .so is gone" test ! -e /usr/lib/php/20220829/ssm_db_config.so
+check "after dpkg -r: the .so is gone" test ! -e "$EXT_DIR/ssm_db_config.so"
 check "after dpkg -r: no conf.d link to the .ini is left" test -z "$(links_to_ini)"
 check "after dpkg -r: php -m does not list it, and PHP starts without a warning" \
   bash -c "! php -m | grep -qx ssm_db_config && [ -z \"\$(php -r '' 2>&1)\" ]"
-check "after dpkg -r: the .ini stays (a conffile) until purge" test -f /etc/php/8.2/mods-available/ssm_db_config.ini
+check "after dpkg -r: the .ini stays (a conffile) until purge" test -f /etc/php/$PHP_V/mods-available/ssm_db_config.ini
 if dpkg -P "$EXT_PKG" >"$work/dpkg-p.log" 2>&1; then ok "dpkg -P $EXT_PKG"; else cat "$work/dpkg-p.log"; not_ok "dpkg -P $EXT_PKG"; fi
 check "after dpkg -P: dpkg no longer knows $EXT_PKG" bash -c "! dpkg-query -W $EXT_PKG >/dev/null 2>&1"
 left=$(left_over "$work/ext-files")
@@ -178,11 +197,11 @@ check "after dpkg -P: phpenmod's state for it is gone (/var/lib/php/modules)" \
   test -z "$(find /var/lib/php/modules -name ssm_db_config 2>/dev/null)"
 
 # --- the monitor's package ---------------------------------------------------
-check "the packaged unit is monitor/packaging's with /usr/bin paths" \
-  diff <(sed -e '/^#/d' -e 's#/usr/local/#/usr/#g' monitor/packaging/ssm-db-monitor.service) <(sed '/^#/d' packaging/monitor/ssm-db-monitor.service)
+check "the packaged unit is packaging/monitor's" \
+  diff <(dpkg-deb --fsys-tarfile "$MON_DEB" | tar -xO ./lib/systemd/system/ssm-db-monitor.service) packaging/monitor/ssm-db-monitor.service
 dpkg-deb -e "$MON_DEB" "$work/mon-control"
 check "the monitor's example configuration is a conffile" grep -qx /etc/ssm-db-monitor/monitor.toml "$work/mon-control/conffiles"
-if dpkg -i "$MON_DEB" >"$work/dpkg-i-mon.log" 2>&1; then ok "dpkg -i $MON_DEB"; else cat "$work/dpkg-i-mon.log"; not_ok "dpkg -i $MON_DEB"; finish; fi
+if apt_install "$MON_DEB" >"$work/dpkg-i-mon.log" 2>&1; then ok "apt install ./$MON_DEB"; else cat "$work/dpkg-i-mon.log"; not_ok "apt install ./$MON_DEB"; finish; fi
 check "ssm-db-monitor --help works" bash -c "ssm-db-monitor --help | grep -q -- --config"
 check "the systemd unit is installed and runs /usr/bin/ssm-db-monitor" \
   grep -q '^ExecStart=/usr/bin/ssm-db-monitor --config /etc/ssm-db-monitor/monitor.toml' /lib/systemd/system/ssm-db-monitor.service
@@ -206,6 +225,8 @@ left=$(left_over "$work/mon-files")
 check "after dpkg -P: no file of dpkg -L is left${left:+ (left: $left)}" test -z "$left"
 check "after dpkg -P: /etc/ssm-db-monitor and its doc folder are gone" \
   bash -c "[ ! -e /etc/ssm-db-monitor ] && [ ! -e /usr/share/doc/$MON_PKG ]"
+
+[ -z "${PACKAGES_BUILT:-}" ] || finish
 
 # --- the plugin zip ----------------------------------------------------------
 unzip -Z1 "$ZIP" | grep -v '/$' | sort > "$work/zip-files"

@@ -6,11 +6,6 @@
 # alone, and runs php-tests/run there (PHPUnit, php-fpm 8.4, moto from the
 # root's /opt/venv).
 #
-# The first build copies target/release (the host's build, which
-# scripts/setup makes) into target/php84: the dependencies are the same
-# code, and cargo rebuilds what depends on PHP (ext-php-rs's bindings, the
-# extension) because their build inputs changed.
-#
 # Run from the repository root, as root (debootstrap, chroot, mount). Not
 # root: says why and exits 0. The last line is the summary.
 set -euo pipefail
@@ -26,17 +21,9 @@ t0=$(date +%s)
 scripts/debian13
 t_root=$(( $(date +%s) - t0 ))
 
-so="$PWD/target/php84/release/libssm_db_config.so"
 t0=$(date +%s)
-if [ ! -d target/php84/release ] && [ -d target/release ]; then
-  mkdir -p target/php84
-  cp -a --reflink=auto target/release target/php84/release
-fi
-# The build inside is offline: crates come from the host's registry.
-cargo fetch --locked --quiet
-say "building the extension for PHP 8.4 (cargo build --release, target/php84)"
-scripts/debian13 run env PHP=/usr/bin/php8.4 PHP_CONFIG=/usr/bin/php-config8.4 CARGO_TARGET_DIR=target/php84 \
-  cargo build --release --offline --locked --quiet -p ssm-db-config
+say "building the extension for PHP 8.4 (scripts/debian13 build: cargo build --release, target/php84)"
+so=$(scripts/debian13 build)
 scripts/debian13 run php8.4 -d extension="$so" -m | grep -x ssm_db_config >/dev/null \
   || { say "FAIL: PHP 8.4 does not load $so"; exit 1; }
 t_build=$(( $(date +%s) - t0 ))

@@ -25,6 +25,10 @@ Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
   ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body),
   ``denied`` (400 AccessDeniedException, as IAM answers a policy that does not
   allow one parameter: moto's IAM does not scope policies to resources).
+  With ``"for_ms": n`` the fault ends by itself n ms after it was set (a throttle
+  window of a failover, say); ``counts`` then says ``"faulted"``: how many
+  requests a fault answered or broke, and ``"recent"`` the last 200 requests as
+  [unix time, target, fault mode].
 
 ``--auth`` (``AwsStack(auth=True)``): moto checks every request's SigV4
 signature and IAM policy, as AWS does. The stack creates an IAM user allowed
@@ -32,6 +36,7 @@ signature and IAM policy, as AWS does. The stack creates an IAM user allowed
 ``testing``; a request signed wrongly gets ``SignatureDoesNotMatch``.
 """
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -112,6 +117,8 @@ class FaultProxy:
         self.by_parameter = {}
         self.by_access_key = {}
         self.total = 0
+        self.faulted = 0
+        self.recent = collections.deque(maxlen=200)
         self.fault = {"mode": "none"}
         proxy = self
 
@@ -132,7 +139,8 @@ class FaultProxy:
             def _control(self, body):
                 if self.path == "/__proxy/counts":
                     with proxy.lock:
-                        data = {"total": proxy.total, "by_target": dict(proxy.counts),
+                        data = {"total": proxy.total, "faulted": proxy.faulted, "recent": list(proxy.recent),
+                                "by_target": dict(proxy.counts),
                                 "by_parameter": dict(proxy.by_parameter), "by_access_key": dict(proxy.by_access_key)}
                     return self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
                 if self.path == "/__proxy/reset":
@@ -141,11 +149,15 @@ class FaultProxy:
                         proxy.by_parameter.clear()
                         proxy.by_access_key.clear()
                         proxy.total = 0
+                        proxy.faulted = 0
+                        proxy.recent.clear()
                         proxy.fault = {"mode": "none"}
                     return self._send(200, b"{}")
                 if self.path == "/__proxy/fault":
                     with proxy.lock:
                         proxy.fault = json.loads(body or b"{}")
+                        if "for_ms" in proxy.fault:
+                            proxy.fault["until"] = time.monotonic() + proxy.fault["for_ms"] / 1000
                     return self._send(200, b"{}")
                 return self._send(404, b"unknown control path")
 
@@ -171,6 +183,11 @@ class FaultProxy:
                         key = f"{scope[2] if len(scope) >= 5 else '?'} {name}"
                         proxy.by_parameter[key] = proxy.by_parameter.get(key, 0) + 1
                     fault = dict(proxy.fault)
+                    if "until" in fault and time.monotonic() >= fault["until"]:
+                        fault = proxy.fault = {"mode": "none"}
+                    if fault.get("mode", "none") != "none":
+                        proxy.faulted += 1
+                    proxy.recent.append([round(time.time(), 3), target, fault.get("mode", "none")])
                 mode = fault.get("mode", "none")
                 if mode == "refuse":
                     return self._hard_close()

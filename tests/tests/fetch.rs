@@ -4,14 +4,13 @@
 use std::time::{Duration, Instant};
 
 use ssm_db_config_core::fetch::Environment;
-use ssm_db_config_core::{Attempts, CachedConfig, ErrorKind, FetchSettings, Secret, SsmFetcher};
+use ssm_db_config_core::policy::MAX_ATTEMPTS;
+use ssm_db_config_core::{
+    CachedConfig, ErrorKind, ExposeSecret, FetchSettings, SecretString, SsmFetcher,
+};
 use ssm_db_config_tests::AwsStack;
 
 async fn fetcher(endpoint: &str, timeout_ms: u64) -> SsmFetcher {
-    fetcher_with(endpoint, timeout_ms, true).await
-}
-
-async fn fetcher_with(endpoint: &str, timeout_ms: u64, direct: bool) -> SsmFetcher {
     // The credentials reach the SDK through its environment, not the process's.
     let environment = Environment::new(
         [
@@ -19,13 +18,12 @@ async fn fetcher_with(endpoint: &str, timeout_ms: u64, direct: bool) -> SsmFetch
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
-        .map(|(k, v)| (k.to_owned(), Secret::new(v.to_owned()))),
+        .map(|(k, v)| (k.to_owned(), SecretString::from(v.to_owned()))),
     );
     let settings = FetchSettings {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint.into()),
         timeout: Duration::from_millis(timeout_ms),
-        direct,
         environment: Some(std::sync::Arc::new(environment)),
     };
     SsmFetcher::new(&settings).await.expect("fetcher")
@@ -160,74 +158,69 @@ async fn fails_as(
     );
 }
 
-/// Once the SDK has answered, refreshes go direct (`core/src/direct.rs`):
-/// every fault must come out of that path as it does out of the SDK's, and
-/// hand the next attempt back to the SDK.
+/// The SDK's standard retry, as `policy::retry_after` models it: transient
+/// faults up to `MAX_ATTEMPTS` attempts, a throttle or a lasting failure once.
+/// (A 200 whose body does not parse is not retried either: the SDK's choice;
+/// it still fails as a transient service error.)
 #[tokio::test(flavor = "current_thread")]
-async fn direct_path_classifies_faults_as_the_sdk_path_does() {
+async fn retries_transient_faults_only_up_to_the_attempt_limit() {
     let aws = AwsStack::start();
-    aws.put_secure("/it/direct", "postgresql://wp:pw@db.internal:5432/shop")
-        .await;
-    // (mode, budget, kind, transient, retried: whether the budget leaves
-    // room for another attempt after the direct one)
     let cases = [
-        // A throttle is not retried inside the fetch (see the test below).
-        ("throttle", 2000, ErrorKind::Throttled, true, false),
-        ("500", 2000, ErrorKind::Service, true, true),
-        ("garbage", 2000, ErrorKind::Service, true, true),
-        ("hang", 600, ErrorKind::Timeout, true, false),
-        ("refuse", 2000, ErrorKind::Network, true, true),
-        ("reset", 2000, ErrorKind::Network, true, true),
-        ("denied", 2000, ErrorKind::AccessDenied, false, true),
+        ("throttle", 1),
+        ("denied", 1),
+        ("500", MAX_ATTEMPTS),
+        ("reset", MAX_ATTEMPTS),
+        ("garbage", 1),
     ];
-    for (mode, budget_ms, kind, transient, retried) in cases {
-        let f = fetcher(aws.proxy_url(), budget_ms).await;
-        f.get("/it/direct").await.expect("through the SDK");
-        f.get("/it/direct").await.expect("direct");
-        assert_eq!(f.attempts(), Attempts { sdk: 1, direct: 1 }, "{mode}");
-
-        fails_as(&aws, &f, "/it/direct", mode, budget_ms, kind, transient).await;
-        // The failed direct attempt was the first; the retries inside the
-        // budget (transient faults), or the one immediate retry (a denial,
-        // in case the cached credentials were the cause), went through the SDK.
-        let after_fault = f.attempts();
-        assert_eq!(after_fault.direct, 2, "{mode}: {after_fault:?}");
-        if retried {
-            assert!(
-                after_fault.sdk >= 2,
-                "{mode}: nothing went back to the SDK: {after_fault:?}"
-            );
-        }
-
-        aws.fault("none", 0);
-        f.get("/it/direct").await.expect("through the SDK again");
-        f.get("/it/direct").await.expect("direct again");
-        assert_eq!(
-            f.attempts(),
-            Attempts {
-                sdk: after_fault.sdk + 1,
-                direct: 3
-            },
-            "{mode}"
-        );
+    for (mode, requests) in cases {
+        let f = fetcher(aws.proxy_url(), 5000).await;
+        aws.fault(mode, 0);
+        f.get("/it/retried").await.unwrap_err();
+        assert_eq!(f.requests(), u64::from(requests), "{mode}");
     }
 }
 
+/// AWS_MAX_ATTEMPTS and AWS_RETRY_MODE do not change how often a host calls SSM.
 #[tokio::test(flavor = "current_thread")]
-async fn direct_path_reads_missing_parameters_and_pairs() {
+async fn retry_settings_in_the_environment_are_ignored() {
+    let aws = AwsStack::start();
+    let environment = Environment::new(
+        [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_MAX_ATTEMPTS", "10"),
+            ("AWS_RETRY_MODE", "adaptive"),
+        ]
+        .map(|(k, v)| (k.to_owned(), SecretString::from(v.to_owned()))),
+    );
+    let settings = FetchSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(aws.proxy_url().into()),
+        timeout: Duration::from_millis(5000),
+        environment: Some(std::sync::Arc::new(environment)),
+    };
+    let f = SsmFetcher::new(&settings).await.expect("fetcher");
+    aws.fault("500", 0);
+    f.get("/it/env").await.unwrap_err();
+    assert_eq!(f.requests(), u64::from(MAX_ATTEMPTS));
+    aws.fault("throttle", 0);
+    f.get("/it/env").await.unwrap_err();
+    assert_eq!(f.requests(), u64::from(MAX_ATTEMPTS) + 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reads_missing_parameters_and_pairs() {
     let aws = AwsStack::start();
     aws.put_secure("/it/pair/db", "postgresql://wp:pw@db.internal:5432/shop")
         .await;
     aws.put_secure("/it/pair/creds", r#"{"username":"u","password":"p"}"#)
         .await;
     let f = fetcher(aws.proxy_url(), 2000).await;
-    f.get("/it/pair/db").await.expect("through the SDK");
-    // A missing parameter, or one of a pair: not found, from the direct path.
     assert_eq!(
         f.get("/it/pair/none").await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    f.get("/it/pair/db").await.expect("through the SDK");
     let err = f
         .get_pair("/it/pair/db", "/it/pair/nocreds")
         .await
@@ -237,25 +230,13 @@ async fn direct_path_reads_missing_parameters_and_pairs() {
         (ErrorKind::NotFound, true),
         "{err}"
     );
-    f.get("/it/pair/db").await.expect("through the SDK");
     let (main, creds) = f
         .get_pair("/it/pair/db:1", "/it/pair/creds")
         .await
-        .expect("direct pair");
+        .expect("pair");
     assert!(
-        main.value.expose().starts_with("postgresql://") && creds.value.expose().contains("\"u\"")
+        main.value.expose_secret().starts_with("postgresql://")
+            && creds.value.expose_secret().contains("\"u\"")
     );
-    assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 3 });
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn with_direct_off_every_attempt_goes_through_the_sdk() {
-    let aws = AwsStack::start();
-    aws.put_secure("/it/sdkonly", "postgresql://wp:pw@db:5432/shop")
-        .await;
-    let f = fetcher_with(aws.proxy_url(), 2000, false).await;
-    for _ in 0..3 {
-        f.get("/it/sdkonly").await.expect("through the SDK");
-    }
-    assert_eq!(f.attempts(), Attempts { sdk: 3, direct: 0 });
+    assert_eq!(f.requests(), 3, "a missing parameter is not retried");
 }

@@ -3,7 +3,8 @@
 browser). Prints "ok - " / "not ok - " lines; screenshots and page HTML go to
 tests/artifacts/wordpress/. Every request the browser makes outside 127.0.0.1 is aborted.
 
-Environment: WP_URL, WP (the site folder), PROXY_URL, ADMIN_PASS, SUBSCRIBER_PASS, CANARY.
+Environment: WP_URL, WP (the site folder), PROXY_URL, ADMIN_PASS, SUBSCRIBER_PASS, CANARY,
+ARTIFACTS (optional, the folder for screenshots).
 """
 import json
 import os
@@ -16,7 +17,7 @@ from playwright.sync_api import sync_playwright
 WP_URL = os.environ["WP_URL"]
 WP = os.environ["WP"]
 CANARY = os.environ["CANARY"]
-ARTIFACTS = os.path.join(os.getcwd(), "tests", "artifacts", "wordpress")
+ARTIFACTS = os.environ.get("ARTIFACTS") or os.path.join(os.getcwd(), "tests", "artifacts", "wordpress")
 TOOLS = WP_URL + "/wp-admin/tools.php?page=ssm-db-config"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -35,7 +35,10 @@ if ( is_wp_error( $subscriber ) ) {
 }
 // No Gravatar requests from the browser: traffic stays on 127.0.0.1.
 update_option( 'show_avatars', 0 );
-switch_theme( 'twentytwentythree' );
+// The default theme of this WordPress when it is installed (Debian ships themes in packages of
+// their own), else the one that is: a front page with no theme is empty.
+$themes = wp_get_themes();
+switch_theme( isset( $themes[ WP_DEFAULT_THEME ] ) ? WP_DEFAULT_THEME : (string) array_key_first( $themes ) );
 $activated = activate_plugin( 'ssm-db-config/ssm-db-config.php' );
 if ( is_wp_error( $activated ) ) {
 	fwrite( STDERR, 'activate: ' . $activated->get_error_message() . "\n" );

@@ -11,10 +11,35 @@ export DB_ADMIN
 PIDS=()          # Processes to stop on exit (servers started in the foreground of a subshell).
 PG_DIRS=()       # PostgreSQL data folders to stop with pg_ctl.
 FPM_EXTRA_INI=() # More -d directives for the php-fpm masters started from then on.
+FPM_WRAP=()      # A command php-fpm runs under (bench/wordpress.sh: valgrind --tool=callgrind).
+# The php-fpm binary: the one of the PHP that runs this script (php-fpm8.2 on Debian 12,
+# php-fpm8.4 in the Debian 13 root), or $PHP_FPM.
+PHP_FPM=${PHP_FPM:-php-fpm$(php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')}
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1 (and, most likely, on ::1).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# make_tls_certs DIR USER: a throw-away CA and a server certificate for 127.0.0.1, ::1 and
+# localhost (ca.pem, server.pem, server-key.pem), plus a second CA that signed nothing
+# (other-ca.pem), readable by USER.
+make_tls_certs() {
+  local dir=$1 user=$2
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ssm-db-config-test-ca \
+      -keyout ca-key.pem -out ca.pem
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ssm-db-config-other-ca \
+      -keyout other-ca-key.pem -out other-ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server-key.pem -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+      -extfile san.ext -out server.pem
+  ) >"$dir/openssl.log" 2>&1
+  chmod 644 "$dir"/*.pem
+  give "$user" "$dir"
 }
 
 # Runs a command as a non-root user when we are root (servers that refuse root).
@@ -55,18 +80,20 @@ wait_for() {  # wait_for SECONDS COMMAND...
   done
 }
 
-# start_mariadb NAME: a MariaDB server in $RUN/NAME on a free port; sets NAME_PORT and NAME_SOCK.
+# start_mariadb NAME [BIND [MARIADBD_ARGS...]]: a MariaDB server in $RUN/NAME on a free port
+# of BIND (127.0.0.1 by default; ::1 for IPv6); sets NAME_PORT and NAME_SOCK.
 start_mariadb() {
-  local name=$1 dir=$RUN/$1 port
+  local name=$1 dir=$RUN/$1 port bind=${2:-127.0.0.1}
+  shift; shift || true
   port=$(free_port)
   mkdir -p "$dir/data"
   give "$MYSQL_OS_USER" "$dir"
   mariadb-install-db --no-defaults --user="$MYSQL_OS_USER" --datadir="$dir/data" \
     --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1
   mariadbd --no-defaults --user="$MYSQL_OS_USER" --datadir="$dir/data" --socket="$dir/sock" \
-    --pid-file="$dir/pid" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+    --pid-file="$dir/pid" --port="$port" --bind-address="$bind" --skip-name-resolve \
     --log-error="$dir/error.log" --innodb-buffer-pool-size=32M --skip-log-bin \
-    --performance-schema=OFF >/dev/null 2>&1 &
+    --performance-schema=OFF "$@" >/dev/null 2>&1 &
   PIDS+=($!)
   eval "${name}_PORT=$port ${name}_SOCK=$dir/sock ${name}_PID=$!"
   wait_for 60 mariadb-admin --no-defaults --socket="$dir/sock" -u"$DB_ADMIN" ping
@@ -182,8 +209,9 @@ php_admin_value[sys_temp_dir] = $tmp
 php_admin_flag[log_errors] = on
 php_admin_flag[display_errors] = off
 CONF
-  php-fpm8.2 -F -y "$dir/php-fpm.conf" -d "extension=$SO" -d "ssm_db_config.parameter=$parameter" \
-    -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
+  # SO empty: php-fpm without the extension (bench/wordpress.sh's baseline).
+  "${FPM_WRAP[@]}" "$PHP_FPM" -F -y "$dir/php-fpm.conf" ${SO:+-d "extension=$SO"} -d "ssm_db_config.parameter=$parameter" \
+    -d error_reporting=E_ALL -d "ssm_db_config.ttl=$ttl" -d "ssm_db_config.timeout_ms=1000" -d "ssm_db_config.shared_dir=$shared" \
     "${FPM_EXTRA_INI[@]}" >>"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
   eval "${name}_PORT=$port ${name}_PID=$! ${name}_ARGS='$parameter $ttl $children'"

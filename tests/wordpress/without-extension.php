@@ -55,7 +55,12 @@ check( 'refresh reports not_loaded', ! $refresh->ok && 'not_loaded' === $refresh
 $limiter = ( new SSM_DB_Config_Refresh_Limiter() )->refresh();
 check( 'the drop-ins\' limiter does nothing', false === $limiter['fetched'] && 'extension_not_loaded' === $limiter['error'] );
 
+// The php CLI puts the environment in $_SERVER: the setting, and the request's header.
+$token = 'token-' . bin2hex( random_bytes( 8 ) );
 foreach ( array( 'live.php' => 'NOT_LIVE extension_not_loaded', 'db.php' => 'NOT_WRITER extension_not_loaded' ) as $file => $expected ) {
-	$out = (string) shell_exec( escapeshellarg( PHP_BINARY ) . ' ' . escapeshellarg( WP_PLUGIN_DIR . '/ssm-db-config/health/' . $file ) . ' 2>&1' );
+	$command = escapeshellarg( PHP_BINARY ) . ' ' . escapeshellarg( WP_PLUGIN_DIR . '/ssm-db-config/health/' . $file ) . ' 2>&1';
+	$out     = (string) shell_exec( 'SSM_DB_CONFIG_HEALTH_TOKEN=' . $token . ' HTTP_X_HEALTH_TOKEN=' . $token . ' ' . $command );
 	check( "health/$file answers $expected", trim( $out ) === $expected );
+	$out = (string) shell_exec( 'SSM_DB_CONFIG_HEALTH_TOKEN=' . $token . ' ' . $command );
+	check( "health/$file without the token answers Not Found", 'Not Found' === trim( $out ) );
 }

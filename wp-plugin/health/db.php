@@ -2,28 +2,37 @@
 /**
  * Database health endpoint for Route 53 (and anything that must know where the writer is).
  *
- * Requested directly; does not load WordPress, so it answers when WordPress cannot. Connects
- * to the database that ssm_db_config() names (engine from DB_ENGINE) and checks that it is a
- * writer: PostgreSQL's pg_is_in_recovery() is false; MySQL/MariaDB's read_only and
- * innodb_read_only are off.
+ * Requested directly; does not load WordPress, so it answers when WordPress cannot. Closed
+ * unless the operator allowed the client (SSM_DB_CONFIG_HEALTH_ALLOW / _TOKEN, see
+ * includes/class-health-access.php): anyone else gets a bare 404, and nothing is fetched,
+ * probed or written for them. Connects to the database that ssm_db_config() names (engine
+ * from DB_ENGINE) and checks that it is a writer: PostgreSQL's pg_is_in_recovery() is false;
+ * MySQL/MariaDB's read_only and innodb_read_only are off.
  *
  * - 200, body beginning "WRITER_OK" (Route 53 string matching reads the first 5,120 bytes);
  * - 503 with Retry-After and a body "NOT_WRITER <reason>" otherwise;
  * - Cache-Control: no-store; the body names no host, user or password;
  * - the whole check finishes within 1.5 s;
- * - the result is shared for 1 s by every worker on this host (Route 53's checkers arrive
- *   in bursts from many regions): the first request in a second checks, the others wait for
- *   it on a lock and reuse its answer. X-Health-Cache says which happened.
+ * - one check per second per host: its result, in the plugin's private state folder, answers
+ *   every request of the next second. A request never waits for another worker's check: while
+ *   one runs, the others answer from the previous result (up to a minute old), or 503 "busy"
+ *   when there is none. X-Health-Cache says which: hit, miss (checked now), stale, busy.
+ * - without a usable state folder it answers 503 "state_unavailable" and checks nothing:
+ *   otherwise every request would open a database connection.
  *
  * @package SsmDbConfig
  */
 
 define( 'SSM_DB_CONFIG_STANDALONE', true );
+require_once dirname( __DIR__ ) . '/includes/class-health-access.php';
+SSM_DB_Config_Health_Access::enforce();
+require_once dirname( __DIR__ ) . '/includes/class-state-dir.php';
 require_once dirname( __DIR__ ) . '/includes/class-db-probe.php';
 
 ( static function () {
 	$budget = 1.5;   // Seconds for the whole answer.
-	$share  = 1.0;   // Seconds a result is reused.
+	$share  = 1.0;   // Seconds a result answers every request.
+	$stale  = 60.0;  // Seconds a previous result may answer while another worker checks.
 	$start  = microtime( true );
 	// Leave a margin for PHP to send the answer.
 	$deadline = $start + $budget - 0.1;
@@ -42,58 +51,71 @@ require_once dirname( __DIR__ ) . '/includes/class-db-probe.php';
 		header( 'Retry-After: 1' );
 		echo 'NOT_WRITER ' . $reason . "\n"; // phpcs:ignore WordPress.Security.EscapeOutput -- a fixed code, text/plain.
 	};
+	$from = static function ( array $result, string $cache ) use ( $respond ) {
+		$respond( ! empty( $result['writer'] ), (string) ( $result['reason'] ?? 'unknown' ), $cache );
+	};
+	$age = static fn( ?array $result ) => null === $result ? INF : microtime( true ) - (float) ( $result['time'] ?? 0 );
 
 	if ( ! function_exists( 'ssm_db_config' ) ) {
 		$respond( false, 'extension_not_loaded', 'none' );
 		return;
 	}
 
-	$uid    = function_exists( 'posix_geteuid' ) ? posix_geteuid() : getmyuid();
-	$file   = sys_get_temp_dir() . '/ssm-db-config-health-' . $uid . '-' . md5( (string) ini_get( 'ssm_db_config.parameter' ) ) . '.json';
-	$handle = @fopen( $file, 'c+' ); // phpcs:ignore WordPress.PHP.NoSilencedErrors, WordPress.WP.AlternativeFunctions
-	if ( false !== $handle ) {
-		// Wait for the worker that is checking right now, but never past the deadline.
-		while ( ! flock( $handle, LOCK_EX | LOCK_NB ) ) {
-			if ( microtime( true ) >= $deadline ) {
-				fclose( $handle ); // phpcs:ignore WordPress.WP.AlternativeFunctions
-				$respond( false, 'timeout', 'busy' );
-				return;
-			}
-			usleep( 10000 );
+	$dir = SSM_DB_Config_State_Dir::open( null, $why );
+	if ( null === $dir ) {
+		error_log( 'ssm-db-config health endpoint: no state folder, so no check: ' . $why ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions
+		$respond( false, 'state_unavailable', 'none' );
+		return;
+	}
+	$name   = 'health-' . md5( (string) ini_get( 'ssm_db_config.parameter' ) );
+	$file   = $dir . '/' . $name . '.json';
+	$last   = SSM_DB_Config_State_Dir::read( $file );
+	$last_age = $age( $last );
+	if ( $last_age >= 0 && $last_age < $share ) {
+		$from( $last, 'hit' );
+		return;
+	}
+
+	// One checker per host; everyone else answers at once.
+	$lock = @fopen( $dir . '/' . $name . '.lock', 'c' ); // phpcs:ignore WordPress.PHP.NoSilencedErrors, WordPress.WP.AlternativeFunctions
+	if ( false === $lock || ! flock( $lock, LOCK_EX | LOCK_NB ) ) {
+		if ( false !== $lock ) {
+			fclose( $lock ); // phpcs:ignore WordPress.WP.AlternativeFunctions
 		}
-		$shared = json_decode( (string) stream_get_contents( $handle, -1, 0 ), true );
-		$age    = is_array( $shared ) ? microtime( true ) - (float) ( $shared['time'] ?? 0 ) : INF;
-		if ( $age >= 0 && $age < $share ) {
-			flock( $handle, LOCK_UN );
-			fclose( $handle ); // phpcs:ignore WordPress.WP.AlternativeFunctions
-			$respond( ! empty( $shared['writer'] ), (string) ( $shared['reason'] ?? 'unknown' ), 'hit' );
+		if ( $last_age >= 0 && $last_age < $stale ) {
+			$from( $last, 'stale' );
+		} else {
+			$respond( false, false === $lock ? 'state_unavailable' : 'busy', 'busy' );
+		}
+		return;
+	}
+	try {
+		// Another worker may have finished a check between the read above and the lock.
+		$last     = SSM_DB_Config_State_Dir::read( $file );
+		$last_age = $age( $last );
+		if ( $last_age >= 0 && $last_age < $share ) {
+			$from( $last, 'hit' );
 			return;
 		}
+		try {
+			$config = ssm_db_config();
+			$status = ssm_db_config_status();
+			$result = ( new SSM_DB_Config_Db_Probe() )->check( $config, $deadline, (array) ( $status['options'] ?? array() ) );
+			unset( $config );
+			$writer = $result->writer;
+			$reason = $result->reason;
+		} catch ( \Throwable $e ) {
+			$writer = false;
+			$reason = SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE;
+		}
+		if ( microtime( true ) > $start + $budget ) {
+			$writer = false;
+			$reason = SSM_DB_Config_Probe_Result::TIMEOUT;
+		}
+		SSM_DB_Config_State_Dir::write( $file, array( 'time' => microtime( true ), 'writer' => $writer, 'reason' => $reason ) );
+		$respond( $writer, $reason, 'miss' );
+	} finally {
+		flock( $lock, LOCK_UN );
+		fclose( $lock ); // phpcs:ignore WordPress.WP.AlternativeFunctions
 	}
-
-	try {
-		$config = ssm_db_config();
-		$status = ssm_db_config_status();
-		$result = ( new SSM_DB_Config_Db_Probe() )->check( $config, $deadline, (array) ( $status['options'] ?? array() ) );
-		unset( $config );
-		$writer = $result->writer;
-		$reason = $result->reason;
-	} catch ( \Throwable $e ) {
-		$writer = false;
-		$reason = SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE;
-	}
-	if ( microtime( true ) > $start + $budget ) {
-		$writer = false;
-		$reason = SSM_DB_Config_Probe_Result::TIMEOUT;
-	}
-
-	if ( false !== $handle ) {
-		ftruncate( $handle, 0 );
-		rewind( $handle );
-		fwrite( $handle, (string) json_encode( array( 'time' => microtime( true ), 'writer' => $writer, 'reason' => $reason ) ) ); // phpcs:ignore WordPress.WP.AlternativeFunctions
-		fflush( $handle );
-		flock( $handle, LOCK_UN );
-		fclose( $handle ); // phpcs:ignore WordPress.WP.AlternativeFunctions
-	}
-	$respond( $writer, $reason, 'miss' );
 } )();

@@ -24,6 +24,12 @@ final class SSM_DB_Config_Admin_Page {
 	/** Option that records which drop-ins this plugin installed, and when. */
 	const OPTION_DROPINS = 'ssm_db_config_installed_dropins';
 
+	/** Constant (wp-config.php) that forbids installing or removing drop-ins from the page. */
+	const DISALLOW_DROPINS = 'SSM_DB_CONFIG_DISALLOW_DROPINS';
+
+	/** Capability that multisite asks for network-wide things: a drop-in runs for every site. */
+	const NETWORK_CAPABILITY = 'manage_network_options';
+
 	/**
 	 * Result of the action handled in this request.
 	 *
@@ -97,6 +103,10 @@ final class SSM_DB_Config_Admin_Page {
 				if ( ! in_array( $file, SSM_DB_Config_Dropins::NAMES, true ) ) {
 					wp_die( esc_html__( 'Unknown drop-in.', 'ssm-db-config' ), 400 );
 				}
+				$refusal = self::current_dropins_refusal();
+				if ( null !== $refusal ) {
+					wp_die( esc_html( SSM_DB_Config_Labels::dropins_refusal( $refusal ) ), 403 );
+				}
 				$this->action = $this->dropin_action( $action, $file );
 				break;
 			default:
@@ -112,6 +122,54 @@ final class SSM_DB_Config_Admin_Page {
 	 */
 	public static function nonce_action( string $action, string $file = '' ): string {
 		return 'ssm_db_config_' . $action . ( '' === $file ? '' : '_' . $file );
+	}
+
+	/**
+	 * Why drop-ins may not be installed or removed from the page, or null when they may. Pure:
+	 * the caller says what WordPress knows.
+	 *
+	 * @param bool $dropins_disallowed SSM_DB_CONFIG_DISALLOW_DROPINS is true.
+	 * @param bool $file_mods_allowed  wp_is_file_mod_allowed() (false under DISALLOW_FILE_MODS).
+	 * @param bool $multisite          is_multisite().
+	 * @param bool $network_admin      The user has manage_network_options (a super admin).
+	 * @return string|null dropins_disallowed, file_mods_disallowed, network_admin_only, or null.
+	 */
+	public static function dropins_refusal( bool $dropins_disallowed, bool $file_mods_allowed, bool $multisite, bool $network_admin ): ?string {
+		if ( $dropins_disallowed ) {
+			return 'dropins_disallowed';
+		}
+		if ( ! $file_mods_allowed ) {
+			return 'file_mods_disallowed';
+		}
+		if ( $multisite && ! $network_admin ) {
+			// wp-content/db.php runs for every site of the network, not only this one.
+			return 'network_admin_only';
+		}
+		return null;
+	}
+
+	/**
+	 * dropins_refusal() for the current user and site.
+	 */
+	public static function current_dropins_refusal(): ?string {
+		return self::dropins_refusal(
+			defined( self::DISALLOW_DROPINS ) && (bool) constant( self::DISALLOW_DROPINS ),
+			wp_is_file_mod_allowed( 'ssm_db_config_dropins' ),
+			is_multisite(),
+			current_user_can( self::NETWORK_CAPABILITY )
+		);
+	}
+
+	/**
+	 * Whether the user may see the database host and user (and the live check's driver
+	 * message, which can name them). On multisite they are the network's, not the site's:
+	 * network administrators only.
+	 *
+	 * @param bool $multisite     is_multisite().
+	 * @param bool $network_admin The user has manage_network_options.
+	 */
+	public static function may_see_database_identity( bool $multisite, bool $network_admin ): bool {
+		return ! $multisite || $network_admin;
 	}
 
 	/**
@@ -142,9 +200,11 @@ final class SSM_DB_Config_Admin_Page {
 		if ( ! current_user_can( self::CAPABILITY ) ) {
 			wp_die( esc_html__( 'Sorry, you are not allowed to access this page.', 'ssm-db-config' ), 403 );
 		}
-		$report    = $this->collector->collect( true, $this->action );
-		$installed = (array) get_option( self::OPTION_DROPINS, array() );
-		$page_url  = self::url();
+		$report          = $this->collector->collect( true, $this->action );
+		$installed       = (array) get_option( self::OPTION_DROPINS, array() );
+		$page_url        = self::url();
+		$dropins_refusal = self::current_dropins_refusal();
+		$show_identity   = self::may_see_database_identity( is_multisite(), current_user_can( self::NETWORK_CAPABILITY ) );
 		require dirname( __DIR__ ) . '/templates/admin-page.php';
 	}
 }

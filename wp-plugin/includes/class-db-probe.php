@@ -28,6 +28,7 @@ final class SSM_DB_Config_Probe_Result {
 	const DRIVER_MISSING    = 'driver_missing';
 	const UNKNOWN_ENGINE    = 'unknown_engine';
 	const CONFIG_UNAVAILABLE = 'config_unavailable';
+	const BAD_OPTION         = 'bad_option';
 
 	/**
 	 * @param bool        $reachable  A connection was made.
@@ -57,7 +58,9 @@ final class SSM_DB_Config_Db_Probe {
 	 *
 	 * @param array $config   DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_ENGINE.
 	 * @param float $deadline Absolute time (microtime(true)) by which to answer.
-	 * @param array $options  Connection options from ssm_db_config_status()['options'] (e.g. sslmode).
+	 * @param array $options  Connection options from ssm_db_config_status()['options']: for
+	 *                        PostgreSQL sslmode, sslrootcert, sslcert, sslkey,
+	 *                        target_session_attrs; for MySQL see mysql_tls().
 	 */
 	public function check( #[\SensitiveParameter] array $config, float $deadline, array $options = array() ): SSM_DB_Config_Probe_Result {
 		$start  = microtime( true );
@@ -69,7 +72,7 @@ final class SSM_DB_Config_Db_Probe {
 					list( $reason, $detail ) = $this->check_postgresql( $host, $port, $config, $options, $deadline );
 					break;
 				case 'mysql':
-					list( $reason, $detail ) = $this->check_mysql( $host, $port, $config, $deadline );
+					list( $reason, $detail ) = $this->check_mysql( $host, $port, $config, $options, $deadline );
 					break;
 				default:
 					list( $reason, $detail ) = array( SSM_DB_Config_Probe_Result::UNKNOWN_ENGINE, null );
@@ -191,34 +194,110 @@ final class SSM_DB_Config_Db_Probe {
 	}
 
 	/**
+	 * How the MySQL probe uses TLS, as the site does: from the value's options (the site's
+	 * MYSQL_CLIENT_FLAGS is not visible to the standalone endpoints, which do not load
+	 * wp-config.php), and from MYSQL_CLIENT_FLAGS when it is defined (in WordPress, or a wrapper).
+	 *
+	 * Options, names as the mysql client spells them (`ssl-mode` or `ssl_mode`, ...):
+	 * - ssl-mode: DISABLED; REQUIRED (encrypted, the server's certificate not verified);
+	 *   VERIFY_CA and VERIFY_IDENTITY (verified against ssl-ca; mysqlnd checks the host name in
+	 *   both). Without it, TLS is used when MYSQL_CLIENT_FLAGS has MYSQLI_CLIENT_SSL, or when
+	 *   ssl-ca is given (verified).
+	 * - ssl-ca, ssl-capath, ssl-cert, ssl-key, ssl-cipher: files and cipher list for mysqli::ssl_set().
+	 *
+	 * @param array    $options      The value's options.
+	 * @param int|null $client_flags MYSQL_CLIENT_FLAGS, if defined.
+	 * @return array{flags: int, ssl: array{key: ?string, cert: ?string, ca: ?string, capath: ?string, cipher: ?string}|null, error: ?string}
+	 *               flags for real_connect(); ssl: the files for ssl_set(), null for no TLS;
+	 *               error: an option that cannot be read as meant (then do not connect).
+	 */
+	public static function mysql_tls( array $options, ?int $client_flags = null ): array {
+		$get = static function ( string $name ) use ( $options ): ?string {
+			foreach ( array( $name, str_replace( '-', '_', $name ) ) as $key ) {
+				if ( isset( $options[ $key ] ) && is_scalar( $options[ $key ] ) && '' !== (string) $options[ $key ] ) {
+					return (string) $options[ $key ];
+				}
+			}
+			return null;
+		};
+		$files = array(
+			'key'    => $get( 'ssl-key' ),
+			'cert'   => $get( 'ssl-cert' ),
+			'ca'     => $get( 'ssl-ca' ),
+			'capath' => $get( 'ssl-capath' ),
+			'cipher' => $get( 'ssl-cipher' ),
+		);
+		$flags = (int) $client_flags & ~( MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT | MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT );
+		$mode  = $get( 'ssl-mode' );
+		if ( null === $mode ) {
+			if ( null !== $files['ca'] || null !== $files['capath'] ) {
+				$mode = 'VERIFY_IDENTITY';
+			} elseif ( (int) $client_flags & MYSQLI_CLIENT_SSL ) {
+				$mode = ( (int) $client_flags & MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT ) ? 'REQUIRED' : 'VERIFY_IDENTITY';
+			} else {
+				$mode = 'DISABLED';
+			}
+		}
+		switch ( strtoupper( $mode ) ) {
+			case 'DISABLED':
+				return array( 'flags' => $flags, 'ssl' => null, 'error' => null );
+			case 'REQUIRED':
+				return array( 'flags' => $flags | MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT, 'ssl' => $files, 'error' => null );
+			case 'VERIFY_CA':
+			case 'VERIFY_IDENTITY':
+				return array( 'flags' => $flags | MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT, 'ssl' => $files, 'error' => null );
+			default:
+				// PREFERRED included: mysqlnd cannot fall back to plain text, and guessing either way
+				// would probe differently from the site.
+				return array( 'flags' => $flags, 'ssl' => null, 'error' => 'ssl-mode "' . $mode . '" is not one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY' );
+		}
+	}
+
+	/**
 	 * @return array{0: string, 1: string|null} Reason and detail.
 	 */
-	private function check_mysql( string $host, int $port, #[\SensitiveParameter] array $config, float $deadline ): array {
+	private function check_mysql( string $host, int $port, #[\SensitiveParameter] array $config, array $options, float $deadline ): array {
 		if ( ! function_exists( 'mysqli_init' ) ) {
 			return array( SSM_DB_Config_Probe_Result::DRIVER_MISSING, 'The mysqli PHP extension is not loaded.' );
 		}
-		// mysqli's connect timeout counts whole seconds; a TCP connection made first, within the
-		// deadline, answers "unreachable" in time. A server that accepts but never greets is
-		// bounded by MYSQLI_OPT_CONNECT_TIMEOUT (1 s).
-		$remaining = $deadline - microtime( true );
-		if ( $remaining <= 0 ) {
-			return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+		$tls = self::mysql_tls( $options, defined( 'MYSQL_CLIENT_FLAGS' ) ? (int) MYSQL_CLIENT_FLAGS : null );
+		if ( null !== $tls['error'] ) {
+			return array( SSM_DB_Config_Probe_Result::BAD_OPTION, $tls['error'] );
 		}
+		// A socket: DB_HOST "localhost:/run/mysqld/mysqld.sock" (split_host leaves it whole).
+		$socket_path = null;
+		if ( preg_match( '#^(?:localhost)?:(/.+)$#', $host, $m ) ) {
+			$socket_path = $m[1];
+			$host        = 'localhost';
+		}
+		// mysqlnd reads a bare IPv6 address's last group as a port: it needs the brackets.
 		$address = str_contains( $host, ':' ) ? '[' . $host . ']' : $host;
-		$socket  = @stream_socket_client( 'tcp://' . $address . ':' . $port, $errno, $errstr, $remaining ); // phpcs:ignore WordPress.PHP.NoSilencedErrors
-		if ( false === $socket ) {
-			// 110 is ETIMEDOUT on Linux (the sockets extension, which names it, may be absent).
-			return array( 110 === $errno || microtime( true ) >= $deadline ? SSM_DB_Config_Probe_Result::TIMEOUT : SSM_DB_Config_Probe_Result::CONNECT_FAILED, $errstr );
+		if ( null === $socket_path ) {
+			// mysqli's connect timeout counts whole seconds; a TCP connection made first, within the
+			// deadline, answers "unreachable" in time. A server that accepts but never greets is
+			// bounded by MYSQLI_OPT_CONNECT_TIMEOUT (1 s).
+			$remaining = $deadline - microtime( true );
+			if ( $remaining <= 0 ) {
+				return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
+			}
+			$socket = @stream_socket_client( 'tcp://' . $address . ':' . $port, $errno, $errstr, $remaining ); // phpcs:ignore WordPress.PHP.NoSilencedErrors
+			if ( false === $socket ) {
+				// 110 is ETIMEDOUT on Linux (the sockets extension, which names it, may be absent).
+				return array( 110 === $errno || microtime( true ) >= $deadline ? SSM_DB_Config_Probe_Result::TIMEOUT : SSM_DB_Config_Probe_Result::CONNECT_FAILED, $errstr );
+			}
+			fclose( $socket );
 		}
-		fclose( $socket );
 
 		// Errors are read from the link, not thrown (WordPress' wpdb sets the same mode).
 		mysqli_report( MYSQLI_REPORT_OFF );
 		$link = mysqli_init();
 		$link->options( MYSQLI_OPT_CONNECT_TIMEOUT, 1 );
 		$link->options( MYSQLI_OPT_READ_TIMEOUT, 1 );
+		if ( null !== $tls['ssl'] ) {
+			$link->ssl_set( $tls['ssl']['key'], $tls['ssl']['cert'], $tls['ssl']['ca'], $tls['ssl']['capath'], $tls['ssl']['cipher'] );
+		}
 		try {
-			if ( ! @$link->real_connect( $host, (string) $config['DB_USER'], (string) $config['DB_PASSWORD'], (string) $config['DB_NAME'], $port ) ) { // phpcs:ignore WordPress.PHP.NoSilencedErrors
+			if ( ! @$link->real_connect( null === $socket_path ? $address : 'localhost', (string) $config['DB_USER'], (string) $config['DB_PASSWORD'], (string) $config['DB_NAME'], $port, $socket_path, $tls['flags'] ) ) { // phpcs:ignore WordPress.PHP.NoSilencedErrors
 				return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, mysqli_connect_error() );
 			}
 			$link->query( 'SELECT @@GLOBAL.read_only, @@GLOBAL.innodb_read_only', MYSQLI_ASYNC );

@@ -65,6 +65,7 @@ final class SSM_DB_Config_Labels {
 			SSM_DB_Config_Probe_Result::DRIVER_MISSING     => __( 'The PHP database driver for this engine is not loaded.', 'ssm-db-config' ),
 			SSM_DB_Config_Probe_Result::UNKNOWN_ENGINE     => __( 'Unknown database engine.', 'ssm-db-config' ),
 			SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE => __( 'No database settings: the value could not be read from SSM.', 'ssm-db-config' ),
+			SSM_DB_Config_Probe_Result::BAD_OPTION         => __( 'Not checked: a connection option in the value cannot be used as written (see the detail).', 'ssm-db-config' ),
 		);
 		return $labels[ $reason ] ?? $reason;
 	}
@@ -82,6 +83,20 @@ final class SSM_DB_Config_Labels {
 			SSM_DB_Config_Dropins::FOREIGN  => __( 'Another plugin\'s file is installed', 'ssm-db-config' ),
 		);
 		return $labels[ $state ] ?? $state;
+	}
+
+	/**
+	 * Why drop-ins cannot be installed or removed from the page.
+	 *
+	 * @param string $refusal dropins_disallowed, file_mods_disallowed, network_admin_only.
+	 */
+	public static function dropins_refusal( string $refusal ): string {
+		$labels = array(
+			'dropins_disallowed'   => __( 'SSM_DB_CONFIG_DISALLOW_DROPINS is set in wp-config.php: drop-ins are installed and removed by hand, not from this page.', 'ssm-db-config' ),
+			'file_mods_disallowed' => __( 'File changes are disallowed on this site (DISALLOW_FILE_MODS): drop-ins are installed and removed by hand, not from this page.', 'ssm-db-config' ),
+			'network_admin_only'   => __( 'Drop-ins run for every site of the network: only a network administrator can install or remove them.', 'ssm-db-config' ),
+		);
+		return $labels[ $refusal ] ?? $refusal;
 	}
 
 	/**

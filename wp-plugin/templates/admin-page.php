@@ -7,6 +7,8 @@
  * @var SSM_DB_Config_Report $report    What to show.
  * @var array                $installed Drop-in name => install time, from this plugin's option.
  * @var string               $page_url  This page's URL.
+ * @var string|null          $dropins_refusal Why drop-ins cannot be changed here, or null.
+ * @var bool                 $show_identity   Whether to show the database host and user.
  */
 
 defined( 'ABSPATH' ) || exit;
@@ -105,8 +107,12 @@ $ssm_probe  = $report->connectivity;
 	<table class="widefat striped" id="ssm-db-config-database">
 		<tbody>
 			<tr><th scope="row"><?php echo esc_html__( 'Engine', 'ssm-db-config' ); ?></th><td data-field="engine"><?php echo esc_html( $report->database['engine'] ); ?></td></tr>
+			<?php if ( $show_identity ) : ?>
 			<tr><th scope="row"><?php echo esc_html__( 'Host', 'ssm-db-config' ); ?></th><td data-field="host"><?php echo esc_html( $report->database['host'] ); ?></td></tr>
 			<tr><th scope="row"><?php echo esc_html__( 'User', 'ssm-db-config' ); ?></th><td data-field="user"><?php echo esc_html( $report->database['user'] ); ?></td></tr>
+			<?php else : ?>
+			<tr><th scope="row"><?php echo esc_html__( 'Host and user', 'ssm-db-config' ); ?></th><td data-field="identity-hidden"><?php echo esc_html__( 'Shown to network administrators only: they are the whole network\'s.', 'ssm-db-config' ); ?></td></tr>
+			<?php endif; ?>
 			<tr><th scope="row"><?php echo esc_html__( 'Database name', 'ssm-db-config' ); ?></th><td data-field="dbname"><?php echo esc_html( $report->database['name'] ); ?></td></tr>
 			<?php if ( null !== $ssm_probe ) : ?>
 			<tr>
@@ -114,7 +120,7 @@ $ssm_probe  = $report->connectivity;
 				<td data-field="connectivity" data-reason="<?php echo esc_attr( $ssm_probe->reason ); ?>">
 					<?php echo esc_html( SSM_DB_Config_Labels::probe_reason( $ssm_probe->reason ) ); ?>
 					<?php /* translators: %s: milliseconds */ echo esc_html( sprintf( __( '(%s ms)', 'ssm-db-config' ), number_format_i18n( $ssm_probe->latency_ms, 1 ) ) ); ?>
-					<?php if ( null !== $ssm_probe->detail && '' !== $ssm_probe->detail ) : ?>
+					<?php if ( $show_identity && null !== $ssm_probe->detail && '' !== $ssm_probe->detail ) : ?>
 						<br /><code><?php echo esc_html( $ssm_probe->detail ); ?></code>
 					<?php endif; ?>
 				</td>
@@ -125,7 +131,9 @@ $ssm_probe  = $report->connectivity;
 
 	<h2><?php echo esc_html__( 'Following a failover', 'ssm-db-config' ); ?></h2>
 	<p id="ssm-db-config-failover" data-mode="<?php echo esc_attr( $report->failover ); ?>"><?php echo esc_html( SSM_DB_Config_Labels::failover( $report->failover ) ); ?></p>
-	<?php if ( ! $report->writable ) : ?>
+	<?php if ( null !== $dropins_refusal ) : ?>
+		<div class="notice notice-info inline" id="ssm-db-config-dropins-refused" data-refusal="<?php echo esc_attr( $dropins_refusal ); ?>"><p><?php echo esc_html( SSM_DB_Config_Labels::dropins_refusal( $dropins_refusal ) ); ?></p></div>
+	<?php elseif ( ! $report->writable ) : ?>
 		<div class="notice notice-warning inline" id="ssm-db-config-not-writable"><p><?php echo esc_html__( 'wp-content is not writable by the web server: drop-ins cannot be installed from here. Copy them from the plugin\'s dropins/ folder by hand.', 'ssm-db-config' ); ?></p></div>
 	<?php endif; ?>
 	<table class="widefat striped" id="ssm-db-config-dropins">
@@ -140,7 +148,7 @@ $ssm_probe  = $report->connectivity;
 					<?php endif; ?>
 				</td>
 				<td>
-					<?php if ( SSM_DB_Config_Dropins::FOREIGN !== $ssm_state ) : ?>
+					<?php if ( null === $dropins_refusal && SSM_DB_Config_Dropins::FOREIGN !== $ssm_state ) : ?>
 					<form method="post" action="<?php echo esc_url( $page_url ); ?>" class="ssm-db-config-dropin-form">
 						<?php $ssm_verb = SSM_DB_Config_Dropins::OURS === $ssm_state ? 'remove' : 'install'; ?>
 						<?php wp_nonce_field( SSM_DB_Config_Admin_Page::nonce_action( $ssm_verb, $ssm_name ) ); ?>

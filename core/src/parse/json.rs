@@ -29,7 +29,7 @@ use super::{
     check_host_name, check_iam, check_password, check_sign_host, check_socket, check_text, is_ipv6,
     parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed, Spelling, ValueFormat,
 };
-use crate::{Error, Secret};
+use crate::{Error, SecretString};
 
 /// The keys this module reads (a duplicate of another key is reported without its name).
 const KNOWN_FIELDS: [&str; 10] = [
@@ -137,8 +137,8 @@ pub(super) fn parse(
     };
     let has_password = string("password")?.is_some();
     let password = match string("password")? {
-        Some(password) => Secret::new(password.to_owned()),
-        None if !credentials_required || iam => Secret::default(),
+        Some(password) => SecretString::from(password.to_owned()),
+        None if !credentials_required || iam => SecretString::default(),
         None => return Err(invalid(PASSWORD_MISSING)),
     };
     check_password(parameter, "field \"password\"", &password)?;
@@ -192,14 +192,14 @@ pub(super) fn parse(
 
 /// User and password from a credentials parameter's JSON, under the same
 /// rules as in a value (both required).
-pub(super) fn credentials(parameter: &str, text: &str) -> Result<(String, Secret), Error> {
+pub(super) fn credentials(parameter: &str, text: &str) -> Result<(String, SecretString), Error> {
     let (map, _) = object(parameter, text, "the credentials")?;
     let user = string_field(parameter, &map, "username")?.unwrap_or_default();
     if user.is_empty() {
         return Err(Error::invalid(parameter, USERNAME_MISSING));
     }
     check_text(parameter, "field \"username\"", user)?;
-    let password = Secret::new(
+    let password = SecretString::from(
         string_field(parameter, &map, "password")?
             .ok_or_else(|| Error::invalid(parameter, PASSWORD_MISSING))?
             .to_owned(),
@@ -404,6 +404,7 @@ mod tests {
         apply_credentials, parse_endpoint_value, parse_spanned, parse_value, EndpointSpan, Engine,
         ValueFormat,
     };
+    use crate::ExposeSecret;
 
     const BASE: &str =
         r#""engine":"postgres","host":"h","port":5432,"username":"u","password":"p","dbname":"d""#;
@@ -420,7 +421,7 @@ mod tests {
             r#"{"engine":"postgres","host":"db.internal","port":5432,"username":"wp","password":"p@ss:/?#% '\"ä","dbname":"shop","dbInstanceIdentifier":"x"}"#,
         );
         assert_eq!(c.engine, Engine::Postgresql);
-        assert_eq!(c.password.expose(), "p@ss:/?#% '\"ä");
+        assert_eq!(c.password.expose_secret(), "p@ss:/?#% '\"ä");
         assert_eq!(c.host_with_port(), "db.internal:5432");
         assert_eq!(c.format, ValueFormat::Json);
         let c = ok(
@@ -450,7 +451,9 @@ mod tests {
         assert_eq!(ok(&with("5432", "null")).port, 5432);
         assert_eq!(ok(&with(r#""d""#, r#""a/b c""#)).dbname, "a/b c");
         assert_eq!(
-            ok(&with(r#""p""#, r#""  spaced  ""#)).password.expose(),
+            ok(&with(r#""p""#, r#""  spaced  ""#))
+                .password
+                .expose_secret(),
             "  spaced  "
         );
     }
@@ -618,7 +621,7 @@ mod tests {
             parse_endpoint_value(P, r#"{"engine":"postgres","host":"h","dbname":"d"}"#).unwrap();
         let c = apply_credentials(c, "/creds", "\u{feff}{\"username\":\"master\",\"password\":\"p@ss:\\\"x\",\"engine\":\"postgres\"}\r\n").unwrap();
         assert_eq!(
-            (c.user.as_str(), c.password.expose()),
+            (c.user.as_str(), c.password.expose_secret()),
             ("master", "p@ss:\"x")
         );
         let c = parse_endpoint_value(P, "mysql://old:oldpw@h/d").unwrap();

@@ -43,7 +43,7 @@ use super::{
     check_host_name, check_iam, check_password, check_sign_host, check_socket, check_text, is_ipv6,
     parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed, Spelling, ValueFormat,
 };
-use crate::{Error, Secret};
+use crate::{Error, SecretString};
 
 const UNKNOWN_SCHEME: &str =
     "the URL scheme is not postgresql://, postgres://, mysql:// or mariadb://";
@@ -154,7 +154,7 @@ pub(super) fn parse(
     // Whether a password is written is judged once the options are read:
     // with auth=iam there must be none.
     let (user, password, has_password) = match userinfo {
-        None => (String::new(), Secret::default(), false),
+        None => (String::new(), SecretString::default(), false),
         Some(userinfo) => {
             let (raw_user, raw_password) = match userinfo.split_once(':') {
                 Some((user, password)) => (user, Some(password)),
@@ -162,7 +162,7 @@ pub(super) fn parse(
             };
             let user = decode(parameter, "the URL's user", raw_user)?;
             check_text(parameter, "the URL's user", &user)?;
-            let password = Secret::new(decode(
+            let password = SecretString::from(decode(
                 parameter,
                 "the URL's password",
                 raw_password.unwrap_or(""),
@@ -404,6 +404,7 @@ mod tests {
     use crate::parse::{
         parse_endpoint_value, parse_spanned, parse_value, EndpointSpan, Engine, ValueFormat,
     };
+    use crate::ExposeSecret;
 
     #[test]
     fn parses_postgresql_url_with_every_piece() {
@@ -413,7 +414,11 @@ mod tests {
         assert_eq!(c.engine, Engine::Postgresql);
         assert_eq!((c.host.as_str(), c.port), ("db.example.com", 6432));
         assert_eq!(
-            (c.user.as_str(), c.password.expose(), c.dbname.as_str()),
+            (
+                c.user.as_str(),
+                c.password.expose_secret(),
+                c.dbname.as_str()
+            ),
             ("wp", "secret", "shop")
         );
         assert_eq!(
@@ -525,7 +530,7 @@ mod tests {
         ];
         for (encoded, plain) in table {
             let c = ok(&format!("postgresql://user%40corp:{encoded}@h/d"));
-            assert_eq!(c.password.expose(), plain, "{encoded}");
+            assert_eq!(c.password.expose_secret(), plain, "{encoded}");
             assert_eq!(c.user, "user@corp");
         }
         assert_eq!(ok("mysql://jürgen:p@h/d").user, "jürgen");
@@ -548,7 +553,7 @@ mod tests {
         let c = ok(
             "postgresql://wp:pw@db.internal:5432/shop?application_name=wp@web-1&sslmode=require",
         );
-        assert_eq!((c.user.as_str(), c.password.expose()), ("wp", "pw"));
+        assert_eq!((c.user.as_str(), c.password.expose_secret()), ("wp", "pw"));
         assert_eq!(
             (c.host.as_str(), c.port, c.dbname.as_str()),
             ("db.internal", 5432, "shop")
@@ -785,7 +790,7 @@ mod tests {
         let c = parse_endpoint_value(P, "postgresql://db.internal:5432/shop?application_name=a@b")
             .unwrap();
         assert_eq!(
-            (c.host.as_str(), c.user.as_str(), c.password.expose()),
+            (c.host.as_str(), c.user.as_str(), c.password.expose_secret()),
             ("db.internal", "", "")
         );
         let c = parse_endpoint_value(P, "postgresql://only-user@db.internal/shop").unwrap();

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ssm_db_config_core::{
     apply_credentials, parse_endpoint_value, parse_value, with_endpoint, Auth, DbConfig, Engine,
-    ValueFormat, SECRET_OPTION_WORDS,
+    ExposeSecret, ValueFormat, SECRET_OPTION_WORDS,
 };
 
 pub const P: &str = "/prop/db";
@@ -310,7 +310,7 @@ impl Parts {
         assert_eq!(c.socket, self.socket, "socket of {value:?}");
         assert_eq!(c.user, self.user, "user of {value:?}");
         assert!(
-            c.password.expose() == self.password,
+            c.password.expose_secret() == self.password,
             "password of {value:?}"
         );
         assert_eq!(c.dbname, self.dbname, "dbname of {value:?}");
@@ -400,13 +400,13 @@ fn assert_invariants(c: &DbConfig, required: bool, text: &str) {
     assert!(!c.host.is_empty() && !controls(&c.host), "{text:?}");
     assert!(!c.dbname.is_empty() && !controls(&c.dbname), "{text:?}");
     assert!(
-        !controls(&c.user) && !controls(c.password.expose()),
+        !controls(&c.user) && !controls(c.password.expose_secret()),
         "{text:?}"
     );
     assert!(!required || !c.user.is_empty(), "{text:?}");
     if c.auth != Auth::Password {
         assert!(
-            !c.user.is_empty() && c.password.is_empty() && c.socket.is_none(),
+            !c.user.is_empty() && c.password.expose_secret().is_empty() && c.socket.is_none(),
             "{text:?}"
         );
         assert!(
@@ -472,7 +472,7 @@ pub fn check_rewrite(value: &str, host: &HostPart, port: u16, must_succeed: bool
         "{value:?} -> {after:?}"
     );
     assert!(
-        c.password == before.password,
+        c.password.expose_secret() == before.password.expose_secret(),
         "password of {value:?} -> {after:?}"
     );
 }

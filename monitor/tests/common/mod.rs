@@ -6,17 +6,19 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region};
-use ssm_db_monitor::{Aws, Clock, Config, Error, InstanceRef, Observed, Rds};
+use ssm_db_config_tests::AwsStack;
+use ssm_db_monitor::{
+    Aws, Clock, ClusterObserved, Config, Endpoint, Error, InstanceRef, Observed, Rds,
+};
 
 pub const EAST: &str = "us-east-1";
 pub const WEST: &str = "us-west-2";
@@ -67,62 +69,27 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// moto plus the proxy, for one test.
+/// moto plus the proxy, for one test: the workspace's one harness
+/// (`ssm_db_config_tests::AwsStack`), with the scenes the monitor's tests set.
 pub struct Stack {
-    child: Child,
+    aws: AwsStack,
     pub moto_url: String,
     pub proxy_url: String,
-    dir: PathBuf,
 }
 
 impl Stack {
     pub fn start() -> Stack {
         fake_aws_env();
-        let root = repo_root();
-        let python = root.join(".venv/bin/python");
-        assert!(python.exists(), "{} is missing: run scripts/setup (or python3 -m venv .venv && .venv/bin/pip install 'moto[server]')", python.display());
-        let dir = scratch_dir("stack");
-        let env_file = dir.join("aws.env");
-        let child = Command::new(python)
-            .arg(root.join("tests/support/stack.py"))
-            .arg("--env-file")
-            .arg(&env_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tests/support/stack.py");
-        let mut stack = Stack {
-            child,
-            moto_url: String::new(),
-            proxy_url: String::new(),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let text = loop {
-            if let Ok(text) = std::fs::read_to_string(&env_file) {
-                break text;
-            }
-            if let Ok(Some(status)) = stack.child.try_wait() {
-                panic!("stack.py exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "moto did not start within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        for line in text.lines() {
-            if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
-                match k {
-                    "MOTO_URL" => stack.moto_url = v.to_owned(),
-                    "PROXY_URL" => stack.proxy_url = v.to_owned(),
-                    _ => {}
-                }
-            }
-        }
+        let aws = AwsStack::start();
+        let (moto_url, proxy_url) = (aws.moto_url().to_owned(), aws.proxy_url().to_owned());
         assert!(
-            stack.moto_url.starts_with("http://127.0.0.1:")
-                && stack.proxy_url.starts_with("http://127.0.0.1:")
+            moto_url.starts_with("http://127.0.0.1:") && proxy_url.starts_with("http://127.0.0.1:")
         );
-        stack
+        Stack {
+            aws,
+            moto_url,
+            proxy_url,
+        }
     }
 
     /// SDK config that talks to moto directly (not counted by the proxy).
@@ -148,29 +115,20 @@ impl Stack {
 
     /// Calls counted by the proxy for one operation, e.g. `AmazonSSM.PutParameter`.
     pub fn count(&self, operation: &str) -> u64 {
-        let body = proxy_control(&self.proxy_url, "GET", "/__proxy/counts", "");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("counts JSON");
-        v["by_target"][operation].as_u64().unwrap_or(0)
+        self.aws.count(operation)
     }
 
     pub fn total(&self) -> u64 {
-        let body = proxy_control(&self.proxy_url, "GET", "/__proxy/counts", "");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("counts JSON");
-        v["total"].as_u64().unwrap_or(0)
+        self.aws.total()
     }
 
     /// Makes the proxy fail every call: `throttle`, `500`, `refuse`, ... or `none`.
     pub fn fault(&self, mode: &str) {
-        proxy_control(
-            &self.proxy_url,
-            "POST",
-            "/__proxy/fault",
-            &format!("{{\"mode\":\"{mode}\"}}"),
-        );
+        self.aws.fault(mode, 0);
     }
 
     pub fn reset_counts(&self) {
-        proxy_control(&self.proxy_url, "POST", "/__proxy/reset", "");
+        self.aws.reset_counts();
     }
 
     /// A primary in us-east-1 and, if wanted, a cross-region replica in us-west-2.
@@ -277,31 +235,6 @@ impl Stack {
     }
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // SIGTERM, so that stack.py stops moto too (SIGKILL would orphan it).
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request to the proxy's control API; returns the body.
-pub fn proxy_control(base: &str, method: &str, path: &str, body: &str) -> String {
-    http(base, method, path, body).1
-}
-
 /// A minimal HTTP client for loopback control and metrics endpoints: (status, body).
 pub fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
@@ -342,9 +275,20 @@ pub fn config_toml(stack: &Stack, extra: &str, replica: bool) -> String {
 /// Plays RDS's part where moto does not: moto accepts PromoteReadReplica but
 /// keeps reporting `ReadReplicaSourceDBInstanceIdentifier`, which real RDS
 /// drops once the promoted instance is available. Every call still goes to moto.
+///
+/// moto's endpoint names resolve nowhere, so a test that needs the monitor's
+/// TCP probe of an instance to reach (or to be refused by) something real maps
+/// that instance's endpoint to a loopback address in `endpoints`. A test can
+/// also make a rotation land while a promotion is under way (`rotate_on_promote`:
+/// a parameter name and the value PutParameter writes in us-east-1).
 pub struct PlayedRds {
     pub aws: Aws,
     pub promoted: RefCell<HashSet<InstanceRef>>,
+    pub endpoints: RefCell<HashMap<String, Endpoint>>,
+    pub rotate_on_promote: RefCell<Option<(aws_sdk_ssm::Client, String, String)>>,
+    /// Instance ids whose DescribeDBInstances fails as if their region's API
+    /// were down (the proxy faults every call, not one region's).
+    pub unreachable: RefCell<HashSet<String>>,
 }
 
 impl PlayedRds {
@@ -352,22 +296,75 @@ impl PlayedRds {
         PlayedRds {
             aws,
             promoted: RefCell::new(HashSet::new()),
+            endpoints: RefCell::new(HashMap::new()),
+            rotate_on_promote: RefCell::new(None),
+            unreachable: RefCell::new(HashSet::new()),
         }
     }
+
+    /// Maps the instance's endpoint to 127.0.0.1:`port`.
+    pub fn map_endpoint(&self, id: &str, port: u16) {
+        self.endpoints.borrow_mut().insert(
+            id.to_owned(),
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+            },
+        );
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released): connections are refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Rds for PlayedRds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
+        if self.unreachable.borrow().contains(&instance.id) {
+            return Err(Error::Api {
+                service: "RDS",
+                operation: "DescribeDBInstances",
+                target: instance.to_string(),
+                kind: ssm_db_config_core::ErrorKind::Network,
+                reason: "the request could not be sent (connection failed)".into(),
+                transient: true,
+            });
+        }
         let mut o = self.aws.describe(instance).await?;
         if self.promoted.borrow().contains(instance) {
             o.replica_source = None;
         }
+        if let Some(e) = self.endpoints.borrow().get(&instance.id) {
+            if o.endpoint.is_some() {
+                o.endpoint = Some(e.clone());
+            }
+        }
         Ok(o)
+    }
+
+    async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
+        self.aws.describe_cluster(cluster).await
     }
 
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error> {
         self.aws.promote(instance).await?;
         self.promoted.borrow_mut().insert(instance.clone());
+        let rotation = self.rotate_on_promote.borrow_mut().take();
+        if let Some((ssm, name, value)) = rotation {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .overwrite(true)
+                .send()
+                .await
+                .expect("rotation");
+        }
         Ok(())
     }
 

@@ -154,6 +154,52 @@ final class AdminPageTest extends SSM_DB_Config_TestCase {
 		$this->render( $this->page() );
 	}
 
+	public static function dropin_permissions(): array {
+		// SSM_DB_CONFIG_DISALLOW_DROPINS, file mods allowed, multisite, network admin => refusal.
+		return array(
+			'single site, allowed'                    => array( false, true, false, false, null ),
+			'single site, DISALLOW_FILE_MODS'         => array( false, false, false, false, 'file_mods_disallowed' ),
+			'single site, SSM_DB_CONFIG_DISALLOW_DROPINS' => array( true, true, false, false, 'dropins_disallowed' ),
+			'multisite, site administrator'           => array( false, true, true, false, 'network_admin_only' ),
+			'multisite, network administrator'        => array( false, true, true, true, null ),
+			'multisite, network admin, no file mods'  => array( false, false, true, true, 'file_mods_disallowed' ),
+			'multisite, network admin, no drop-ins'   => array( true, true, true, true, 'dropins_disallowed' ),
+		);
+	}
+
+	/** @dataProvider dropin_permissions */
+	public function test_dropins_refusal_needs_network_rights_and_file_mods( bool $disallowed, bool $file_mods, bool $multisite, bool $network_admin, ?string $refusal ): void {
+		$this->assertSame( $refusal, SSM_DB_Config_Admin_Page::dropins_refusal( $disallowed, $file_mods, $multisite, $network_admin ) );
+	}
+
+	public function test_database_host_and_user_are_for_network_admins_on_multisite(): void {
+		$this->assertTrue( SSM_DB_Config_Admin_Page::may_see_database_identity( false, false ), 'single site administrator' );
+		$this->assertFalse( SSM_DB_Config_Admin_Page::may_see_database_identity( true, false ), 'multisite site administrator' );
+		$this->assertTrue( SSM_DB_Config_Admin_Page::may_see_database_identity( true, true ), 'network administrator' );
+	}
+
+	public function test_install_is_refused_when_file_mods_are_disallowed_and_the_page_says_so(): void {
+		self::login( 'admin' );
+		// What DISALLOW_FILE_MODS does, through the filter wp_is_file_mod_allowed() applies.
+		add_filter( 'file_mod_allowed', '__return_false' );
+		try {
+			self::post( array( 'ssm_db_config_action' => 'install', 'dropin' => 'db.php' ), SSM_DB_Config_Admin_Page::nonce_action( 'install', 'db.php' ) );
+			$page = $this->page();
+			try {
+				$page->handle_action();
+				$this->fail( 'installing is refused' );
+			} catch ( WPDieException $e ) {
+				$this->assertSame( 403, $e->getCode() );
+			}
+			$this->assertFileDoesNotExist( $this->dir . '/db.php' );
+			$html = $this->render( $page );
+			$this->assertStringContainsString( 'data-refusal="file_mods_disallowed"', $html );
+			$this->assertStringNotContainsString( 'name="ssm_db_config_action" value="install"', $html );
+		} finally {
+			remove_filter( 'file_mod_allowed', '__return_false' );
+		}
+	}
+
 	public function test_get_request_does_nothing(): void {
 		self::login( 'admin' );
 		$_SERVER['REQUEST_METHOD'] = 'GET';

@@ -15,8 +15,75 @@ final class DbProbeTest extends SSM_DB_Config_TestCase {
 		);
 	}
 
-	private static function probe( array $config, float $budget = 1.5 ): SSM_DB_Config_Probe_Result {
-		return ( new SSM_DB_Config_Db_Probe() )->check( $config, microtime( true ) + $budget );
+	private static function probe( array $config, float $budget = 1.5, array $options = array() ): SSM_DB_Config_Probe_Result {
+		return ( new SSM_DB_Config_Db_Probe() )->check( $config, microtime( true ) + $budget, $options );
+	}
+
+	private static function tls_file( string $name ): string {
+		$file = getenv( 'TLS' ) . '/' . $name;
+		if ( ! is_file( $file ) ) {
+			throw new RuntimeException( "$file is missing (TLS must name the run's certificates)" );
+		}
+		return $file;
+	}
+
+	public function test_mariadb_requiring_tls_is_writer_with_ssl_mode_required(): void {
+		$result = self::probe( self::config( 'mysql', self::port( 'MT_PORT' ) ), 1.5, array( 'ssl-mode' => 'REQUIRED' ) );
+		$this->assertSame( SSM_DB_Config_Probe_Result::WRITER, $result->reason, (string) $result->detail );
+	}
+
+	public function test_mariadb_requiring_tls_is_writer_when_verified_against_its_ca(): void {
+		foreach ( array( array( 'ssl-mode' => 'VERIFY_IDENTITY', 'ssl-ca' => self::tls_file( 'ca.pem' ) ), array( 'ssl_ca' => self::tls_file( 'ca.pem' ) ) ) as $options ) {
+			$result = self::probe( self::config( 'mysql', self::port( 'MT_PORT' ) ), 1.5, $options );
+			$this->assertSame( SSM_DB_Config_Probe_Result::WRITER, $result->reason, json_encode( $options ) . ' ' . $result->detail );
+		}
+	}
+
+	public function test_mariadb_requiring_tls_refuses_a_certificate_of_another_ca_and_plain_text(): void {
+		$result = self::probe( self::config( 'mysql', self::port( 'MT_PORT' ) ), 1.5, array( 'ssl-mode' => 'VERIFY_CA', 'ssl-ca' => self::tls_file( 'other-ca.pem' ) ) );
+		$this->assertSame( SSM_DB_Config_Probe_Result::CONNECT_FAILED, $result->reason );
+		$result = self::probe( self::config( 'mysql', self::port( 'MT_PORT' ) ) );
+		$this->assertSame( SSM_DB_Config_Probe_Result::CONNECT_FAILED, $result->reason, 'no TLS option: plain text, which the server refuses' );
+		$this->assertNoCanary( $result, 'probe result' );
+	}
+
+	public function test_mariadb_on_ipv6_loopback_is_writer(): void {
+		$port   = self::port( 'M6_PORT' );
+		$config = self::config( 'mysql', $port );
+		foreach ( array( "[::1]:$port", '[::1]' ) as $db_host ) {
+			$config['DB_HOST'] = $db_host;
+			$result            = self::probe( $config );
+			$this->assertSame( SSM_DB_Config_Probe_Result::WRITER, $result->reason, $db_host . ' ' . $result->detail );
+		}
+	}
+
+	public static function tls_options(): array {
+		$ssl    = MYSQLI_CLIENT_SSL;
+		$nover  = MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT;
+		$verify = MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT;
+		return array(
+			'nothing: plain text'                      => array( array(), null, 0, false, null ),
+			'ssl-mode=DISABLED'                        => array( array( 'ssl-mode' => 'disabled' ), $ssl, 0, false, null ),
+			'ssl-mode=REQUIRED: not verified'          => array( array( 'ssl-mode' => 'REQUIRED' ), null, $ssl | $nover, true, null ),
+			'ssl_mode=VERIFY_CA'                       => array( array( 'ssl_mode' => 'VERIFY_CA', 'ssl_ca' => '/ca.pem' ), null, $ssl | $verify, true, null ),
+			'ssl-ca alone: verified'                   => array( array( 'ssl-ca' => '/ca.pem' ), null, $ssl | $verify, true, null ),
+			'MYSQL_CLIENT_FLAGS with SSL: verified'    => array( array(), $ssl, $ssl | $verify, true, null ),
+			'MYSQL_CLIENT_FLAGS SSL, do not verify'    => array( array(), $ssl | $nover | MYSQLI_CLIENT_COMPRESS, $ssl | $nover | MYSQLI_CLIENT_COMPRESS, true, null ),
+			'ssl-mode=PREFERRED is refused'            => array( array( 'ssl-mode' => 'PREFERRED' ), null, 0, false, 'ssl-mode "PREFERRED"' ),
+			'ssl-mode=yes is refused'                  => array( array( 'ssl-mode' => 'yes' ), null, 0, false, 'ssl-mode "yes"' ),
+		);
+	}
+
+	/** @dataProvider tls_options */
+	public function test_mysql_tls_follows_the_value_and_mysql_client_flags( array $options, ?int $client_flags, int $flags, bool $tls, ?string $error ): void {
+		$got = SSM_DB_Config_Db_Probe::mysql_tls( $options, $client_flags );
+		$this->assertSame( $flags, $got['flags'] );
+		$this->assertSame( $tls, null !== $got['ssl'] );
+		if ( null === $error ) {
+			$this->assertNull( $got['error'] );
+		} else {
+			$this->assertStringContainsString( $error, (string) $got['error'] );
+		}
 	}
 
 	public static function hosts(): array {
