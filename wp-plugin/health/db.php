@@ -23,6 +23,9 @@
  * @package SsmDbConfig
  */
 
+// Until an answer is chosen, whatever ends this script (a fatal error, a missing PHP
+// extension) must not read as healthy to a load balancer.
+http_response_code( 503 );
 define( 'SSM_DB_CONFIG_STANDALONE', true );
 require_once dirname( __DIR__ ) . '/includes/class-health-access.php';
 SSM_DB_Config_Health_Access::enforce();

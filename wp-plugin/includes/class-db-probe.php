@@ -105,7 +105,7 @@ final class SSM_DB_Config_Db_Probe {
 		}
 		if ( 1 === substr_count( $db_host, ':' ) ) {
 			list( $host, $port ) = explode( ':', $db_host );
-			if ( ctype_digit( $port ) ) {
+			if ( 1 === preg_match( '/^[0-9]+$/D', $port ) ) {
 				return array( $host, (int) $port );
 			}
 		}

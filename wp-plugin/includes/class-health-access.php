@@ -143,7 +143,7 @@ final class SSM_DB_Config_Health_Access {
 		if ( 1 === count( $parts ) ) {
 			return array( $address, $max );
 		}
-		if ( ! ctype_digit( $parts[1] ) || (int) $parts[1] > $max ) {
+		if ( 1 !== preg_match( '/^[0-9]{1,3}$/D', $parts[1] ) || (int) $parts[1] > $max ) {
 			return null;
 		}
 		return array( $address, (int) $parts[1] );

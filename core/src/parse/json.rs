@@ -193,7 +193,7 @@ pub(super) fn parse(
 /// User and password from a credentials parameter's JSON, under the same
 /// rules as in a value (both required).
 pub(super) fn credentials(parameter: &str, text: &str) -> Result<(String, SecretString), Error> {
-    let (map, _) = object(parameter, text, "the credentials")?;
+    let (map, _) = object(parameter, text, "the credentials value")?;
     let user = string_field(parameter, &map, "username")?.unwrap_or_default();
     if user.is_empty() {
         return Err(Error::invalid(parameter, USERNAME_MISSING));

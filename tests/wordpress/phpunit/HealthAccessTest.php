@@ -107,4 +107,41 @@ final class HealthAccessTest extends SSM_DB_Config_TestCase {
 			self::remove_dir( $parent );
 		}
 	}
+
+	/**
+	 * The endpoints on a bare PHP (`php -n`: no ctype, no extension, nothing but the core) from
+	 * an allowed address: whatever they cannot do, they never answer 200.
+	 */
+	public function test_endpoints_on_a_bare_php_never_answer_ok(): void {
+		$socket = stream_socket_server( 'tcp://127.0.0.1:0' );
+		$port   = (int) substr( (string) stream_socket_get_name( $socket, false ), strlen( '127.0.0.1:' ) );
+		fclose( $socket );
+		$root    = WP_PLUGIN_DIR . '/ssm-db-config';
+		$command = 'exec ' . escapeshellarg( PHP_BINARY ) . ' -n -S 127.0.0.1:' . $port . ' -t ' . escapeshellarg( $root );
+		$env     = array(
+			'PATH'                       => (string) getenv( 'PATH' ),
+			'SSM_DB_CONFIG_HEALTH_ALLOW' => '127.0.0.0/8 ::1/128',
+		);
+		$server  = proc_open( $command, array( 0 => array( 'file', '/dev/null', 'r' ), 1 => array( 'file', '/dev/null', 'w' ), 2 => array( 'file', '/dev/null', 'w' ) ), $pipes, null, $env );
+		try {
+			$deadline = microtime( true ) + 10;
+			$probe    = @fsockopen( '127.0.0.1', $port, $errno, $errstr, 0.2 );
+			while ( false === $probe && microtime( true ) < $deadline ) {
+				usleep( 20000 );
+				$probe = @fsockopen( '127.0.0.1', $port, $errno, $errstr, 0.2 );
+			}
+			$this->assertNotFalse( $probe, 'php -S started' );
+			fclose( $probe );
+			foreach ( array( 'live.php', 'db.php' ) as $endpoint ) {
+				$context = stream_context_create( array( 'http' => array( 'ignore_errors' => true, 'timeout' => 10 ) ) );
+				$body    = (string) file_get_contents( "http://127.0.0.1:$port/health/$endpoint", false, $context );
+				$status  = $http_response_header[0] ?? '';
+				$this->assertStringContainsString( ' 503 ', $status, "$endpoint: $status $body" );
+				$this->assertStringNotContainsString( 'Fatal', $body, $endpoint );
+			}
+		} finally {
+			proc_terminate( $server );
+			proc_close( $server );
+		}
+	}
 }
