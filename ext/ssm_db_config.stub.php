@@ -19,6 +19,13 @@
  * ("/app/db:3", "/app/db:prod") and may be a Secrets Manager reference
  * ("/aws/reference/secretsmanager/name").
  *
+ * With "?auth=iam" in the URL ("auth": "iam" in JSON) the value has no
+ * password: DB_PASSWORD is an IAM database authentication token for its user
+ * and host (or "iam_host"), made with the extension's AWS credentials and
+ * made again before it expires (docs/iam-auth.md). For a MySQL value,
+ * ssm_db_config_define() then also defines MYSQL_CLIENT_FLAGS as
+ * MYSQLI_CLIENT_SSL unless it is already defined.
+ *
  * The returned array is shared and read-only; changing your copy copies it.
  *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
@@ -75,6 +82,7 @@ function ssm_db_config_refresh(?string $parameter = null): array {}
  *   stale_reason: ?string, cached_parameter: ?string, age_seconds: ?float, refresh_after_seconds: ?float,
  *   version: ?int, credentials_version: ?int, consecutive_failures: int, next_attempt_in_seconds: ?float,
  *   engine: ?string, host: ?string, port: ?int, socket: ?string, user: ?string, dbname: ?string, options: array<string, string>,
+ *   auth: 'iam'|'password'|null, iam_host: ?string, iam_token_age_seconds: ?float,
  *   hits: int, misses: int, fetches: int, errors: int, shared_hits: int, ssm_requests: int,
  *   parameters_cached: int,
  *   last_error: ?array{kind: string, code: int, message: string},

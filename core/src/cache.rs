@@ -38,6 +38,9 @@ pub struct CachedConfig {
     pub refresh_after: Duration,
     /// How long the fetch took.
     pub fetch_duration: Duration,
+    /// For a value with `auth=iam`: the token that is its password, once
+    /// made (see `crate::iam`); `None` otherwise.
+    pub iam_token: Option<crate::iam::IamToken>,
 }
 
 impl StoredValue {
@@ -83,6 +86,7 @@ impl CachedConfig {
             fetched_ns: stored.fetched_ns,
             refresh_after: Duration::from_nanos(stored.refresh_after_ns),
             fetch_duration: Duration::from_micros(stored.duration_us),
+            iam_token: None,
         })
     }
 
@@ -113,9 +117,28 @@ impl CachedConfig {
         self.held().freshness(now_ns, timing)
     }
 
-    /// Whether two entries would give PHP the same settings.
+    /// Whether two entries would give PHP the same settings (a new IAM
+    /// token is a new password).
     pub fn same_settings(&self, other: &CachedConfig) -> bool {
         self.config == other.config
+            && self.iam_token.as_ref().map(|t| t.token.expose_secret())
+                == other.iam_token.as_ref().map(|t| t.token.expose_secret())
+    }
+
+    /// The same entry with `token` as its IAM token, for a token made
+    /// again while the value itself was not fetched again.
+    pub fn with_iam_token(&self, token: crate::iam::IamToken) -> CachedConfig {
+        CachedConfig {
+            parameter: self.parameter.clone(),
+            credentials_parameter: self.credentials_parameter.clone(),
+            config: self.config.clone(),
+            version: self.version,
+            credentials_version: self.credentials_version,
+            fetched_ns: self.fetched_ns,
+            refresh_after: self.refresh_after,
+            fetch_duration: self.fetch_duration,
+            iam_token: Some(token),
+        }
     }
 }
 

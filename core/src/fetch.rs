@@ -26,6 +26,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -137,6 +138,8 @@ pub struct SsmFetcher {
     client: aws_sdk_ssm::Client,
     /// Requests sent to SSM, retries included (see [`RequestCounter`]).
     requests: Arc<AtomicU64>,
+    /// The SDK's credential chain, which also signs IAM database tokens.
+    credentials: Option<SharedCredentialsProvider>,
     region: String,
     timeout: Duration,
 }
@@ -196,8 +199,68 @@ impl SsmFetcher {
         Ok(SsmFetcher {
             client: aws_sdk_ssm::Client::from_conf(config),
             requests,
+            credentials: sdk_config.credentials_provider(),
             region,
             timeout: settings.timeout,
+        })
+    }
+
+    /// Makes the IAM database authentication token for `config` (a value
+    /// with `auth=iam`), signed now with the credentials SSM is read with.
+    /// The region is the one the endpoint's name says (see
+    /// [`crate::iam::region_from_host`]), else this client's. The
+    /// credentials are the SDK's cached ones: a network call only when they
+    /// are due for renewal (instance or container credentials), bounded by
+    /// the fetch budget.
+    ///
+    /// # Errors
+    /// [`Error::NoCredentials`] (naming `parameter`) when the chain gives
+    /// none in time; [`Error::BadConfiguration`] if the value is not an IAM value.
+    pub async fn iam_token(
+        &self,
+        parameter: &str,
+        config: &crate::DbConfig,
+    ) -> Result<crate::iam::IamToken, Error> {
+        // Transient as for a fetch: a provider that failed or timed out may
+        // answer next time; a chain with no provider needs the operator.
+        let no_credentials = |reason: &str, transient: bool| Error::NoCredentials {
+            parameter: parameter.to_owned(),
+            reason: reason.to_owned(),
+            transient,
+        };
+        let host = config.iam_sign_host().ok_or_else(|| {
+            Error::BadConfiguration("an IAM token was asked for a value without auth=iam".into())
+        })?;
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            no_credentials("the AWS configuration has no credential provider", false)
+        })?;
+        let credentials =
+            match tokio::time::timeout(self.timeout, provider.provide_credentials()).await {
+                Ok(Ok(credentials)) => credentials,
+                Ok(Err(e)) => {
+                    let transient = matches!(
+                        e,
+                        CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_)
+                    );
+                    return Err(no_credentials(credentials_reason(&e), transient));
+                }
+                Err(_) => return Err(no_credentials("the credential provider timed out", true)),
+            };
+        let endpoint = crate::iam::TokenEndpoint {
+            host: host.to_owned(),
+            port: config.port,
+            user: config.user.clone(),
+            region: crate::iam::region_from_host(host)
+                .unwrap_or(&self.region)
+                .to_owned(),
+        };
+        let signed_at = std::time::SystemTime::now();
+        let signed_ns = policy::mono_now_ns();
+        let token = crate::iam::auth_token(&credentials, &endpoint, signed_at)?;
+        Ok(crate::iam::IamToken {
+            token,
+            signed_ns,
+            region: endpoint.region,
         })
     }
 

@@ -6,6 +6,8 @@
 //! - [`secret`]: [`SecretString`] and [`ExposeSecret`], re-exported from `secrecy`: no
 //!   `Display`, `Debug` redacted, zeroized on drop, read only through `expose_secret()`.
 //! - [`endpoint`]: what an SSM endpoint override may be (https, or http to loopback).
+//! - `iam`: IAM database authentication tokens (`auth=iam`): the SigV4
+//!   presigned `rds-db` request boto3 makes, and when to make it again.
 //! - [`name`]: what may be passed as a parameter name, checked before any request.
 //! - [`parse`]: a parameter value (URL or JSON) into a [`DbConfig`], by a
 //!   strict grammar that refuses what it could read two ways.
@@ -21,7 +23,7 @@
 //!   everything else kept as written (for the failover monitor).
 //!
 //! # Features
-//! - `aws` (default): `fetch`, `cache` and `shared`, the clock and
+//! - `aws` (default): `fetch`, `iam`, `cache` and `shared`, the clock and
 //!   randomness of `policy`, and
 //!   the AWS SDK they need. Without it the crate is `endpoint`, `name`, `parse`, `plan`,
 //!   `policy`'s decisions, `rewrite`, `secret` and `error` only, which is what the fuzz targets build.
@@ -33,6 +35,8 @@ pub mod endpoint;
 pub mod error;
 #[cfg(feature = "aws")]
 pub mod fetch;
+#[cfg(feature = "aws")]
+pub mod iam;
 pub mod name;
 pub mod parse;
 pub mod plan;
@@ -48,7 +52,7 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "aws")]
 pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{
-    apply_credentials, parse_endpoint_value, parse_value, DbConfig, Engine, ValueFormat,
+    apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
     SECRET_OPTION_WORDS,
 };
 pub use rewrite::with_endpoint;

@@ -21,6 +21,12 @@
 //! column only, and a URL option's name is not repeated either (in a password
 //! with a raw `?`, what looks like an option name is part of the password).
 //!
+//! A value may say that the client logs in with an IAM database
+//! authentication token instead of a password ([`Auth::Iam`]): `?auth=iam`
+//! in a URL, `"auth": "iam"` in JSON. It then has a user and no password,
+//! names a TCP host, and asks for TLS where the value can (PostgreSQL's
+//! `sslmode`; MySQL's TLS flag is set by the extension).
+//!
 //! The parser also reports where the host and port are in the text, so that
 //! the rewriter ([`crate::rewrite`]) edits exactly the span this grammar read.
 
@@ -94,6 +100,22 @@ pub enum ValueFormat {
     Json,
 }
 
+/// How the client logs in to the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// With the value's password.
+    #[default]
+    Password,
+    /// With an IAM database authentication token as the password, made from
+    /// the host's AWS credentials (see `iam`).
+    Iam {
+        /// The RDS endpoint to sign for when the value's host is another
+        /// name for it (a CNAME): RDS checks the token against its own name.
+        /// `None`: the value's host.
+        sign_host: Option<String>,
+    },
+}
+
 /// Database settings parsed from one parameter value.
 ///
 /// `Debug` is safe to print: the password is a [`SecretString`], and a value with
@@ -120,6 +142,8 @@ pub struct DbConfig {
     /// URL query options (e.g. `sslmode`), in order, percent-decoded; never a
     /// password, and without the socket options, which are read into `socket`.
     pub options: Vec<(String, String)>,
+    /// How the client logs in; with [`Auth::Iam`] the password is empty.
+    pub auth: Auth,
     /// The shape the value had.
     pub format: ValueFormat,
 }
@@ -137,6 +161,7 @@ impl PartialEq for DbConfig {
             password,
             dbname,
             options,
+            auth,
             format,
         } = self;
         *engine == other.engine
@@ -147,6 +172,7 @@ impl PartialEq for DbConfig {
             && password.expose_secret() == other.password.expose_secret()
             && *dbname == other.dbname
             && *options == other.options
+            && *auth == other.auth
             && *format == other.format
     }
 }
@@ -154,6 +180,15 @@ impl PartialEq for DbConfig {
 impl Eq for DbConfig {}
 
 impl DbConfig {
+    /// The host an IAM token is signed for: `iam_host` if the value names
+    /// one, else the host. `None` unless the value says `auth=iam`.
+    pub fn iam_sign_host(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::Password => None,
+            Auth::Iam { sign_host } => Some(sign_host.as_deref().unwrap_or(&self.host)),
+        }
+    }
+
     /// WordPress's `DB_HOST`: `host:port`, IPv6 hosts in brackets; for a
     /// MySQL socket WordPress's own `localhost:/path/to/socket`, and for a
     /// PostgreSQL socket the directory (what libpq takes as a host).
@@ -188,6 +223,9 @@ pub fn apply_credentials(
     parameter: &str,
     value: &str,
 ) -> Result<DbConfig, Error> {
+    if config.auth != Auth::Password {
+        return Err(Error::invalid(parameter, IAM_WITH_CREDENTIALS));
+    }
     let (_, text) = strip(value);
     let (user, password) = json::credentials(parameter, text)?;
     config.user = user;
@@ -220,6 +258,104 @@ pub(crate) enum EndpointSpan {
     },
     /// The value names a Unix socket: there is no host and port to replace.
     Socket,
+}
+
+const IAM_WITH_CREDENTIALS: &str = "the database value says auth=iam (an IAM token is the password), so a credentials parameter's password would not be used: remove ssm_db_config.credentials_parameter and name the user in the value";
+
+/// How a value spells its IAM options, for the messages that say how to write them.
+#[derive(Clone, Copy)]
+enum Spelling {
+    Url,
+    Json,
+}
+
+/// The PostgreSQL `sslmode`s that make libpq refuse a connection without TLS.
+const TLS_SSLMODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
+
+/// Checks what `auth=iam` needs of the rest of the value: a user, no
+/// password (the token is the password), a TCP host (RDS over TLS), and for
+/// PostgreSQL an `sslmode` that requires TLS (the token travels in clear in
+/// the password message otherwise). A MySQL value may not turn TLS off.
+fn check_iam(
+    parameter: &str,
+    config: &DbConfig,
+    has_password: bool,
+    spelling: Spelling,
+) -> Result<(), Error> {
+    let invalid = |reason: &str| Error::invalid(parameter, reason);
+    let url = matches!(spelling, Spelling::Url);
+    if has_password {
+        return Err(invalid(if url {
+            "the URL says auth=iam, so an IAM token is the password, and it also has a password: remove it (write user@host, no ':password')"
+        } else {
+            "the value says \"auth\": \"iam\", so an IAM token is the password, and it also has field \"password\": remove it"
+        }));
+    }
+    if config.user.is_empty() {
+        return Err(invalid(if url {
+            "the URL says auth=iam and has no user: name the database user the token logs in as (scheme://user@host/dbname?auth=iam)"
+        } else {
+            "the value says \"auth\": \"iam\" and field \"username\" is missing or empty: name the database user the token logs in as"
+        }));
+    }
+    if config.socket.is_some() {
+        return Err(invalid("IAM database authentication (auth=iam) needs a TCP connection to an RDS endpoint, and the value names a Unix socket"));
+    }
+    let option = |names: &[&str]| {
+        config
+            .options
+            .iter()
+            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    match config.engine {
+        Engine::Postgresql => {
+            let ok = option(&["sslmode"]).is_some_and(|m| TLS_SSLMODES.contains(&m.as_str()));
+            if !ok {
+                return Err(invalid(if url {
+                    "auth=iam sends the token as the password, which needs TLS: add URL option sslmode=require (or verify-ca, verify-full)"
+                } else {
+                    "\"auth\": \"iam\" sends the token as the password, which needs TLS: add field \"sslmode\": \"require\" (or \"verify-ca\", \"verify-full\")"
+                }));
+            }
+        }
+        Engine::Mysql => {
+            let off = option(&["sslmode", "ssl-mode", "ssl_mode"])
+                .is_some_and(|m| m == "disabled" || m == "disable")
+                || option(&["ssl"]).is_some_and(|m| m == "false" || m == "0");
+            if off {
+                return Err(invalid("auth=iam sends the token as the password, which needs TLS, and the value turns TLS off: remove that option"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the value of `auth` (`iam` or `password`, any case).
+fn parse_auth(parameter: &str, value: &str, what: &str) -> Result<bool, Error> {
+    if value.eq_ignore_ascii_case("iam") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("password") {
+        Ok(false)
+    } else {
+        Err(Error::invalid(
+            parameter,
+            format!("{what} is neither iam nor password"),
+        ))
+    }
+}
+
+/// Checks `iam_host`: a DNS name or an address, as a host is.
+fn check_sign_host(parameter: &str, host: &str, what: &str) -> Result<String, Error> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if is_ipv6(bare) {
+        return Ok(bare.to_owned());
+    }
+    check_host_name(bare).map_err(|why| Error::invalid(parameter, format!("{what} {why}")))?;
+    Ok(bare.to_owned())
 }
 
 const EMPTY_VALUE: &str = "the value is empty";
@@ -387,7 +523,134 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{err, ok};
+    use super::testing::{err, ok, P};
+    use super::{apply_credentials, parse_endpoint_value, Auth};
+    use crate::ExposeSecret;
+
+    #[test]
+    fn reads_auth_iam_in_both_forms_without_a_password() {
+        let url =
+            ok("mysql://wp_iam@shop.cluster-abc.eu-west-1.rds.amazonaws.com:3306/shop?auth=iam");
+        let json = ok(
+            r#"{"engine":"aurora-mysql","host":"shop.cluster-abc.eu-west-1.rds.amazonaws.com","port":3306,"username":"wp_iam","dbname":"shop","auth":"iam"}"#,
+        );
+        for c in [&url, &json] {
+            assert_eq!(c.auth, Auth::Iam { sign_host: None });
+            assert_eq!(
+                (c.user.as_str(), c.password.expose_secret()),
+                ("wp_iam", "")
+            );
+            assert_eq!(
+                c.iam_sign_host(),
+                Some("shop.cluster-abc.eu-west-1.rds.amazonaws.com")
+            );
+            assert!(c.options.is_empty(), "auth is ours, not the driver's");
+        }
+        assert_eq!(ok("mysql://u:p@h/d").auth, Auth::Password);
+        assert_eq!(ok("mysql://u:p@h/d?auth=password").auth, Auth::Password);
+        assert_eq!(ok("mysql://u:p@h/d").iam_sign_host(), None);
+        assert!(matches!(
+            ok("mysql://u@h/d?auth=IAM").auth,
+            Auth::Iam { .. }
+        ));
+    }
+
+    #[test]
+    fn iam_host_names_the_endpoint_to_sign_for() {
+        let c = ok("mysql://wp@db.shop.example:3306/shop?auth=iam&iam_host=shop.cluster-abc.eu-west-1.rds.amazonaws.com");
+        assert_eq!(c.host, "db.shop.example");
+        assert_eq!(
+            c.iam_sign_host(),
+            Some("shop.cluster-abc.eu-west-1.rds.amazonaws.com")
+        );
+        let j = ok(
+            r#"{"engine":"mysql","host":"db.shop.example","username":"wp","dbname":"shop","auth":"iam","iam_host":"shop.cluster-abc.eu-west-1.rds.amazonaws.com"}"#,
+        );
+        assert_eq!(j.iam_sign_host(), c.iam_sign_host());
+        assert!(err("mysql://u:p@h/d?iam_host=x.example").contains("add auth=iam"));
+        assert!(err(r#"{"engine":"mysql","host":"h","username":"u","password":"p","dbname":"d","iam_host":"x"}"#).contains("\"auth\": \"iam\""));
+        assert!(err("mysql://u@h/d?auth=iam&iam_host=a..b").contains("iam_host"));
+    }
+
+    #[test]
+    fn refuses_a_password_with_auth_iam() {
+        for v in [
+            "mysql://wp:Canary-Pa55@h/d?auth=iam",
+            "mysql://wp:@h/d?auth=iam",
+            r#"{"engine":"mysql","host":"h","username":"wp","password":"Canary-Pa55","dbname":"d","auth":"iam"}"#,
+            r#"{"engine":"mysql","host":"h","username":"wp","password":"","dbname":"d","auth":"iam"}"#,
+        ] {
+            let msg = err(v);
+            assert!(
+                msg.contains("remove") && msg.contains("password"),
+                "{v}: {msg}"
+            );
+            assert!(!msg.contains("Canary"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn auth_iam_needs_a_user_a_tcp_host_and_a_known_value() {
+        assert!(err("mysql://h/d?auth=iam").contains("no user"));
+        assert!(err("mysql://@h/d?auth=iam").contains("no user"));
+        assert!(
+            err(r#"{"engine":"mysql","host":"h","dbname":"d","auth":"iam"}"#).contains("username")
+        );
+        assert!(
+            err("mysql://u@localhost/d?auth=iam&socket=/run/mysqld/mysqld.sock")
+                .contains("Unix socket")
+        );
+        assert!(err("mysql://u@h/d?auth=kerberos").contains("neither iam nor password"));
+        assert!(
+            err(r#"{"engine":"mysql","host":"h","username":"u","dbname":"d","auth":"x"}"#)
+                .contains("neither iam nor password")
+        );
+        assert!(err("mysql://u@h/d?auth=iam&auth=iam").contains("more than once"));
+        // Without auth=iam the password is still required.
+        assert!(err("mysql://u@h/d").contains("no password"));
+    }
+
+    #[test]
+    fn auth_iam_on_postgresql_needs_sslmode_require_or_stricter() {
+        for mode in ["require", "verify-ca", "verify-full", "REQUIRE"] {
+            let c = ok(&format!("postgresql://wp@h/shop?sslmode={mode}&auth=iam"));
+            assert_eq!(c.options, vec![("sslmode".into(), mode.into())]);
+        }
+        let c = ok(
+            r#"{"engine":"postgres","host":"h","username":"wp","dbname":"shop","auth":"iam","sslmode":"verify-full"}"#,
+        );
+        assert_eq!(c.options, vec![("sslmode".into(), "verify-full".into())]);
+        for q in ["", "&sslmode=prefer", "&sslmode=disable", "&sslmode=allow"] {
+            let msg = err(&format!("postgresql://wp@h/shop?auth=iam{q}"));
+            assert!(msg.contains("sslmode=require"), "{q}: {msg}");
+        }
+        let msg =
+            err(r#"{"engine":"postgres","host":"h","username":"wp","dbname":"shop","auth":"iam"}"#);
+        assert!(msg.contains("\"sslmode\": \"require\""), "{msg}");
+    }
+
+    #[test]
+    fn auth_iam_on_mysql_refuses_an_option_turning_tls_off() {
+        for q in ["ssl-mode=DISABLED", "sslmode=disable", "ssl=false", "ssl=0"] {
+            assert!(
+                err(&format!("mysql://wp@h/d?auth=iam&{q}")).contains("turns TLS off"),
+                "{q}"
+            );
+        }
+        assert!(
+            ok("mysql://wp@h/d?auth=iam&ssl-mode=VERIFY_IDENTITY")
+                .options
+                .len()
+                == 1
+        );
+    }
+
+    #[test]
+    fn auth_iam_takes_no_credentials_parameter() {
+        let c = parse_endpoint_value(P, "mysql://wp@h/d?auth=iam").unwrap();
+        let e = apply_credentials(c, "/creds", r#"{"username":"u","password":"p"}"#).unwrap_err();
+        assert!(e.to_string().contains("credentials_parameter"), "{e}");
+    }
 
     #[test]
     fn strips_byte_order_mark_and_surrounding_whitespace() {

@@ -111,6 +111,7 @@ fn same_apart_from_endpoint(a: &DbConfig, b: &DbConfig) -> bool {
         && a.password.expose_secret() == b.password.expose_secret()
         && a.dbname == b.dbname
         && a.options == b.options
+        && a.auth == b.auth
         && a.format == b.format
 }
 

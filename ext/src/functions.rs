@@ -146,8 +146,9 @@ extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
             }
         }
         with_array(requested, |array| {
-            if let Err(name) = unsafe { array.define_constants() } {
-                error::throw(&state::already_defined(name));
+            match unsafe { array.define_constants() } {
+                Ok(()) => unsafe { array.define_client_flags() },
+                Err(name) => error::throw(&state::already_defined(name)),
             }
         });
     })
@@ -301,6 +302,25 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     ht.insert("socket", config.and_then(|c| c.socket.clone()))?;
     ht.insert("user", config.map(|c| c.user.clone()))?;
     ht.insert("dbname", config.map(|c| c.dbname.clone()))?;
+    // How the password is made; never the token itself.
+    ht.insert(
+        "auth",
+        config.map(|c| match c.iam_sign_host() {
+            Some(_) => "iam",
+            None => "password",
+        }),
+    )?;
+    ht.insert(
+        "iam_host",
+        config.and_then(|c| c.iam_sign_host().map(str::to_owned)),
+    )?;
+    ht.insert(
+        "iam_token_age_seconds",
+        entry
+            .as_ref()
+            .and_then(|e| e.iam_token.as_ref())
+            .map(|t| t.age(now).as_secs_f64()),
+    )?;
     let mut options = ZendHashTable::new();
     for (k, v) in config.map(|c| c.options.as_slice()).unwrap_or_default() {
         options.insert(k.as_str(), v.as_str())?;

@@ -18,9 +18,11 @@
 //! their array of their own, and take a new one only between requests.
 
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use ext_php_rs::ffi::{self, zend_string, zval, HashTable};
-use ssm_db_config_core::{DbConfig, ExposeSecret};
+use ssm_db_config_core::iam::IamToken;
+use ssm_db_config_core::{DbConfig, Engine, ExposeSecret};
 use zeroize::Zeroize;
 
 extern "C" {
@@ -87,11 +89,23 @@ pub const KEY_NAMES: [&str; 6] = [
     "DB_ENGINE",
 ];
 
+/// `MYSQL_CLIENT_FLAGS`, interned at module startup (see [`FrozenArray::define_client_flags`]).
+static CLIENT_FLAGS_NAME: AtomicPtr<zend_string> = AtomicPtr::new(ptr::null_mut());
+
+/// `MYSQLI_CLIENT_SSL`: WordPress passes `MYSQL_CLIENT_FLAGS` to
+/// `mysqli_real_connect()`, and this flag makes it connect over TLS.
+pub const MYSQLI_CLIENT_SSL: i64 = 2048;
+
 impl Keys {
     /// Interns the keys. Call during module startup, when interned strings are permanent.
     pub fn intern() -> Keys {
         let init = unsafe { ffi::zend_string_init_interned }
             .expect("zend_string_init_interned is set by the engine");
+        let flags = "MYSQL_CLIENT_FLAGS";
+        CLIENT_FLAGS_NAME.store(
+            unsafe { init(flags.as_ptr().cast(), flags.len(), true) },
+            Ordering::Relaxed,
+        );
         Keys(KEY_NAMES.map(|k| unsafe { init(k.as_ptr().cast(), k.len(), true) }))
     }
 }
@@ -100,16 +114,24 @@ impl Keys {
 pub struct FrozenArray {
     ht: *mut HashTable,
     strings: Vec<*mut zend_string>,
+    /// A MySQL value with `auth=iam`: the connection must use TLS.
+    client_ssl: bool,
 }
 
 impl FrozenArray {
-    /// Builds the array for `config`.
-    pub fn build(keys: &Keys, config: &DbConfig) -> FrozenArray {
+    /// Builds the array for `config`; for a value with `auth=iam`,
+    /// `DB_PASSWORD` is `token`.
+    pub fn build(keys: &Keys, config: &DbConfig, token: Option<&IamToken>) -> FrozenArray {
+        let iam = config.iam_sign_host().is_some();
+        let password = match token {
+            Some(t) if iam => t.token.expose_secret(),
+            _ => config.password.expose_secret(),
+        };
         let values = [
             Value::Str(config.host_with_port()),
             Value::Long(i64::from(config.port)),
             Value::Str(config.user.clone()),
-            Value::Secret(config.password.expose_secret()),
+            Value::Secret(password),
             Value::Str(config.dbname.clone()),
             Value::Str(config.engine.as_str().to_owned()),
         ];
@@ -134,7 +156,11 @@ impl FrozenArray {
             (*ht).gc.refcount = 2;
             (*ht).gc.u.type_info = IS_ARRAY | GC_IMMUTABLE | GC_NOT_COLLECTABLE;
             (*ht).u.flags |= HASH_FLAG_STATIC_KEYS;
-            FrozenArray { ht, strings }
+            FrozenArray {
+                ht,
+                strings,
+                client_ssl: iam && config.engine == Engine::Mysql,
+            }
         }
     }
 
@@ -176,6 +202,32 @@ impl FrozenArray {
             zend_register_constant(&mut constant);
         }
         Ok(())
+    }
+
+    /// For a MySQL value with `auth=iam`: defines `MYSQL_CLIENT_FLAGS` as
+    /// `MYSQLI_CLIENT_SSL` unless it is already defined (wp-config.php may
+    /// set flags of its own, which are then kept), so that WordPress sends
+    /// the token over TLS. A constant of the request, like `define()`'s.
+    ///
+    /// # Safety
+    /// Call from the PHP thread during a request.
+    pub unsafe fn define_client_flags(&self) {
+        let name = CLIENT_FLAGS_NAME.load(Ordering::Relaxed);
+        if !self.client_ssl || name.is_null() {
+            return;
+        }
+        let constants = ffi::executor_globals.zend_constants;
+        if !ffi::zend_hash_find(constants, name).is_null() {
+            return;
+        }
+        let mut constant = ZendConstant {
+            value: std::mem::zeroed(),
+            name,
+        };
+        constant.value.value.lval = MYSQLI_CLIENT_SSL;
+        constant.value.u1.type_info = IS_LONG;
+        constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
+        zend_register_constant(&mut constant);
     }
 
     /// The all-or-none check: the name of the first of the six constants

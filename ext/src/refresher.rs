@@ -41,11 +41,12 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ssm_db_config_core::iam::{IamToken, REFRESH_AFTER};
 use ssm_db_config_core::policy::{failure_backoff, mono_now_ns, random_fraction};
 use ssm_db_config_core::shared::SlotLock;
 use ssm_db_config_core::{
-    CachedConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot, SsmFetcher,
-    StoredValue,
+    CachedConfig, DbConfig, Error, ErrorKind, FetchSettings, SharedEntry, SharedKey, SharedSlot,
+    SsmFetcher, StoredValue,
 };
 
 /// What to fetch, and where the answer goes.
@@ -62,6 +63,10 @@ pub struct Job {
     pub reply: Option<SyncSender<Outcome>>,
     /// The settings' epoch the job was made in (see `State::forget_cached`).
     pub epoch: u64,
+    /// The value this process serves, when it says `auth=iam`: if the fetch
+    /// fails, its token is made again anyway, so that a value served stale
+    /// while SSM fails still has a valid password.
+    pub iam_config: Option<DbConfig>,
 }
 
 /// The answer to a job.
@@ -76,6 +81,8 @@ pub struct Outcome {
     pub requests: u64,
     /// The job's epoch.
     pub epoch: u64,
+    /// After a failed fetch of an `auth=iam` value: its new token.
+    pub iam_token: Option<IamToken>,
 }
 
 /// How long the thread waits for another job before it ends, when no
@@ -175,6 +182,7 @@ pub fn fetch_and_wait(mut job: Job, wait: Duration) -> Outcome {
         next_attempt_ns: 0,
         requests: 0,
         epoch,
+        iam_token: None,
     };
     if let Err(e) = submit(job) {
         return lost(e);
@@ -280,6 +288,14 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         // A failed write only costs the other workers a fetch of their own.
         let _ = slot.write(key, &entry);
     }
+    // The value could not be fetched again, but the one served stale still
+    // needs a valid token.
+    let iam_token = match (&result, &job.iam_config, fetcher.as_ref()) {
+        (Err(_), Some(config), Some((_, client))) => {
+            client.iam_token(&job.parameter, config).await.ok()
+        }
+        _ => None,
+    };
     Outcome {
         parameter: job.parameter.clone(),
         result: result.map(|(_, c)| c),
@@ -288,6 +304,7 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         next_attempt_ns,
         requests,
         epoch: job.epoch,
+        iam_token,
     }
 }
 
@@ -321,6 +338,13 @@ async fn fetch_with(job: &Job, client: &SsmFetcher) -> Result<(StoredValue, Cach
     };
     // Parsed here, so that a value that does not parse is a failed refresh
     // and never replaces the last good one, in this process or the host's entry.
-    let config = CachedConfig::from_stored(&job.parameter, job.credentials.as_deref(), &stored)?;
+    let mut config =
+        CachedConfig::from_stored(&job.parameter, job.credentials.as_deref(), &stored)?;
+    if config.config.iam_sign_host().is_some() {
+        // The token is made with the value, and again with each refresh,
+        // which comes at the latest REFRESH_AFTER into the token's life.
+        config.iam_token = Some(client.iam_token(&job.parameter, &config.config).await?);
+        config.refresh_after = config.refresh_after.min(REFRESH_AFTER);
+    }
     Ok((stored, config))
 }

@@ -420,6 +420,11 @@ impl State {
                 environment: Some(crate::environment::for_sdk()),
             },
             epoch: self.epoch,
+            iam_config: self
+                .cache
+                .get(name)
+                .filter(|e| e.config.iam_sign_host().is_some())
+                .map(|e| e.config.clone()),
             ttl: self.settings.ttl,
             failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
             shared,
@@ -442,7 +447,15 @@ impl State {
         let names: Vec<&str> = std::iter::once(name.as_str())
             .chain(creds.as_deref())
             .collect();
-        let slot = self.slot(&names);
+        // A value with auth=iam is refreshed by each process on its own: its
+        // token is made by the process that serves it (the host's entry
+        // holds values, not tokens), so a worker may not leave the refresh
+        // to another one.
+        let iam = self
+            .cache
+            .get(&name)
+            .is_some_and(|e| e.config.iam_sign_host().is_some());
+        let slot = if iam { None } else { self.slot(&names) };
         let forced = mode == Mode::Refresh;
         let now = mono_now_ns();
 
@@ -619,6 +632,9 @@ impl State {
             return None;
         }
         let entry = CachedConfig::from_stored(name, creds, &stored).ok()?;
+        if entry.config.iam_sign_host().is_some() {
+            return None; // no token in it: this process fetches and signs itself
+        }
         self.counters.shared_hits += 1;
         Some(self.cache.store(entry))
     }
@@ -734,6 +750,11 @@ impl State {
                 Ok(self.cache.store(entry))
             }
             Err(e) => {
+                if let (Some(token), Some(held)) =
+                    (outcome.iam_token, self.cache.get(&outcome.parameter))
+                {
+                    self.cache.store(held.with_iam_token(token));
+                }
                 let last = LastError {
                     kind: e.kind(),
                     message: e.to_string(),
@@ -765,6 +786,15 @@ impl State {
         entry: Arc<CachedConfig>,
         until_ns: u64,
     ) -> Rc<FrozenArray> {
+        // The warm path ends when the token is due to be made again, so that
+        // the slow path asks for a refresh while the old token is still valid.
+        let until_ns = match &entry.iam_token {
+            Some(token) if !ssm_db_config_core::iam::servable(token.age(mono_now_ns())) => {
+                mono_now_ns() + RECHECK.as_nanos() as u64
+            }
+            Some(token) => until_ns.min(token.refresh_at_ns()),
+            None => until_ns,
+        };
         let array = match self.served.get_mut(name) {
             Some(served) if Arc::ptr_eq(&served.entry, &entry) => served.array.clone(),
             // Same settings fetched again (the common refresh): keep the array
@@ -774,7 +804,11 @@ impl State {
                 served.array.clone()
             }
             _ => {
-                let array = Rc::new(FrozenArray::build(&self.keys, &entry.config));
+                let array = Rc::new(FrozenArray::build(
+                    &self.keys,
+                    &entry.config,
+                    entry.iam_token.as_ref(),
+                ));
                 if let Some(old) = self.served.insert(
                     name.to_owned(),
                     Served {
@@ -830,6 +864,8 @@ impl State {
             if hot.explicit.is_none() && kept.holds(&hot.array) && coarse_now_ns() < hot.until_ns {
                 self.counters.hits += 1;
                 self.request_start = RequestStart::Defined;
+                // A request's own constant, defined again in each request.
+                unsafe { hot.array.define_client_flags() };
                 return;
             }
         }
@@ -837,6 +873,9 @@ impl State {
             Ok(()) => RequestStart::Defined,
             Err(e) => RequestStart::Failed(e),
         };
+        if let (RequestStart::Defined, Some(hot)) = (&self.request_start, &self.hot) {
+            unsafe { hot.array.define_client_flags() };
+        }
     }
 
     /// The slow part of [`Self::define_at_request_start`].

@@ -13,6 +13,11 @@
 //! - `password`: a string, possibly empty, without control characters.
 //! - `socket`: a Unix socket, an absolute path; `host` is then absent,
 //!   empty or `localhost`.
+//! - `auth`: `"iam"` or `"password"` (the default), as a URL's `?auth=`;
+//!   with `"iam"`, `iam_host` may name the RDS endpoint to sign for, and
+//!   `password` must be absent.
+//! - `sslmode`: PostgreSQL's (or MySQL's) TLS mode, passed on as the URL
+//!   form's option of that name is; `"auth": "iam"` on PostgreSQL needs it.
 //! - Other keys are ignored: RDS secrets carry `dbInstanceIdentifier` and
 //!   the like.
 //!
@@ -21,14 +26,15 @@
 use serde_json::{Map, Value};
 
 use super::{
-    check_host_name, check_password, check_socket, check_text, is_ipv6, parse_port, DbConfig,
-    EndpointSpan, Engine, Parsed, ValueFormat,
+    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_text, is_ipv6,
+    parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed, Spelling, ValueFormat,
 };
 use crate::{Error, SecretString};
 
 /// The keys this module reads (a duplicate of another key is reported without its name).
-const KNOWN_FIELDS: [&str; 7] = [
-    "engine", "host", "port", "username", "password", "dbname", "socket",
+const KNOWN_FIELDS: [&str; 10] = [
+    "engine", "host", "port", "username", "password", "dbname", "socket", "auth", "iam_host",
+    "sslmode",
 ];
 
 const NOT_AN_OBJECT: &str = "the JSON value is not an object";
@@ -52,6 +58,7 @@ const HOST_AND_SOCKET: &str = "fields \"host\" and \"socket\" name both a TCP ho
 const MYSQL_SOCKET_PORT: &str = "fields \"socket\" and \"port\" name a MySQL Unix socket and a port, and a socket has no port: remove \"port\"";
 const USERNAME_MISSING: &str = "field \"username\" is missing or empty";
 const PASSWORD_MISSING: &str = "field \"password\" is missing";
+const IAM_HOST_WITHOUT_IAM: &str = "field \"iam_host\" names the endpoint an IAM token is signed for, and the value does not say \"auth\": \"iam\": add it or remove \"iam_host\"";
 const DBNAME_MISSING: &str = "field \"dbname\" is missing or empty";
 
 /// Parses `text` (starting with `{`), which starts at byte `base` of the value as given.
@@ -64,6 +71,10 @@ pub(super) fn parse(
     let invalid = |reason: &str| Error::invalid(parameter, reason);
     let (map, fields) = object(parameter, text, "the value")?;
     let string = |name: &str| string_field(parameter, &map, name);
+    let iam = match string("auth")? {
+        Some(auth) => parse_auth(parameter, auth, "field \"auth\"")?,
+        None => false,
+    };
 
     let port = match map.get("port") {
         None | Some(Value::Null) => None,
@@ -116,12 +127,18 @@ pub(super) fn parse(
         }
         None => String::new(),
     };
-    if user.is_empty() && credentials_required {
+    if user.is_empty() && credentials_required && !iam {
         return Err(invalid(USERNAME_MISSING));
     }
+    let sign_host = match string("iam_host")? {
+        Some(host) if iam => Some(check_sign_host(parameter, host, "field \"iam_host\"")?),
+        Some(_) => return Err(invalid(IAM_HOST_WITHOUT_IAM)),
+        None => None,
+    };
+    let has_password = string("password")?.is_some();
     let password = match string("password")? {
         Some(password) => SecretString::from(password.to_owned()),
-        None if !credentials_required => SecretString::default(),
+        None if !credentials_required || iam => SecretString::default(),
         None => return Err(invalid(PASSWORD_MISSING)),
     };
     check_password(parameter, "field \"password\"", &password)?;
@@ -146,6 +163,11 @@ pub(super) fn parse(
             last_value_end: base + fields.last().map_or(0, |f| f.end),
         }
     };
+    let mut options = Vec::new();
+    if let Some(mode) = string("sslmode")? {
+        check_text(parameter, "field \"sslmode\"", mode)?;
+        options.push(("sslmode".to_owned(), mode.to_owned()));
+    }
     let config = DbConfig {
         engine,
         port: port.unwrap_or(engine.default_port()),
@@ -154,9 +176,17 @@ pub(super) fn parse(
         user,
         password,
         dbname,
-        options: Vec::new(),
+        options,
+        auth: if iam {
+            Auth::Iam { sign_host }
+        } else {
+            Auth::Password
+        },
         format: ValueFormat::Json,
     };
+    if iam {
+        check_iam(parameter, &config, has_password, Spelling::Json)?;
+    }
     Ok(Parsed { config, endpoint })
 }
 

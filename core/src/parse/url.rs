@@ -27,6 +27,11 @@
 //!   host, port, user or database, and any option about a password, are
 //!   refused.
 //!
+//! - `auth=iam` (or `auth=password`, the default) says how the client logs
+//!   in; with `iam` the user info is `user@` without a password, and
+//!   `iam_host=` may name the RDS endpoint to sign the token for when the
+//!   host is a CNAME. Both are read here and not passed on as options.
+//!
 //! No whitespace and no control character may appear anywhere.
 
 use std::collections::HashSet;
@@ -35,8 +40,8 @@ use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
 
 use super::{
-    check_host_name, check_password, check_socket, check_text, is_ipv6, parse_port, DbConfig,
-    EndpointSpan, Engine, Parsed, ValueFormat,
+    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_text, is_ipv6,
+    parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed, Spelling, ValueFormat,
 };
 use crate::{Error, SecretString};
 
@@ -83,6 +88,8 @@ const MYSQL_SOCKET_PORT: &str =
     "the URL names a MySQL Unix socket and a port, and a socket has no port: remove the port";
 const MYSQL_HOST_OPTION: &str = "URL option \"host\" is not how a MySQL URL names a host: write the host before the path, or a Unix socket as ?socket=/path";
 const POSTGRES_HOST_OPTION: &str = "URL option \"host\" of a PostgreSQL URL must be a Unix socket directory (an absolute path): write a TCP host before the path";
+const IAM_HOST_WITHOUT_IAM: &str =
+    "URL option iam_host names the endpoint an IAM token is signed for, and the URL does not say auth=iam: add auth=iam or remove iam_host";
 const POSTGRES_SOCKET_OPTION: &str =
     "a PostgreSQL URL names its Unix socket directory as ?host=/directory, not with \"socket\" or \"unix_socket\"";
 
@@ -144,23 +151,24 @@ pub(super) fn parse(
         None if query.is_some_and(|q| q.contains('@')) => return Err(invalid(NO_USER_AT_LATER)),
         None => return Err(invalid(NO_USER)),
     };
-    let (user, password) = match userinfo {
-        None => (String::new(), SecretString::default()),
+    // Whether a password is written is judged once the options are read:
+    // with auth=iam there must be none.
+    let (user, password, has_password) = match userinfo {
+        None => (String::new(), SecretString::default(), false),
         Some(userinfo) => {
             let (raw_user, raw_password) = match userinfo.split_once(':') {
-                Some(pair) => pair,
-                None if !credentials_required => (userinfo, ""),
-                None => return Err(invalid(NO_PASSWORD)),
+                Some((user, password)) => (user, Some(password)),
+                None => (userinfo, None),
             };
             let user = decode(parameter, "the URL's user", raw_user)?;
             check_text(parameter, "the URL's user", &user)?;
-            if user.is_empty() && credentials_required {
-                return Err(invalid(USER_EMPTY));
-            }
-            let password =
-                SecretString::from(decode(parameter, "the URL's password", raw_password)?);
+            let password = SecretString::from(decode(
+                parameter,
+                "the URL's password",
+                raw_password.unwrap_or(""),
+            )?);
             check_password(parameter, "the URL's password", &password)?;
-            (user, password)
+            (user, password, raw_password.is_some())
         }
     };
 
@@ -224,6 +232,8 @@ pub(super) fn parse(
     check_text(parameter, "the URL's database name", &dbname)?;
 
     let mut options = Vec::new();
+    let mut iam = false;
+    let mut sign_host = None;
     let mut option_socket = None;
     let mut seen = HashSet::new();
     for pair in query
@@ -269,6 +279,17 @@ pub(super) fn parse(
         }
         let value = decode(parameter, "a URL option's value", raw_value)?;
         check_text(parameter, "a URL option's value", &value)?;
+        match lower.as_str() {
+            "auth" => {
+                iam = parse_auth(parameter, &value, "URL option auth")?;
+                continue;
+            }
+            "iam_host" => {
+                sign_host = Some(check_sign_host(parameter, &value, "URL option iam_host")?);
+                continue;
+            }
+            _ => {}
+        }
         let is_socket = match (engine, lower.as_str()) {
             (Engine::Mysql, "socket" | "unix_socket") => true,
             (Engine::Mysql, "host") => return Err(invalid(MYSQL_HOST_OPTION)),
@@ -305,6 +326,18 @@ pub(super) fn parse(
         return Err(invalid(MYSQL_SOCKET_PORT));
     }
 
+    if sign_host.is_some() && !iam {
+        return Err(invalid(IAM_HOST_WITHOUT_IAM));
+    }
+    if !iam && credentials_required {
+        if !has_password {
+            return Err(invalid(NO_PASSWORD));
+        }
+        if user.is_empty() {
+            return Err(invalid(USER_EMPTY));
+        }
+    }
+
     let endpoint = if socket.is_some() {
         EndpointSpan::Socket
     } else {
@@ -324,8 +357,16 @@ pub(super) fn parse(
         password,
         dbname,
         options,
+        auth: if iam {
+            Auth::Iam { sign_host }
+        } else {
+            Auth::Password
+        },
         format: ValueFormat::Url,
     };
+    if iam {
+        check_iam(parameter, &config, has_password, Spelling::Url)?;
+    }
     Ok(Parsed { config, endpoint })
 }
 
@@ -464,7 +505,7 @@ mod tests {
             assert!(e.contains("secret") && !e.contains("Canary"), "{name}: {e}");
         }
         assert!(
-            parse_value(P, "mysql://u:p@h/d?sslkey=/etc/key.pem&auth=iam").is_ok(),
+            parse_value(P, "mysql://u@h/d?sslkey=/etc/key.pem&auth=iam").is_ok(),
             "a key file's path and ?auth= are not secrets"
         );
     }

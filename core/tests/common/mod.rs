@@ -12,7 +12,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ssm_db_config_core::{
-    apply_credentials, parse_endpoint_value, parse_value, with_endpoint, DbConfig, Engine,
+    apply_credentials, parse_endpoint_value, parse_value, with_endpoint, Auth, DbConfig, Engine,
     ExposeSecret, ValueFormat, SECRET_OPTION_WORDS,
 };
 
@@ -84,12 +84,15 @@ pub struct Parts {
     pub options: Vec<(String, String)>,
     pub socket: Option<String>,
     /// Bits choosing among equivalent spellings: scheme alias, raw
-    /// non-ASCII, socket form, JSON port as a string, bracketed IPv6 in JSON.
+    /// non-ASCII, socket form, JSON port as a string, bracketed IPv6 in JSON;
+    /// bit 5 makes it an `auth=iam` value (see [`Parts::iam`]).
     pub style: u32,
 }
 
 /// Options the grammar reads itself or refuses; generated names avoid them.
-const RESERVED_OPTIONS: [&str; 7] = [
+const RESERVED_OPTIONS: [&str; 9] = [
+    "auth",
+    "iam_host",
     "host",
     "hostaddr",
     "port",
@@ -156,7 +159,25 @@ impl Parts {
         if self.socket.is_some() && self.engine == Engine::Mysql {
             self.port = None;
         }
+        if self.bit(5) {
+            // auth=iam: a TCP host, no password, TLS asked for (PostgreSQL)
+            // or at least not turned off (MySQL).
+            self.socket = None;
+            self.password.clear();
+            let tls = ["sslmode", "ssl-mode", "ssl_mode", "ssl"];
+            self.options
+                .retain(|(k, _)| !tls.contains(&k.to_ascii_lowercase().as_str()));
+            if self.engine == Engine::Postgresql {
+                let mode = ["require", "verify-ca", "verify-full"][(self.style >> 6) as usize % 3];
+                self.options.push(("sslmode".into(), mode.into()));
+            }
+        }
         self
+    }
+
+    /// Whether the value says `auth=iam`.
+    pub fn iam(&self) -> bool {
+        self.bit(5)
     }
 
     fn bit(&self, n: u32) -> bool {
@@ -202,10 +223,18 @@ impl Parts {
             }
         };
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let userinfo = if self.iam() {
+            query.push(if self.bit(7) { "auth=IAM" } else { "auth=iam" }.into());
+            encode(&self.user, raw, "")
+        } else {
+            format!(
+                "{}:{}",
+                encode(&self.user, raw, ""),
+                encode(&self.password, raw, ":")
+            )
+        };
         let mut url = format!(
-            "{scheme}://{}:{}@{host}{port}/{}",
-            encode(&self.user, raw, ""),
-            encode(&self.password, raw, ":"),
+            "{scheme}://{userinfo}@{host}{port}/{}",
             encode(&self.dbname, raw, "")
         );
         if !query.is_empty() {
@@ -251,7 +280,14 @@ impl Parts {
             );
         }
         o.insert("username".into(), self.user.clone().into());
-        o.insert("password".into(), self.password.clone().into());
+        if self.iam() {
+            o.insert("auth".into(), "iam".into());
+            if let Some((_, mode)) = self.options.iter().find(|(k, _)| k == "sslmode") {
+                o.insert("sslmode".into(), mode.clone().into());
+            }
+        } else {
+            o.insert("password".into(), self.password.clone().into());
+        }
         o.insert("dbname".into(), self.dbname.clone().into());
         o.insert("dbInstanceIdentifier".into(), "prop-db".into());
         serde_json::Value::Object(o).to_string()
@@ -281,9 +317,19 @@ impl Parts {
         let options = if format == ValueFormat::Url {
             self.options.clone()
         } else {
-            Vec::new()
+            self.options
+                .iter()
+                .filter(|(k, _)| self.iam() && k == "sslmode")
+                .cloned()
+                .collect()
         };
         assert_eq!(c.options, options, "options of {value:?}");
+        let auth = if self.iam() {
+            Auth::Iam { sign_host: None }
+        } else {
+            Auth::Password
+        };
+        assert_eq!(c.auth, auth, "auth of {value:?}");
         assert_eq!(c.format, format);
     }
 }
@@ -358,6 +404,18 @@ fn assert_invariants(c: &DbConfig, required: bool, text: &str) {
         "{text:?}"
     );
     assert!(!required || !c.user.is_empty(), "{text:?}");
+    if c.auth != Auth::Password {
+        assert!(
+            !c.user.is_empty() && c.password.expose_secret().is_empty() && c.socket.is_none(),
+            "{text:?}"
+        );
+        assert!(
+            c.options.iter().all(
+                |(k, _)| !k.eq_ignore_ascii_case("auth") && !k.eq_ignore_ascii_case("iam_host")
+            ),
+            "{text:?}"
+        );
+    }
     if c.format == ValueFormat::Url {
         assert!(!c.dbname.contains('/'), "{text:?}");
     }
@@ -401,13 +459,14 @@ pub fn check_rewrite(value: &str, host: &HostPart, port: u16, must_succeed: bool
         "{value:?} -> {after:?}"
     );
     assert_eq!(
-        (c.engine, &c.socket, &c.user, &c.dbname, &c.options, c.format),
+        (c.engine, &c.socket, &c.user, &c.dbname, &c.options, &c.auth, c.format),
         (
             before.engine,
             &before.socket,
             &before.user,
             &before.dbname,
             &before.options,
+            &before.auth,
             before.format
         ),
         "{value:?} -> {after:?}"

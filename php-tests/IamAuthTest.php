@@ -1,0 +1,352 @@
+<?php
+
+declare(strict_types=1);
+
+namespace SsmDbConfig\Tests;
+
+/**
+ * `auth=iam`: DB_PASSWORD is an IAM database authentication token made with
+ * the credentials the extension reads SSM with. Each token is checked the
+ * way RDS checks it: tests/support/rds_token.py --verify recomputes its
+ * SigV4 signature with the test's AWS keys (botocore's signer) and checks
+ * its expiry.
+ */
+final class IamAuthTest extends TestCase
+{
+    private ?Fpm $fpm = null;
+
+    protected function tearDown(): void
+    {
+        if ($this->fpm !== null) {
+            $this->fpm->stop();
+            $logs = $this->fpm->logs();
+            self::assertStringNotContainsString('X-Amz-Signature', $logs, 'no token in php-fpm logs');
+            self::assertDoesNotMatchRegularExpression('/SIGSEGV|SIGABRT|SIGBUS/', $logs, 'no worker crashed');
+        }
+        parent::tearDown();
+    }
+
+    private const RDS_HOST = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+
+    /** What wp-config.php sees after ssm_db_config_define(), the token included (it is not the canary). */
+    private const DEFINE_CODE = '$flagsBefore = defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null; '
+        . '$t0 = time(); ssm_db_config_define(%s); $s = ssm_db_config_status(); '
+        . 'ob_start(); phpinfo(INFO_MODULES); $info = ob_get_clean(); '
+        . '$result = ["host" => DB_HOST, "user" => DB_USER, "token" => DB_PASSWORD, "signed_from" => $t0, "now" => time(), '
+        . '"flags" => defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null, "flags_before" => $flagsBefore, '
+        . '"auth" => $s["auth"], "iam_host" => $s["iam_host"], "token_age" => $s["iam_token_age_seconds"], '
+        . '"token_in_status" => str_contains(json_encode($s), substr(DB_PASSWORD, -64)), '
+        . '"token_in_phpinfo" => str_contains($info, substr(DB_PASSWORD, -64))];';
+
+    /**
+     * @param list<array{token: string, now: int}> $tokens
+     * @return list<array<string, mixed>>
+     */
+    private static function verify(array $tokens): array
+    {
+        $input = array_map(fn ($t) => [
+            'token' => $t['token'],
+            'access_key' => (string) getenv('AWS_ACCESS_KEY_ID'),
+            'secret_key' => (string) getenv('AWS_SECRET_ACCESS_KEY'),
+            'now' => $t['now'],
+        ], $tokens);
+        $root = dirname(__DIR__);
+        $proc = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), "$root/tests/support/rds_token.py", '--verify'],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
+            $pipes
+        );
+        fwrite($pipes[0], json_encode($input));
+        fclose($pipes[0]);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        self::assertSame(0, proc_close($proc), "rds_token.py --verify failed: $err");
+        return json_decode((string) $out, true);
+    }
+
+    private function define(string $value, array $before = []): array
+    {
+        $name = $this->parameterName('iam');
+        self::$moto->putParameter($name, $value);
+        $code = implode(' ', $before) . ' ' . sprintf(self::DEFINE_CODE, var_export($name, true));
+        return PhpProcess::json($code);
+    }
+
+    public function test_mysql_token_verifies_and_tls_flag_is_defined(): void
+    {
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . ':3306/shop?auth=iam');
+        self::assertSame(self::RDS_HOST . ':3306', $r['host'] ?? $r);
+        self::assertSame('wp_iam', $r['user']);
+        self::assertSame(2048, $r['flags'], 'MYSQL_CLIENT_FLAGS = MYSQLI_CLIENT_SSL');
+        self::assertSame(MYSQLI_CLIENT_SSL, 2048);
+        self::assertStringStartsWith(self::RDS_HOST . ':3306/?Action=connect&DBUser=wp_iam&', $r['token']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok'], 'the signature is the one the test credentials make');
+        self::assertTrue($v['unexpired']);
+        self::assertSame(['wp_iam', self::RDS_HOST, 3306, 'eu-west-1', 'rds-db'], [$v['user'], $v['host'], $v['port'], $v['region'], $v['service']]);
+        self::assertGreaterThanOrEqual($r['signed_from'] - 1, $v['time'], 'signed during the request that fetched');
+        self::assertSame('iam', $r['auth']);
+        self::assertSame(self::RDS_HOST, $r['iam_host']);
+        self::assertLessThan(60, $r['token_age']);
+        self::assertFalse($r['token_in_status'], 'the token is a secret: not in the status array');
+        self::assertFalse($r['token_in_phpinfo'], 'nor in phpinfo()');
+    }
+
+    public function test_a_token_signed_with_other_keys_is_refused_by_the_verifier(): void
+    {
+        // The verifier itself can fail: a token from other credentials does not pass.
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $forged = preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', $r['token']);
+        $v = self::verify([['token' => $forged, 'now' => $r['now']], ['token' => $r['token'], 'now' => $r['now'] + 901]]);
+        self::assertFalse($v[0]['signature_ok']);
+        self::assertFalse($v[1]['unexpired'], 'expired after 900 s');
+    }
+
+    public function test_mysql_client_flags_already_defined_are_kept(): void
+    {
+        $r = $this->define('mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam', ['define("MYSQL_CLIENT_FLAGS", 2048 | 64);']);
+        self::assertSame(2048 | 64, $r['flags'] ?? $r);
+        self::assertSame(2048 | 64, $r['flags_before']);
+    }
+
+    public function test_iam_host_signs_for_the_rds_endpoint_behind_a_cname(): void
+    {
+        $r = $this->define('mysql://wp_iam@db.shop.example:3307/shop?auth=iam&iam_host=' . self::RDS_HOST);
+        self::assertSame('db.shop.example:3307', $r['host'] ?? $r, 'the connection goes to the CNAME');
+        self::assertStringStartsWith(self::RDS_HOST . ':3307/?Action=connect&DBUser=wp_iam&', $r['token']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertSame(self::RDS_HOST, $r['iam_host']);
+    }
+
+    public function test_postgresql_token_uses_the_extension_region_for_other_names_and_defines_no_mysql_flags(): void
+    {
+        $r = $this->define('{"engine":"postgres","host":"pg.internal.example","username":"wp","dbname":"shop","auth":"iam","sslmode":"verify-full"}');
+        self::assertArrayHasKey('flags', $r, json_encode(array_diff_key($r, ['token' => 1])));
+        self::assertNull($r['flags'], 'no MYSQL_CLIENT_FLAGS for PostgreSQL');
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertSame(['pg.internal.example', 5432, (string) getenv('AWS_REGION') ?: 'us-east-1'], [$v['host'], $v['port'], $v['region']]);
+    }
+
+    public function test_password_with_auth_iam_is_refused_naming_the_fix(): void
+    {
+        $name = $this->parameterName('iam-password');
+        self::$moto->putParameter($name, 'mysql://wp_iam:' . rawurlencode(self::$canary) . '@' . self::RDS_HOST . '/shop?auth=iam');
+        $r = PhpProcess::json('$result = ssm_db_config(' . var_export($name, true) . ');');
+        self::assertSame('SsmDbConfigException', $r['exception'] ?? $r);
+        self::assertSame(6, $r['code'], 'INVALID_VALUE');
+        self::assertStringContainsString('auth=iam', $r['message']);
+        self::assertStringContainsString('remove it', $r['message']);
+        self::assertStringNotContainsString(self::$canary, $r['message'] . $r['_stderr']);
+    }
+
+    public function test_postgresql_without_sslmode_is_refused_naming_the_option(): void
+    {
+        $name = $this->parameterName('iam-nossl');
+        self::$moto->putParameter($name, 'postgresql://wp@' . self::RDS_HOST . ':5432/shop?auth=iam&sslmode=prefer');
+        $r = PhpProcess::json('$result = ssm_db_config(' . var_export($name, true) . ');');
+        self::assertSame(6, $r['code'] ?? $r);
+        self::assertStringContainsString('sslmode=require', $r['message']);
+    }
+
+    /**
+     * php-fpm with kept constants: a new token (here made with each refresh,
+     * ssm_db_config.ttl = 1 s) replaces DB_PASSWORD between requests, with
+     * MYSQL_CLIENT_FLAGS defined in every request, and each token verifies.
+     */
+    public function test_fpm_kept_constants_take_each_new_token_between_requests(): void
+    {
+        $name = $this->parameterName('iam-fpm');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1',
+            'ssm_db_config.define_constants' => '1', 'ssm_db_config.shared_dir' => 'off'], Fpm::masterEnv(), 1);
+        $script = $this->fpm->script('index.php', '<?php echo json_encode(["token" => DB_PASSWORD, "now" => time(), '
+            . '"flags" => defined("MYSQL_CLIENT_FLAGS") ? MYSQL_CLIENT_FLAGS : null, '
+            . '"constants" => ssm_db_config_status()["define_constants_state"]]);');
+        $first = json_decode($this->fpm->request($script), true);
+        self::assertSame('kept', $first['constants'] ?? $first);
+        self::assertSame(2048, $first['flags']);
+        $seen = [$first['token'] => $first];
+        $deadline = microtime(true) + 8;
+        while (count($seen) < 2 && microtime(true) < $deadline) {
+            usleep(300_000);
+            $r = json_decode($this->fpm->request($script), true);
+            self::assertSame(2048, $r['flags'] ?? null, 'defined in every request');
+            self::assertSame('kept', $r['constants']);
+            $seen[$r['token']] = $r;
+        }
+        self::assertCount(2, $seen, 'a new token reached the kept DB_PASSWORD');
+        foreach (self::verify(array_values($seen)) as $v) {
+            self::assertTrue($v['signature_ok']);
+            self::assertTrue($v['unexpired']);
+        }
+    }
+
+    /**
+     * SSM failing: the value is served stale, and a failed refresh still
+     * makes a new token for it, which verifies.
+     */
+    public function test_failed_refresh_still_makes_a_new_token_for_the_stale_value(): void
+    {
+        $name = $this->parameterName('iam-stale');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $r = PhpProcess::json(
+            '$token = fn () => ssm_db_config()["DB_PASSWORD"]; $first = $token(); $deadline = microtime(true) + 10; '
+            // Wait for the first failed refresh (the fault is set 600 ms in), then for a token made after it.
+            . 'do { usleep(100_000); $atFailure = $token(); } while (ssm_db_config_status()["errors"] < 1 && microtime(true) < $deadline); '
+            . 'do { usleep(100_000); $later = $token(); $s = ssm_db_config_status(); } while ($later === $atFailure && microtime(true) < $deadline); '
+            . '$result = ["first" => $first, "token" => $later, "changed" => $later !== $atFailure, "now" => time(), '
+            . '"stale" => $s["stale"], "errors" => $s["errors"], "fetched_again" => $s["version"]];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '500'],
+            [],
+            fn () => Proxy::fault('500')
+        );
+        self::assertTrue($r['changed'] ?? $r, 'a new token while SSM fails');
+        self::assertTrue($r['stale'], 'the value is served stale');
+        self::assertGreaterThanOrEqual(1, $r['errors']);
+        $v = self::verify([['token' => $r['token'], 'now' => $r['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertTrue($v['unexpired']);
+    }
+
+    /**
+     * End to end: a local PostgreSQL over TLS that checks the token as RDS
+     * does (tests/support/iam_db.py: PAM hands the password to a verifier
+     * that recomputes the SigV4 signature with the test's keys and checks
+     * the expiry). The extension's DB_PASSWORD logs in; a token with a
+     * changed signature, an expired one, and a connection without TLS do not.
+     */
+    public function test_postgresql_that_verifies_tokens_like_rds_accepts_the_extension_token(): void
+    {
+        if (posix_geteuid() !== 0 || !is_executable('/usr/lib/postgresql/15/bin/postgres')) {
+            self::markTestSkipped('needs root (a private mount namespace for PAM) and PostgreSQL 15');
+        }
+        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0755);
+        $db = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', "$dir/db", $signHost,
+                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
+            $pipes
+        );
+        try {
+            $started = json_decode((string) fgets($pipes[1]), true);
+            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
+            $port = $started['port'];
+            $name = $this->parameterName('iam-e2e');
+            self::$moto->putParameter($name, "postgresql://wp_iam@127.0.0.1:$port/postgres?auth=iam&sslmode=require&iam_host=$signHost");
+            $child = <<<'PHP'
+            ssm_db_config_define(__PARAMETER__);
+            $login = function (string $password, string $sslmode): ?string {
+                $c = @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=%s", __PORT__, addcslashes($password, "'\\"), $sslmode), PGSQL_CONNECT_FORCE_NEW);
+                if ($c === false) {
+                    return null;
+                }
+                return implode('/', pg_fetch_row(pg_query($c, 'SELECT current_user, ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()')));
+            };
+            $result = [
+                'host' => DB_HOST,
+                'ok' => $login(DB_PASSWORD, 'require'),
+                'tampered' => $login(preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', DB_PASSWORD), 'require'),
+                'plain' => $login(DB_PASSWORD, 'disable'),
+            ];
+            PHP;
+            $r = PhpProcess::json(strtr($child, ['__PARAMETER__' => var_export($name, true), '__PORT__' => (string) $port]));
+            self::assertSame("127.0.0.1:$port", $r['host'] ?? $r);
+            self::assertSame('wp_iam/true', $r['ok'], 'the extension token logs in, over TLS');
+            self::assertNull($r['tampered'], 'a token with a changed signature is refused');
+            self::assertNull($r['plain'], 'no login without TLS');
+
+            // An expired token, made by boto3 with the same keys 16 minutes ago, is refused too.
+            $proc = proc_open(
+                [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/rds_token.py'],
+                [0 => ['pipe', 'r'], 1 => ['pipe', 'w']],
+                $tp
+            );
+            fwrite($tp[0], json_encode([['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),
+                'session_token' => null, 'host' => $signHost, 'port' => $port, 'user' => 'wp_iam', 'region' => 'eu-west-1', 'time' => time() - 960],
+                ['access_key' => getenv('AWS_ACCESS_KEY_ID'), 'secret_key' => getenv('AWS_SECRET_ACCESS_KEY'),
+                'session_token' => null, 'host' => $signHost, 'port' => $port, 'user' => 'wp_iam', 'region' => 'eu-west-1', 'time' => time()]]));
+            fclose($tp[0]);
+            [$expired, $fresh] = json_decode((string) stream_get_contents($tp[1]), true);
+            proc_close($proc);
+            $try = fn (string $token) => @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=require", $port, $token), PGSQL_CONNECT_FORCE_NEW);
+            self::assertFalse($try($expired), 'an expired token is refused');
+            self::assertNotFalse($try($fresh), 'while one made now by boto3 logs in: the refusal is the expiry');
+        } finally {
+            fclose($pipes[0]);
+            fclose($pipes[1]);
+            proc_close($db);
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
+    /**
+     * End to end on WordPress's path: MariaDB verifying tokens like RDS
+     * (PAM, the user REQUIRE SSL), mysqli_real_connect() with the
+     * MYSQL_CLIENT_FLAGS the extension defined, as wpdb calls it.
+     */
+    public function test_mariadb_that_verifies_tokens_like_rds_accepts_wordpress_connection(): void
+    {
+        if (posix_geteuid() !== 0 || !is_executable('/usr/sbin/mariadbd')) {
+            self::markTestSkipped('needs root (a private mount namespace for PAM) and MariaDB');
+        }
+        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0755);
+        $db = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', '--mariadb', "$dir/db", $signHost,
+                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
+            $pipes
+        );
+        try {
+            $started = json_decode((string) fgets($pipes[1]), true);
+            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
+            $port = $started['port'];
+            $name = $this->parameterName('iam-e2e-mariadb');
+            self::$moto->putParameter($name, "mysql://wp_iam@127.0.0.1:$port/mysql?auth=iam&iam_host=$signHost");
+            $child = <<<'PHP'
+            ssm_db_config_define(__PARAMETER__);
+            $login = function (string $password, int $flags): ?string {
+                [$host, $port] = explode(':', DB_HOST);
+                $m = mysqli_init();
+                try {
+                    mysqli_real_connect($m, $host, DB_USER, $password, DB_NAME, (int) $port, null, $flags);
+                } catch (mysqli_sql_exception $e) {
+                    return null;
+                }
+                $row = $m->query("SELECT CURRENT_USER(), VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'")->fetch_row();
+                return $row[0] . '/' . ($row[1] !== '' ? 'tls' : 'plain');
+            };
+            $result = [
+                'flags' => MYSQL_CLIENT_FLAGS,
+                'ok' => $login(DB_PASSWORD, MYSQL_CLIENT_FLAGS),
+                'tampered' => $login(preg_replace('/X-Amz-Signature=[0-9a-f]{4}/', 'X-Amz-Signature=0000', DB_PASSWORD), MYSQL_CLIENT_FLAGS),
+                'plain' => $login(DB_PASSWORD, 0),
+            ];
+            PHP;
+            $r = PhpProcess::json(strtr($child, ['__PARAMETER__' => var_export($name, true)]));
+            self::assertSame(2048, $r['flags'] ?? $r);
+            self::assertSame('wp_iam@%/tls', $r['ok'], 'the extension token logs in with WordPress\'s flags, over TLS');
+            self::assertNull($r['tampered'], 'a token with a changed signature is refused');
+            self::assertNull($r['plain'], 'no login without MYSQLI_CLIENT_SSL');
+        } finally {
+            fclose($pipes[0]);
+            fclose($pipes[1]);
+            proc_close($db);
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
+    public function test_password_values_define_no_mysql_client_flags(): void
+    {
+        $r = $this->define('mysql://wp:pw@' . self::RDS_HOST . '/shop');
+        self::assertArrayHasKey('flags', $r, json_encode(array_diff_key($r, ['token' => 1])));
+        self::assertNull($r['flags']);
+        self::assertSame('password', $r['auth']);
+        self::assertNull($r['token_age']);
+    }
+}
