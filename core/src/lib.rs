@@ -19,7 +19,8 @@
 //! - [`policy`]: refresh-ahead point, retries inside a fetch, failure backoff;
 //!   the shared clock.
 //! - `shared`: the encrypted host-wide entry php-fpm workers share, and its lock.
-//! - [`rewrite`]: [`with_endpoint`], a value pointed at another host and port,
+//! - [`rewrite`]: [`with_endpoint`] (and [`with_endpoint_credentials_optional`] for
+//!   endpoint-only values), a value pointed at another host and port,
 //!   everything else kept as written (for the failover monitor).
 //!
 //! # Features
@@ -55,7 +56,7 @@ pub use parse::{
     apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
     SECRET_OPTION_WORDS,
 };
-pub use rewrite::with_endpoint;
+pub use rewrite::{with_endpoint, with_endpoint_credentials_optional};
 pub use secret::{ExposeSecret, SecretString};
 #[cfg(feature = "aws")]
 pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};

@@ -14,7 +14,7 @@
 //! the result: everything but the host and port must come out equal to what
 //! the original parsed to.
 
-use crate::parse::{check_host_name, is_ipv6, parse_spanned, parse_value, DbConfig, EndpointSpan};
+use crate::parse::{check_host_name, is_ipv6, parse_spanned, DbConfig, EndpointSpan};
 use crate::{Error, ExposeSecret};
 
 /// Returns `value` with its host and port replaced by `host` and `port`.
@@ -29,13 +29,37 @@ use crate::{Error, ExposeSecret};
 /// says why, never the value) or names a Unix socket, and
 /// [`Error::BadConfiguration`] when `host` or `port` cannot be written.
 pub fn with_endpoint(parameter: &str, value: &str, host: &str, port: u16) -> Result<String, Error> {
+    rewrite(parameter, value, host, port, true)
+}
+
+/// [`with_endpoint`] for the value of a parameter whose user and password come
+/// from a separate credentials parameter (the grammar of
+/// [`crate::parse_endpoint_value`]): user and password may be missing, as in
+/// `postgresql://writer.internal:5432/shop`. Whatever the value does hold is
+/// kept exactly as with [`with_endpoint`].
+pub fn with_endpoint_credentials_optional(
+    parameter: &str,
+    value: &str,
+    host: &str,
+    port: u16,
+) -> Result<String, Error> {
+    rewrite(parameter, value, host, port, false)
+}
+
+fn rewrite(
+    parameter: &str,
+    value: &str,
+    host: &str,
+    port: u16,
+    credentials_required: bool,
+) -> Result<String, Error> {
     let host = validate_host(host)?;
     if port == 0 {
         return Err(Error::BadConfiguration(
             "the new endpoint's port is 0".into(),
         ));
     }
-    let before = parse_spanned(parameter, value, true)?;
+    let before = parse_spanned(parameter, value, credentials_required)?;
     let config = &before.config;
     let rewritten = match before.endpoint {
         EndpointSpan::Socket => return Err(Error::invalid(parameter, REWRITE_SOCKET)),
@@ -73,7 +97,7 @@ pub fn with_endpoint(parameter: &str, value: &str, host: &str, port: u16) -> Res
             splice(value, edits)
         }
     };
-    let after = parse_value(parameter, &rewritten)?;
+    let after = parse_spanned(parameter, &rewritten, credentials_required)?.config;
     if after.host != host || after.port != port || !same_apart_from_endpoint(config, &after) {
         return Err(Error::invalid(parameter, REWRITE_CHANGED_MORE));
     }
@@ -168,6 +192,35 @@ mod tests {
             let e = with_endpoint(P, v, "n", 3306).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
         }
+    }
+
+    #[test]
+    fn rewrites_endpoint_only_values_only_when_credentials_are_optional() {
+        for (v, want) in [
+            (
+                "postgresql://writer.internal:5432/shop",
+                "postgresql://n:5433/shop",
+            ),
+            (
+                "mysql://h/shop?ssl-mode=REQUIRED",
+                "mysql://n:5433/shop?ssl-mode=REQUIRED",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","dbname":"d"}"#,
+                r#"{"engine":"postgres","host":"n","dbname":"d","port":5433}"#,
+            ),
+        ] {
+            assert_eq!(
+                with_endpoint_credentials_optional(P, v, "n", 5433).unwrap(),
+                want
+            );
+            let e = with_endpoint(P, v, "n", 5433).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
+        }
+        assert_eq!(
+            with_endpoint_credentials_optional(P, "postgresql://u:p@h/d", "n", 5432).unwrap(),
+            "postgresql://u:p@n/d"
+        );
     }
 
     #[test]
