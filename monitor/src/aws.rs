@@ -146,6 +146,32 @@ pub struct Aws {
     timeout: Duration,
 }
 
+/// How PutParameter stores a value: as the parameter it replaces is stored,
+/// so that an overwrite never turns a String into a SecureString (or back) and
+/// never moves a SecureString to another KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredAs {
+    /// `String`: no KMS key, no KMS permission. Only ever holds a value
+    /// without a password (the monitor refuses one that has a password).
+    Plain,
+    /// `SecureString` under this KMS key (id, ARN or alias).
+    Encrypted {
+        /// The key PutParameter names; never left to SSM's default.
+        key_id: String,
+    },
+}
+
+/// What GetParameter says about a parameter without decrypting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterInfo {
+    /// `String`, `SecureString` or `StringList`.
+    pub kind: String,
+    /// The version number.
+    pub version: i64,
+    /// The parameter's ARN (what an IAM policy names).
+    pub arn: Option<String>,
+}
+
 /// A parameter's current value as SSM returned it.
 #[derive(Debug)]
 pub struct CurrentValue {
@@ -192,7 +218,8 @@ impl Aws {
             .expect("clients exist for every configured region")
     }
 
-    /// GetParameter with decryption. `Ok(None)` when it does not exist.
+    /// GetParameter with decryption (which SSM ignores for a String: reading
+    /// one needs no KMS permission). `Ok(None)` when it does not exist.
     #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
     pub async fn get_parameter(
         &self,
@@ -252,8 +279,17 @@ impl Aws {
 
     /// The parameter's current version (GetParameter without decryption, so no
     /// KMS call), `None` when it no longer exists. Read just before a write.
-    #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
     pub async fn parameter_version(&self, target: &ParameterTarget) -> Result<Option<i64>, Error> {
+        Ok(self.parameter_info(target).await?.map(|p| p.version))
+    }
+
+    /// GetParameter without decryption (no KMS call): the type, version and
+    /// ARN, `None` when the parameter does not exist.
+    #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
+    pub async fn parameter_info(
+        &self,
+        target: &ParameterTarget,
+    ) -> Result<Option<ParameterInfo>, Error> {
         let out = self
             .region(&target.region)
             .ssm
@@ -263,7 +299,15 @@ impl Aws {
             .send()
             .await;
         match out {
-            Ok(out) => Ok(out.parameter.map(|p| p.version)),
+            Ok(out) => Ok(out.parameter.map(|p| ParameterInfo {
+                kind: p
+                    .r#type
+                    .as_ref()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                version: p.version,
+                arn: p.arn,
+            })),
             Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
             Err(e) => Err(classify(
                 self.timeout,
@@ -275,26 +319,30 @@ impl Aws {
         }
     }
 
-    /// PutParameter as SecureString with Overwrite, encrypted with `key_id`
-    /// (`None`: the account's default key). Returns the new version.
+    /// PutParameter with Overwrite, stored as `stored_as` says (a SecureString
+    /// always names its key: left out, SSM would use the account's default
+    /// key `alias/aws/ssm`). Returns the new version.
     #[instrument(level = "debug", skip(self, value), fields(parameter = %target.name, region = %target.region))]
     pub async fn put_parameter(
         &self,
         target: &ParameterTarget,
         value: &SecretString,
-        key_id: Option<&str>,
+        stored_as: &StoredAs,
     ) -> Result<i64, Error> {
-        let mut call = self
+        use aws_sdk_ssm::types::ParameterType;
+        let call = self
             .region(&target.region)
             .ssm
             .put_parameter()
             .name(&target.name)
             .value(value.expose_secret())
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .overwrite(true);
-        if let Some(key) = key_id {
-            call = call.key_id(key);
-        }
+        let call = match stored_as {
+            StoredAs::Plain => call.r#type(ParameterType::String),
+            StoredAs::Encrypted { key_id } => {
+                call.r#type(ParameterType::SecureString).key_id(key_id)
+            }
+        };
         match call.send().await {
             Ok(out) => Ok(out.version),
             Err(e) => Err(classify(
@@ -309,7 +357,8 @@ impl Aws {
 
     /// The KMS key of an existing SecureString (DescribeParameters), so that an
     /// overwrite keeps it: PutParameter without a key id would switch the
-    /// parameter to the account's default key `alias/aws/ssm`.
+    /// parameter to the account's default key `alias/aws/ssm`. `None` when
+    /// the answer names no key for it.
     #[instrument(level = "debug", skip(self), fields(parameter = %target.name, region = %target.region))]
     pub async fn parameter_key_id(
         &self,

@@ -127,9 +127,10 @@ pub struct ParameterTarget {
     pub name: String,
     /// The region whose Parameter Store holds it.
     pub region: String,
-    /// KMS key for the SecureString (id, ARN or alias); unset: the key the
-    /// parameter already uses (a String becomes a SecureString under the
-    /// account's default key `alias/aws/ssm`).
+    /// KMS key to write a SecureString parameter with (id, ARN or alias);
+    /// unset: the key the parameter already uses, read with
+    /// DescribeParameters before each write (no write if that fails). Not
+    /// allowed for a String parameter, which is written as a String.
     #[serde(default)]
     pub kms_key_id: Option<String>,
 }

@@ -55,6 +55,21 @@ pub enum Error {
         /// The version found just before writing.
         now: i64,
     },
+    /// A SecureString's KMS key could not be read (DescribeParameters failed
+    /// or named no key) and the configuration names none: writing would
+    /// re-encrypt the credentials under the account's default key, which the
+    /// hosts may not be allowed to decrypt, so the write is withheld.
+    #[error("not overwriting SSM parameter \"{parameter}\" ({region}): its KMS key is unknown ({reason}); writing without it would re-encrypt the credentials under the default key alias/aws/ssm: allow ssm:DescribeParameters or set kms_key_id for this parameter")]
+    KeyUnknown {
+        /// The parameter name.
+        parameter: String,
+        /// Its region.
+        region: String,
+        /// Why the key is unknown (the DescribeParameters failure); never the value.
+        reason: String,
+        /// Whether the lookup may succeed later (throttling, a network failure).
+        transient: bool,
+    },
     /// A promotion was started but the replica did not become a writable
     /// instance in time.
     #[error("RDS instance {instance} did not become a writable, available instance within {waited_secs} s of PromoteReadReplica")]
@@ -70,7 +85,7 @@ impl Error {
     /// Whether retrying later (with backoff) may help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Api { transient, .. } => *transient,
+            Error::Api { transient, .. } | Error::KeyUnknown { transient, .. } => *transient,
             Error::PromotionTimeout { .. } | Error::Changed { .. } => true,
             Error::Config(_) | Error::Refused { .. } => false,
         }

@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ssm_db_config_core::{parse_value, with_endpoint, ExposeSecret, SecretString};
+use ssm_db_config_core::{
+    parse_endpoint_value, with_endpoint_credentials_optional, ExposeSecret, SecretString,
+};
 use tracing::{debug, info, instrument, warn};
 
-use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds};
+use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds, StoredAs};
 use crate::config::{Config, InstanceRef, ParameterTarget};
 use crate::decide::{
     decide, decide_cluster, refuse_cluster_members, ClusterInputs, Decision, Inputs, Plan,
@@ -19,6 +21,15 @@ use crate::Error;
 /// Why a parameter is never created: creating it would mean writing credentials.
 const MISSING_PARAMETER: &str =
     "it does not exist; the monitor only changes the endpoint of a value that holds the database's credentials, it never creates one";
+
+/// Why a String parameter that holds a password is not written: the monitor
+/// would be writing a secret in clear text.
+pub const STRING_WITH_PASSWORD: &str =
+    "it is a String parameter and its value holds a password: the monitor does not write secrets into a String; put the password in a SecureString named by the extension's credentials_parameter and leave only the endpoint here (postgresql://host:5432/dbname), or make this parameter a SecureString";
+
+/// Why a String parameter with `kms_key_id` configured is not written.
+pub const KMS_KEY_FOR_STRING: &str =
+    "kms_key_id is set for it but it is a String parameter, which is written as a String without a key: remove kms_key_id, or make the parameter a SecureString";
 
 /// What one poll saw and did.
 #[derive(Debug)]
@@ -224,7 +235,7 @@ impl<R: Rds> Monitor<R> {
                         .push(format!("{} ({})", p.target.name, p.target.region)),
                     Ok(false) => {}
                     Err(e) => {
-                        if matches!(e, Error::Api { .. }) {
+                        if matches!(e, Error::Api { .. } | Error::KeyUnknown { .. }) {
                             self.metrics.api_error();
                         }
                         report.errors.push(e)
@@ -299,8 +310,26 @@ impl<R: Rds> Monitor<R> {
             .get_parameter(target)
             .await?
             .ok_or_else(|| refused(MISSING_PARAMETER.to_owned()))?;
-        let parsed = parse_value(&target.name, current.value.expose_secret())
+        // The extension's grammar for a value whose user and password may come
+        // from a credentials parameter: the monitor only changes the endpoint,
+        // so it needs no credentials in the value, and keeps any it finds.
+        let parsed = parse_endpoint_value(&target.name, current.value.expose_secret())
             .map_err(|e| refused(core_reason(e)))?;
+        match current.kind.as_str() {
+            "SecureString" => {}
+            "String" if !parsed.password.expose_secret().is_empty() => {
+                return Err(refused(STRING_WITH_PASSWORD.to_owned()))
+            }
+            "String" if target.kms_key_id.is_some() => {
+                return Err(refused(KMS_KEY_FOR_STRING.to_owned()))
+            }
+            "String" => {}
+            other => {
+                return Err(refused(format!(
+                    "it is a {other} parameter; the monitor writes String (endpoint only) or SecureString parameters"
+                )))
+            }
+        }
         debug!(parameter = %target.name, region = %target.region, version = current.version, kind = %current.kind, "read parameter");
         Ok(ParamState {
             target: target.clone(),
@@ -426,7 +455,7 @@ impl<R: Rds> Monitor<R> {
             region: t.region.clone(),
             reason,
         };
-        let new_value = with_endpoint(
+        let new_value = with_endpoint_credentials_optional(
             &t.name,
             p.value.expose_secret(),
             &endpoint.host,
@@ -451,36 +480,49 @@ impl<R: Rds> Monitor<R> {
                 })
             }
         }
-        let key_id = self.key_id_for(p).await;
-        let version = self
-            .aws
-            .put_parameter(t, &new_value, key_id.as_deref())
-            .await?;
+        let stored_as = self.stored_as(p).await?;
+        let version = self.aws.put_parameter(t, &new_value, &stored_as).await?;
         self.metrics.published(clock.now());
+        let kms_key = match &stored_as {
+            StoredAs::Plain => "none",
+            StoredAs::Encrypted { key_id } => key_id,
+        };
         info!(
             parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint,
-            version, previous_type = %p.kind, kms_key = key_id.as_deref().unwrap_or("alias/aws/ssm"), "published the writer's endpoint"
+            version, parameter_type = %p.kind, kms_key, "published the writer's endpoint"
         );
         Ok(true)
     }
 
-    /// The configured key, else the key the SecureString already uses. If that
-    /// cannot be read, the write goes ahead with the default key (a failover
-    /// must not wait on a missing ssm:DescribeParameters permission), and says so.
-    async fn key_id_for(&self, p: &ParamState) -> Option<String> {
-        if let Some(key) = &p.target.kms_key_id {
-            return Some(key.clone());
-        }
+    /// How to write the parameter: as it is stored now. A String stays a
+    /// String (`read_parameter` refused one holding a password). A SecureString
+    /// keeps the configured key, else the key it already uses; if that cannot
+    /// be read the write is withheld (fail closed): guessing the default key
+    /// could leave the hosts unable to decrypt the credentials.
+    async fn stored_as(&self, p: &ParamState) -> Result<StoredAs, Error> {
         if p.kind != "SecureString" {
-            return None;
+            return Ok(StoredAs::Plain);
         }
+        if let Some(key) = &p.target.kms_key_id {
+            return Ok(StoredAs::Encrypted {
+                key_id: key.clone(),
+            });
+        }
+        let unknown = |reason: String, transient: bool| Error::KeyUnknown {
+            parameter: p.target.name.clone(),
+            region: p.target.region.clone(),
+            reason,
+            transient,
+        };
         match self.aws.parameter_key_id(&p.target).await {
-            Ok(key) => key,
+            Ok(Some(key_id)) => Ok(StoredAs::Encrypted { key_id }),
+            Ok(None) => Err(unknown(
+                "DescribeParameters named no key for it".to_owned(),
+                false,
+            )),
             Err(e) => {
-                self.metrics.api_error();
-                warn!(parameter = %p.target.name, region = %p.target.region, error = %e,
-                    "cannot read the parameter's KMS key; writing with the default key alias/aws/ssm (set kms_key_id to choose)");
-                None
+                let transient = e.is_transient();
+                Err(unknown(e.to_string(), transient))
             }
         }
     }

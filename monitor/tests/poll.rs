@@ -23,7 +23,7 @@ async fn monitor(stack: &Stack, extra: &str, replica: bool, mode: Mode) -> Monit
 }
 
 #[tokio::test]
-async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
+async fn first_run_publishes_the_primary_endpoint_keeping_the_secure_string() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
     stack
@@ -31,7 +31,7 @@ async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
             EAST,
             "/shop/db",
             "postgresql://wp:s3cret%40x@placeholder.invalid:5432/shop?sslmode=require",
-            false,
+            true,
         )
         .await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
@@ -48,6 +48,187 @@ async fn first_run_publishes_the_primary_endpoint_as_secure_string() {
     );
     assert_eq!(kind, "SecureString");
     assert_eq!(stack.count(PUT), 1);
+}
+
+#[tokio::test]
+async fn endpoint_only_string_parameter_stays_a_string_without_a_key_lookup() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://placeholder.invalid:5432/shop?sslmode=require",
+            false,
+        )
+        .await;
+    let mut m = monitor(&stack, "", false, Mode::Act).await;
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.published, vec!["/shop/db (us-east-1)".to_string()]);
+    let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
+    let (value, kind, version) = stack.get_param(EAST, "/shop/db").await;
+    assert_eq!(
+        value,
+        format!("postgresql://{host}:{port}/shop?sslmode=require")
+    );
+    assert_eq!(kind, "String", "the type follows the existing parameter");
+    assert_eq!(version, 2);
+    assert_eq!(
+        stack.count("AmazonSSM.DescribeParameters"),
+        0,
+        "a String has no key to look up"
+    );
+}
+
+#[tokio::test]
+async fn string_parameter_holding_a_password_is_refused_and_left_alone() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    let canary = canary();
+    let value = format!("mysql://wp:{canary}@placeholder.invalid:3306/shop");
+    stack.put_param(EAST, "/shop/db", &value, false).await;
+    let mut m = monitor(&stack, "", false, Mode::Act).await;
+    let (logs, _guard) = Logs::capture();
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let msg = report.errors[0].to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "refusing to overwrite SSM parameter \"/shop/db\" (us-east-1): {}",
+            ssm_db_monitor::monitor::STRING_WITH_PASSWORD
+        )
+    );
+    assert!(!report.errors[0].is_transient());
+    assert_eq!(stack.count(PUT), 0);
+    assert_eq!(
+        stack.get_param(EAST, "/shop/db").await,
+        (value, "String".into(), 1)
+    );
+    assert!(!logs.text().contains(&canary));
+
+    // A key configured for a String parameter is a contradiction: refused too.
+    stack
+        .put_param(EAST, "/shop/db", "mysql://placeholder.invalid/shop", false)
+        .await;
+    let mut m = monitor(&stack, "", false, Mode::Act).await;
+    let mut config = m.config().clone();
+    config.parameters[0].kms_key_id = Some("alias/shop".into());
+    let aws = Aws::connect(&config).await.unwrap();
+    m = Monitor::new(
+        config,
+        aws.clone(),
+        PlayedRds::new(aws),
+        Metrics::new(),
+        Mode::Act,
+    );
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+    assert!(
+        report.errors[0].to_string().contains("remove kms_key_id"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(stack.count(PUT), 0);
+}
+
+#[tokio::test]
+async fn unknown_kms_key_withholds_the_write_unless_a_key_is_configured() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    let ssm = stack.ssm(EAST).await;
+    let old = "postgresql://wp:pw@placeholder.invalid/shop";
+    ssm.put_parameter()
+        .name("/shop/db")
+        .value(old)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .key_id("alias/shop-existing")
+        .send()
+        .await
+        .unwrap();
+    // The monitor's role lacks ssm:DescribeParameters; every other call passes.
+    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    let metrics = Metrics::new();
+    let config = config(&stack, "", false);
+    let aws = Aws::connect(&config).await.unwrap();
+    let mut m = Monitor::new(
+        config.clone(),
+        aws.clone(),
+        PlayedRds::new(aws),
+        metrics.clone(),
+        Mode::Act,
+    );
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert!(report.published.is_empty());
+    assert!(
+        matches!(
+            report.errors.as_slice(),
+            [ssm_db_monitor::Error::KeyUnknown {
+                transient: false,
+                ..
+            }]
+        ),
+        "{:?}",
+        report.errors
+    );
+    let msg = report.errors[0].to_string();
+    assert!(msg.contains("AccessDeniedException"), "{msg}");
+    assert!(msg.contains("set kms_key_id"), "{msg}");
+    assert_eq!(stack.count("AmazonSSM.DescribeParameters"), 1);
+    assert_eq!(stack.count(PUT), 0, "no write with a guessed key");
+    assert!(
+        metrics
+            .render()
+            .contains("ssm_db_monitor_api_errors_total 1"),
+        "{}",
+        metrics.render()
+    );
+    let (value, kind, version) = stack.get_param(EAST, "/shop/db").await;
+    assert_eq!(
+        (value.as_str(), kind.as_str(), version),
+        (old, "SecureString", 1)
+    );
+
+    // Throttling is the same refusal, but worth retrying.
+    stack.fault_only("throttle", &["AmazonSSM.DescribeParameters"]);
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+    assert!(report.errors[0].is_transient(), "{:?}", report.errors);
+    assert_eq!(stack.count(PUT), 0);
+
+    // With the key named in the configuration, no lookup is needed.
+    let mut with_key = config;
+    with_key.parameters[0].kms_key_id = Some("alias/shop-existing".into());
+    let aws = Aws::connect(&with_key).await.unwrap();
+    let mut m = Monitor::new(
+        with_key,
+        aws.clone(),
+        PlayedRds::new(aws),
+        Metrics::new(),
+        Mode::Act,
+    );
+    stack.reset_counts();
+    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(stack.count(PUT), 1);
+    assert_eq!(stack.count("AmazonSSM.DescribeParameters"), 0);
+    let key = stack
+        .ssm(EAST)
+        .await
+        .describe_parameters()
+        .send()
+        .await
+        .unwrap()
+        .parameters()[0]
+        .key_id()
+        .map(str::to_owned);
+    assert_eq!(key.as_deref(), Some("alias/shop-existing"));
 }
 
 #[tokio::test]

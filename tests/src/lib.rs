@@ -129,6 +129,14 @@ impl AwsStack {
         http_post(self.proxy_url(), "/__proxy/fault", &body);
     }
 
+    /// Sets a fault mode for some operations only, by their target
+    /// (`AmazonSSM.DescribeParameters`, `rds.DescribeDBInstances`): the
+    /// others pass, as when an IAM policy lacks one permission.
+    pub fn fault_only(&self, mode: &str, targets: &[&str]) {
+        let body = serde_json::json!({ "mode": mode, "only": targets }).to_string();
+        http_post(self.proxy_url(), "/__proxy/fault", &body);
+    }
+
     /// How many GetParameter requests reached the proxy.
     pub fn get_parameter_calls(&self) -> u64 {
         self.count("AmazonSSM.GetParameter")

@@ -108,7 +108,9 @@ class Moto:
 
 
 class FaultProxy:
-    """Forwards HTTP to moto; counts requests; injects one fault mode at a time."""
+    """Forwards HTTP to moto; counts requests; injects one fault mode at a time,
+    into every call or, with ``only`` (a list of targets such as
+    ``AmazonSSM.DescribeParameters``), into those operations' calls alone."""
 
     def __init__(self, upstream):
         self.upstream = upstream
@@ -185,6 +187,10 @@ class FaultProxy:
                     fault = dict(proxy.fault)
                     if "until" in fault and time.monotonic() >= fault["until"]:
                         fault = proxy.fault = {"mode": "none"}
+                    if fault.get("only") and target not in fault["only"]:
+                        # A fault for some operations only (a missing IAM
+                        # permission): every other call passes untouched.
+                        fault = {"mode": "none"}
                     if fault.get("mode", "none") != "none":
                         proxy.faulted += 1
                     proxy.recent.append([round(time.time(), 3), target, fault.get("mode", "none")])

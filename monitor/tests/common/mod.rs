@@ -127,6 +127,11 @@ impl Stack {
         self.aws.fault(mode, 0);
     }
 
+    /// Makes the proxy fail only these operations (`AmazonSSM.DescribeParameters`, ...).
+    pub fn fault_only(&self, mode: &str, targets: &[&str]) {
+        self.aws.fault_only(mode, targets);
+    }
+
     pub fn reset_counts(&self) {
         self.aws.reset_counts();
     }
