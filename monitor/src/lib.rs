@@ -1,7 +1,8 @@
 //! `ssm-db-monitor`: watches the RDS instances or the DB cluster behind a store and keeps the
 //! SSM parameters that the `ssm_db_config` extension reads pointed at the
 //! writer. It changes only the endpoint (host and port) of a value it read,
-//! never the credentials, and writes SecureString with Overwrite.
+//! never the credentials, and writes it back with Overwrite as the type it
+//! had: a String (endpoint only, no password) or a SecureString under its key.
 //!
 //! # Layout
 //! - [`config`]: [`Config`], the TOML file (unknown keys rejected) and its validation.
@@ -9,10 +10,12 @@
 //! - [`aws`]: the SDK clients per region, the [`Rds`] trait and what an instance or a cluster looks like ([`Observed`], [`ClusterObserved`]).
 //! - [`decide`]: the pure decisions: which instance (or cluster endpoint) is the writer, whether to promote or fence.
 //! - [`monitor`]: [`Monitor::poll`], one poll: observe, read parameters, decide, act.
+//! - [`access`]: `--plan`'s permission check: the reads made now, the writes listed.
 //! - [`run`]: the daemon loop with backoff, and the [`Clock`] it sleeps on.
 //! - [`metrics`]: Prometheus counters and a small loopback HTTP responder.
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod aws;
 pub mod config;
 pub mod decide;

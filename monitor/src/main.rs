@@ -2,7 +2,7 @@
 //!
 //! Exit codes (also in the README):
 //! - 0: success (daemon stopped by SIGTERM/SIGINT; `--once` with a writer
-//!   published or already in place; `--plan`)
+//!   published or already in place; `--plan` without a problem)
 //! - 1: an unexpected error
 //! - 2: bad flags or configuration
 //! - 3: `--once`: an AWS call failed transiently (throttling, 5xx, network, timeout): try again later
@@ -31,7 +31,7 @@ struct Args {
     /// Poll once and exit (for cron or a scheduled task); see the exit codes in the README.
     #[arg(long)]
     once: bool,
-    /// Print what the monitor would do and why, change nothing, exit.
+    /// Print what the monitor would do and why, and check the permissions it needs; change nothing, exit.
     #[arg(long, conflicts_with = "once")]
     plan: bool,
     /// Log the writes, promotions and fencing it would do instead of doing them.
@@ -162,32 +162,27 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Act
     };
+    let checker = aws.clone();
     let mut monitor = Monitor::new(config, aws, rds, metrics, mode);
     let clock = SystemClock;
+    if args.plan {
+        return Ok(plan(&mut monitor, &checker).await);
+    }
 
-    let code = if args.plan || args.once {
+    let code = if args.once {
         let report = match monitor.poll(&clock).await {
             Ok(r) => r,
             Err(e) => {
                 error!(error = %e, "poll failed");
-                if args.plan {
-                    println!("problem: {e}");
-                }
                 return Ok(ExitCode::from(exit_code_for(&e)));
             }
         };
-        if args.plan {
-            println!("{}", report.plan);
-            for e in &report.errors {
-                println!("problem: {e}");
-            }
-        }
         if let Some(e) = report.errors.first() {
             for e in &report.errors {
                 error!(error = %e, "poll finished with an error");
             }
             ExitCode::from(exit_code_for(e))
-        } else if matches!(report.plan.decision, Decision::NoWriter { .. }) && !args.plan {
+        } else if matches!(report.plan.decision, Decision::NoWriter { .. }) {
             ExitCode::from(EXIT_NO_WRITER)
         } else {
             ExitCode::SUCCESS
@@ -202,6 +197,32 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
         task.abort();
     }
     Ok(code)
+}
+
+/// `--plan`: the decision and the problems of one poll that writes nothing,
+/// then the permission check. Exits nonzero when either found a problem: a
+/// read the monitor needs fails now, so the monitor would fail when it matters.
+async fn plan(monitor: &mut Monitor<Aws>, aws: &Aws) -> ExitCode {
+    let failure = match monitor.poll(&SystemClock).await {
+        Ok(report) => {
+            println!("{}", report.plan);
+            for e in &report.errors {
+                println!("problem: {e}");
+            }
+            report.errors.first().cloned()
+        }
+        Err(e) => {
+            error!(error = %e, "poll failed");
+            println!("problem: {e}");
+            Some(e)
+        }
+    };
+    let access = ssm_db_monitor::access::check(monitor.config(), aws, monitor.rds()).await;
+    print!("{access}");
+    match failure.as_ref().or(access.first_failure()) {
+        Some(e) => ExitCode::from(exit_code_for(e)),
+        None => ExitCode::SUCCESS,
+    }
 }
 
 fn exit_code_for(e: &Error) -> u8 {

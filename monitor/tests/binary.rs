@@ -161,9 +161,110 @@ async fn plan_prints_the_decision_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = "alias/aws/ssm";
     assert_eq!(
         stdout.trim(),
-        format!("writer: shop-db (us-east-1) at {host}:{port}: the primary is available")
+        format!(
+            "writer: shop-db (us-east-1) at {host}:{port}: the primary is available
+permissions (reads called now; writes listed, not called):
+  ok      rds:DescribeDBInstances on shop-db (us-east-1): status available
+  ok      ssm:GetParameter on \"/shop/db\" (us-east-1): SecureString parameter, version 1
+  ok      ssm:GetParameter with decryption, kms:Decrypt on \"/shop/db\" (us-east-1): decrypted
+  ok      ssm:DescribeParameters on \"/shop/db\" (us-east-1): key {key}
+  write   ssm:PutParameter on arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/shop/db
+  write   kms:Encrypt and kms:Decrypt on {key} (the key of \"/shop/db\" (us-east-1); kms:GenerateDataKey too for an advanced-tier parameter)"
+        )
+    );
+    assert_eq!(stack.count(PUT), 0);
+}
+
+#[tokio::test]
+async fn plan_lists_no_kms_permission_for_an_endpoint_only_string_parameter() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://placeholder.invalid/shop",
+            false,
+        )
+        .await;
+    let promotion = "[promotion]\nenabled = true\nafter_polls = 3\nfence_old_primary = true\n";
+    let config = write_config(&config_toml(&stack, promotion, true));
+
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().skip(2).collect();
+    assert_eq!(
+        lines,
+        [
+            "  ok      rds:DescribeDBInstances on shop-db (us-east-1): status available",
+            "  ok      rds:DescribeDBInstances on shop-db-west (us-west-2): status available",
+            "  ok      ssm:GetParameter on \"/shop/db\" (us-east-1): String parameter, version 1",
+            "  skipped ssm:DescribeParameters on \"/shop/db\" (us-east-1): not needed: a String parameter has no KMS key (and needs no KMS permission)",
+            "  ok      cloudwatch:GetMetricStatistics on ReplicaLag of shop-db-west (us-west-2): no ReplicaLag datapoint now",
+            &format!("  write   ssm:PutParameter on arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/shop/db"),
+            &format!("  write   rds:PromoteReadReplica on arn:aws:rds:us-west-2:{ACCOUNT}:db:shop-db-west"),
+            &format!("  write   rds:StopDBInstance on arn:aws:rds:us-east-1:{ACCOUNT}:db:shop-db"),
+        ],
+        "{stdout}"
+    );
+    assert_eq!(stack.count(PUT), 0);
+    assert_eq!(stack.count("AmazonSSM.DescribeParameters"), 0);
+    assert_eq!(stack.count("rds.PromoteReadReplica"), 0);
+    assert_eq!(stack.count("rds.StopDBInstance"), 0);
+}
+
+#[tokio::test]
+async fn plan_fails_naming_the_aws_error_when_a_needed_read_fails() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    let config = write_config(&config_toml(&stack, "", false));
+
+    // The parameter does not exist yet.
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  FAILED  ssm:GetParameter on \"/shop/db\" (us-east-1): refusing to overwrite SSM parameter \"/shop/db\" (us-east-1): not found"),
+        "{stdout}"
+    );
+
+    // The role lacks ssm:DescribeParameters: reads otherwise fine, still a failure.
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  FAILED  ssm:DescribeParameters on \"/shop/db\" (us-east-1): SSM DescribeParameters on \"/shop/db\" (us-east-1) failed: access denied (AccessDeniedException)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  write   kms:Encrypt and kms:Decrypt on its key (unknown)"),
+        "{stdout}"
+    );
+
+    // Throttled RDS: transient, exit 3, with RDS's code.
+    stack.fault_only("throttle", &["rds.DescribeDBInstances"]);
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  FAILED  rds:DescribeDBInstances on shop-db (us-east-1): RDS DescribeDBInstances on shop-db (us-east-1) failed: throttled by AWS (Throttling)"),
+        "{stdout}"
     );
     assert_eq!(stack.count(PUT), 0);
 }
