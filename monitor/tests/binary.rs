@@ -109,11 +109,16 @@ async fn once_exit_codes_tell_success_no_writer_transient_and_refused_apart() {
     );
 
     stack
-        .put_param(EAST, "/shop/db", "postgresql://wp@nopassword/shop", true)
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            false,
+        )
         .await;
     let refused = monitor_cmd(&config).arg("--once").output().unwrap();
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
-    assert!(text(&refused).contains("refusing to overwrite SSM parameter \"/shop/db\" (us-east-1): its current value is not usable: the URL has no password"), "{}", text(&refused));
+    assert!(text(&refused).contains("refusing to overwrite SSM parameter \"/shop/db\" (us-east-1): it is a String parameter and its value holds a password"), "{}", text(&refused));
     assert_eq!(stack.count(PUT), 1, "only the first run wrote");
 }
 
@@ -307,7 +312,8 @@ async fn canary_password_never_appears_in_text_or_json_output_at_trace_level() {
                 .find(|v| v["message"] == "published the writer's endpoint")
                 .expect("publish event");
             assert_eq!(published["parameter"], "/shop/db");
-            assert_eq!(published["previous_type"], "SecureString");
+            assert_eq!(published["parameter_type"], "SecureString");
+            assert_eq!(published["kms_key"], "alias/aws/ssm");
         }
     }
     assert_eq!(stack.count(PUT), 2);
