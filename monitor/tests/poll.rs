@@ -84,6 +84,46 @@ async fn endpoint_only_string_parameter_stays_a_string_without_a_key_lookup() {
 }
 
 #[tokio::test]
+async fn endpoint_only_secure_string_is_rewritten_under_its_own_key() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    stack
+        .ssm(EAST)
+        .await
+        .put_parameter()
+        .name("/shop/db")
+        .value(r#"{"engine":"mysql","host":"placeholder.invalid","dbname":"shop"}"#)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .key_id("alias/shop-existing")
+        .send()
+        .await
+        .unwrap();
+    let mut m = monitor(&stack, "", false, Mode::Act).await;
+
+    let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
+    let (value, kind, _) = stack.get_param(EAST, "/shop/db").await;
+    assert_eq!(
+        value,
+        format!(r#"{{"engine":"mysql","host":"{host}","dbname":"shop","port":{port}}}"#)
+    );
+    assert_eq!(kind, "SecureString");
+    let described = stack
+        .ssm(EAST)
+        .await
+        .describe_parameters()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.parameters()[0].key_id(),
+        Some("alias/shop-existing")
+    );
+}
+
+#[tokio::test]
 async fn string_parameter_holding_a_password_is_refused_and_left_alone() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
