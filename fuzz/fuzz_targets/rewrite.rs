@@ -1,5 +1,6 @@
 //! Any value that parses, pointed at another endpoint: refused, or the
-//! result parses with only host and port changed (`check_rewrite`).
+//! result parses with only host and port changed (`check_rewrite`, which
+//! checks the endpoint-only rewrite too).
 //!
 //! Input layout, so that seeds stay readable: two bytes of port (big
 //! endian), one byte choosing the new host (`hosts`), then the value.

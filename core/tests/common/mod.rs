@@ -12,8 +12,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ssm_db_config_core::{
-    apply_credentials, parse_endpoint_value, parse_value, with_endpoint, Auth, DbConfig, Engine,
-    ExposeSecret, ValueFormat, SECRET_OPTION_WORDS,
+    apply_credentials, parse_endpoint_value, parse_value, with_endpoint,
+    with_endpoint_credentials_optional, Auth, DbConfig, Engine, ExposeSecret, ValueFormat,
+    SECRET_OPTION_WORDS,
 };
 
 pub const P: &str = "/prop/db";
@@ -437,8 +438,29 @@ fn assert_invariants(c: &DbConfig, required: bool, text: &str) {
 /// Points any value that parses at `host`:`port`: either refused, or the
 /// result parses to the same settings with only host and port changed.
 /// `must_succeed` for values with a TCP endpoint rendered from valid parts.
+/// Checked twice: with [`with_endpoint`] over [`parse_value`], and with
+/// [`with_endpoint_credentials_optional`] over [`parse_endpoint_value`] (the
+/// monitor's endpoint-only values), which must keep the same promise.
 pub fn check_rewrite(value: &str, host: &HostPart, port: u16, must_succeed: bool) {
-    let Ok(before) = parse_value(P, value) else {
+    check_rewrite_with(value, host, port, must_succeed, false);
+    check_rewrite_with(value, host, port, must_succeed, true);
+}
+
+fn check_rewrite_with(
+    value: &str,
+    host: &HostPart,
+    port: u16,
+    must_succeed: bool,
+    credentials_optional: bool,
+) {
+    type Parse = fn(&str, &str) -> Result<DbConfig, ssm_db_config_core::Error>;
+    type Rewrite = fn(&str, &str, &str, u16) -> Result<String, ssm_db_config_core::Error>;
+    let (parse, rewrite): (Parse, Rewrite) = if credentials_optional {
+        (parse_endpoint_value, with_endpoint_credentials_optional)
+    } else {
+        (parse_value, with_endpoint)
+    };
+    let Ok(before) = parse(P, value) else {
         return;
     };
     let new_host = host.text();
@@ -446,13 +468,12 @@ pub fn check_rewrite(value: &str, host: &HostPart, port: u16, must_succeed: bool
         HostPart::V6(_) if port & 1 == 0 => host.in_url(),
         _ => new_host.clone(),
     };
-    let after = match with_endpoint(P, value, &written, port) {
+    let after = match rewrite(P, value, &written, port) {
         Ok(after) => after,
         Err(_) if !must_succeed || port == 0 || before.socket.is_some() => return,
         Err(e) => panic!("{value:?} should be rewritable to {written:?}:{port}: {e}"),
     };
-    let c =
-        parse_value(P, &after).unwrap_or_else(|e| panic!("rewritten {after:?} should parse: {e}"));
+    let c = parse(P, &after).unwrap_or_else(|e| panic!("rewritten {after:?} should parse: {e}"));
     assert_eq!(
         (c.host.as_str(), c.port),
         (new_host.as_str(), port),
