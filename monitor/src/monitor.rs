@@ -20,7 +20,7 @@ use crate::Error;
 
 /// Why a parameter is never created: creating it would mean writing credentials.
 const MISSING_PARAMETER: &str =
-    "it does not exist; the monitor only changes the endpoint of a value that holds the database's credentials, it never creates one";
+    "it does not exist; the monitor only changes the endpoint of an existing value, it never creates one";
 
 /// Why a String parameter that holds a password is not written: the monitor
 /// would be writing a secret in clear text.
@@ -467,6 +467,7 @@ impl<R: Rds> Monitor<R> {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);
         }
+        let stored_as = self.stored_as(p).await?;
         // SSM has no conditional PutParameter: re-read the version as late as
         // possible, so that a rotation made since this poll's read is not reverted.
         match self.aws.parameter_version(t).await? {
@@ -480,7 +481,6 @@ impl<R: Rds> Monitor<R> {
                 })
             }
         }
-        let stored_as = self.stored_as(p).await?;
         let version = self.aws.put_parameter(t, &new_value, &stored_as).await?;
         self.metrics.published(clock.now());
         let kms_key = match &stored_as {
