@@ -9,13 +9,20 @@
 #     each request starts, so each dump is one request's whole cycle): the
 #     median of REQUESTS requests after WARM, and (d) and (c) against (h) as a
 #     share of the page (target: at most 0.1 %);
-#   - the worker's private memory (Private_Clean + Private_Dirty of
-#     /proc/PID/smaps_rollup, kB) after WARM requests without valgrind: (d)
-#     and (c), whose worker has fetched, against (h) (target: 256 kB).
+#   - private memory per worker of a pool of POOL workers (default 4, pm
+#     static, no valgrind) after WARM rounds of POOL concurrent requests: the
+#     mean over the workers of Private_Clean + Private_Dirty, and of
+#     Private_Dirty alone (/proc/PID/smaps_rollup, kB), (d) and (c) against
+#     (h) (target: 256 kB mean). As in production, the master loaded the
+#     extension before the fork, so its relocated pages are shared; one
+#     worker fetches, the others take the value from the host's shared entry.
+#     Every worker must have served pages (its CPU time says so), or the run
+#     fails.
 # Counts are repeatable on a shared machine where times are not.
 #
 #   bench/wordpress.sh                         this machine's PHP and WordPress
 #   WP_SOURCE=DIR bench/wordpress.sh           another WordPress tree
+#   MEMORY_ONLY=1 bench/wordpress.sh           the memory figures alone (no valgrind)
 # In the Debian 13 root (PHP 8.4, WordPress 6.8 and 7.1): bench/php84 runs it
 # there. Needs valgrind. Servers on free loopback ports in a temporary folder,
 # stopped on exit. Figures: docs/benchmarks-php.md.
@@ -29,8 +36,9 @@ PY=${PY:-$ROOT/.venv/bin/python}
 WP_SOURCE=${WP_SOURCE:-/usr/share/wordpress}
 WARM=${WARM:-5}
 REQUESTS=${REQUESTS:-15}
+POOL=${POOL:-4}
 export AWS_EC2_METADATA_DISABLED=true
-command -v valgrind >/dev/null || { echo "bench/wordpress.sh: valgrind is not installed" >&2; exit 2; }
+[ -n "${MEMORY_ONLY:-}" ] || command -v valgrind >/dev/null || { echo "bench/wordpress.sh: valgrind is not installed" >&2; exit 2; }
 command -v cgi-fcgi >/dev/null || { echo "bench/wordpress.sh: cgi-fcgi is not installed (libfcgi-bin)" >&2; exit 2; }
 
 RUN=$(mktemp -d /tmp/ssm-db-config-wpbench.XXXXXX)
@@ -115,30 +123,42 @@ request() {
   grep -q 'Post 4' <<<"$body" || { echo "bench/wordpress.sh: the front page is not served: ${body:0:300}" >&2; return 1; }
 }
 
-# pool CASE NAME [-d X=Y...]: starts php-fpm (one worker) for a case; sets NAME_PORT, NAME_PID.
+# pool CASE NAME CHILDREN [-d X=Y...]: starts php-fpm for a case; sets NAME_PORT, NAME_PID.
 pool() {
   { echo "<?php"; config "$1"; } >"$WP/wp-config.php"
-  FPM_EXTRA_INI=("${@:3}")
+  FPM_EXTRA_INI=("${@:4}")
   SO=$SO_EXT
   case $1 in
     h) SO= ;;
     c) FPM_EXTRA_INI+=(-d ssm_db_config.define_constants=1) ;;
   esac
-  start_fpm "$2" /bench/db 3600 1
+  start_fpm "$2" /bench/db 3600 "$3"
 }
 
 worker_of() { local w=; for _ in $(seq 1 100); do w=$(pgrep -P "$1" | head -n 1) && [ -n "$w" ] && break; sleep 0.1; done; echo "$w"; }
 
-declare -A instructions memory
+declare -A instructions memory dirty
 for c in h d c; do
-  # Memory: no valgrind.
+  # Memory: a pool, no valgrind; POOL requests at a time so that every worker serves.
   FPM_WRAP=()
-  pool "$c" "MEM$c"
+  pool "$c" "MEM$c" "$POOL"
   port_var=MEM${c}_PORT pid_var=MEM${c}_PID
-  for _ in $(seq 1 "$WARM"); do request "${!port_var}"; done
-  worker=$(worker_of "${!pid_var}")
-  memory[$c]=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$worker/smaps_rollup")
+  for _ in $(seq 1 "$WARM"); do
+    jobs=()
+    for _ in $(seq 1 "$POOL"); do request "${!port_var}" & jobs+=($!); done
+    for j in "${jobs[@]}"; do wait "$j"; done
+  done
+  workers=$(pgrep -P "${!pid_var}")
+  [ "$(wc -w <<<"$workers")" = "$POOL" ] || { echo "bench/wordpress.sh: $POOL workers expected, found: $workers" >&2; exit 1; }
+  for w in $workers; do
+    # utime + stime in clock ticks: a worker that served a WordPress page has used tens of ms.
+    ticks=$(awk '{print $14 + $15}' "/proc/$w/stat")
+    [ "$ticks" -ge 2 ] || { echo "bench/wordpress.sh: worker $w served no page ($ticks ticks); raise WARM" >&2; exit 1; }
+  done
+  read -r memory[$c] dirty[$c] < <(for w in $workers; do cat "/proc/$w/smaps_rollup"; done |
+    awk -v n="$POOL" '/^Private_(Clean|Dirty):/ {s += $2} /^Private_Dirty:/ {d += $2} END {printf "%d %d\n", s / n, d / n}')
   kill "${!pid_var}"
+  if [ -n "${MEMORY_ONLY:-}" ]; then instructions[$c]=0; continue; fi
 
   # Instructions: callgrind, a dump as each request starts.
   # The worker writes its counts, and runs as www-data when we are root.
@@ -148,7 +168,7 @@ for c in h d c; do
   FPM_WRAP=(valgrind --tool=callgrind --separate-threads=yes --dump-instr=no --dump-before=php_request_startup
     "--callgrind-out-file=$out.%p")
   # The first fetch (the AWS SDK's set-up) takes longer than 1 s under valgrind.
-  pool "$c" "CG$c" -d ssm_db_config.timeout_ms=60000
+  pool "$c" "CG$c" 1 -d ssm_db_config.timeout_ms=60000
   port_var=CG${c}_PORT pid_var=CG${c}_PID
   for _ in $(seq 1 $((WARM + REQUESTS + 1))); do request "${!port_var}"; done
   worker=$(worker_of "${!pid_var}")
@@ -159,8 +179,8 @@ for c in h d c; do
     done | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
 done
 
-echo "== PHP $PHP_VERSION, WordPress $WP_VERSION: the front page, one php-fpm worker (callgrind: median of $REQUESTS requests after $WARM)"
-printf '%-52s %12s %10s %9s %12s %10s\n' "" "instructions" "vs (h)" "share" "private kB" "vs (h)"
+echo "== PHP $PHP_VERSION, WordPress $WP_VERSION: the front page (callgrind: one worker, median of $REQUESTS requests after $WARM; memory: mean of a pool of $POOL workers)"
+printf '%-40s %12s %10s %9s %11s %8s %9s %8s\n' "" "instructions" "vs (h)" "share" "private kB" "vs (h)" "dirty kB" "vs (h)"
 for c in h d c; do
   case $c in
     h) label="(h) hard-coded define(), no extension" ;;
@@ -168,5 +188,7 @@ for c in h d c; do
     c) label="(c) define_constants = 1" ;;
   esac
   awk -v l="$label" -v n="${instructions[$c]}" -v b="${instructions[h]}" -v m="${memory[$c]}" -v mb="${memory[h]}" \
-    'BEGIN {printf "%-52s %12d %+10d %8.3f%% %12d %+10d\n", l, n, n - b, (n - b) * 100 / b, m, m - mb}'
+    -v d="${dirty[$c]}" -v db="${dirty[h]}" \
+    'BEGIN {share = b ? sprintf("%8.3f%%", (n - b) * 100 / b) : "-"
+           printf "%-40s %12d %+10d %9s %11d %+8d %9d %+8d\n", l, n, n - b, share, m, m - mb, d, d - db}'
 done
