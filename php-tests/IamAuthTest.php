@@ -406,13 +406,15 @@ final class IamAuthTest extends TestCase
         $name = $this->parameterName('iam-forced');
         self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
         $r = PhpProcess::json(
-            '$first = ssm_db_config()["DB_PASSWORD"]; $t0 = time(); $deadline = microtime(true) + 10; $failed = 0; $new = null; '
-            // Refresh until SSM fails (the fault comes 600 ms in), then until a refresh is served: the host backs off.
+            '$held = ssm_db_config()["DB_PASSWORD"]; $deadline = microtime(true) + 10; $failed = 0; $new = null; '
+            // Refresh until SSM fails (the fault comes 600 ms in), then until a refresh, served
+            // while the host backs off, hands a token other than the one held.
             . 'while ($new === null && microtime(true) < $deadline) { usleep(100_000); '
             . '  $before = ssm_db_config_status()["ssm_requests"]; '
-            . '  try { $c = ssm_db_config_refresh(); if ($failed > 0 && time() > $t0) { $new = $c["DB_PASSWORD"]; } } catch (SsmDbConfigException $e) { $failed++; } } '
+            . '  try { $c = ssm_db_config_refresh()["DB_PASSWORD"]; if ($failed > 0 && $c !== $held) { $new = $c; } else { $held = $c; } } '
+            . '  catch (SsmDbConfigException $e) { $failed++; } } '
             . '$s = ssm_db_config_status(); '
-            . '$result = ["first" => $first, "token" => $new, "failed" => $failed, "requests_for_it" => $s["ssm_requests"] - $before, '
+            . '$result = ["first" => $held, "token" => $new, "failed" => $failed, "requests_for_it" => $s["ssm_requests"] - $before, '
             . '"now" => time(), "age" => $s["iam_token_age_seconds"], "state" => $s["state"]];',
             ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '500'],
             [],

@@ -483,8 +483,11 @@ impl State {
             // local signing that asks SSM nothing.
             (Action::Serve { .. }, Some(entry))
                 if forced
-                    && entry.iam_token.is_some()
-                    && decision.reason != Reason::NewerOnHost =>
+                    && decision.reason != Reason::NewerOnHost
+                    && entry
+                        .iam_token
+                        .as_ref()
+                        .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
             {
                 let shared = match slot {
                     Some((slot, key)) => {
@@ -729,8 +732,11 @@ impl State {
                     match (decision.action, held) {
                         (Action::Serve { .. }, Some(entry))
                             if forced
-                                && entry.iam_token.is_some()
-                                && decision.reason != Reason::NewerOnHost =>
+                                && decision.reason != Reason::NewerOnHost
+                                && entry
+                                    .iam_token
+                                    .as_ref()
+                                    .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
                         {
                             return self.sign_now(
                                 requested,
