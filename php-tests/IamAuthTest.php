@@ -432,6 +432,55 @@ final class IamAuthTest extends TestCase
     }
 
     /**
+     * The same in php-fpm with the host's shared cache (the forced refresh
+     * goes through the slot's lock): while SSM fails and the host backs off,
+     * a forced refresh signs a new token. A failed fetch makes one too (for
+     * the value served stale), so the token that counts is one that differs
+     * from the first served after the last failure, with no failure between.
+     */
+    public function test_fpm_forced_refresh_makes_a_new_token_while_the_host_backs_off(): void
+    {
+        $name = $this->parameterName('iam-fpm-forced');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $dir = sys_get_temp_dir() . '/ssm-iam-forced-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir,
+            'ssm_db_config.timeout_ms' => '500'], Fpm::masterEnv(), 1);
+        $refresh = $this->fpm->script('refresh.php', '<?php try { echo ssm_db_config_refresh()["DB_PASSWORD"]; } '
+            . 'catch (SsmDbConfigException $e) { echo "code ", $e->getCode(); }');
+        self::assertStringStartsWith(self::RDS_HOST, $this->fpm->request($refresh));
+        Proxy::fault('500');
+        $failures = 0;
+        $baseline = null;
+        $new = null;
+        $deadline = microtime(true) + 15;
+        while ($new === null && microtime(true) < $deadline) {
+            usleep(100_000);
+            $body = $this->fpm->request($refresh);
+            if (str_starts_with($body, 'code ')) {
+                $failures++;
+                $baseline = null;
+            } elseif ($failures > 0 && $baseline === null) {
+                $baseline = $body;
+            } elseif ($baseline !== null && $body !== $baseline) {
+                $new = $body;
+            }
+        }
+        self::assertGreaterThanOrEqual(1, $failures, 'SSM failed');
+        self::assertIsString($new, 'a forced refresh signed a new token while the host backed off');
+        [$old, $fresh] = self::verify([['token' => $baseline, 'now' => time()], ['token' => $new, 'now' => time()]]);
+        self::assertTrue($fresh['signature_ok']);
+        self::assertTrue($fresh['unexpired']);
+        self::assertGreaterThan($old['time'], $fresh['time']);
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+
+    /**
      * The health probe (wp-plugin/health/db.php's SSM_DB_Config_Db_Probe::check_configured)
      * against MariaDB verifying tokens like RDS: a token the database refuses (signed with a
      * key that is not the role's: the host's credentials changed) makes it ask the extension

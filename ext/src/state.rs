@@ -489,22 +489,13 @@ impl State {
                         .as_ref()
                         .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
             {
-                let shared = match slot {
-                    Some((slot, key)) => {
-                        match slot.lock_until(Instant::now() + self.settings.timeout) {
-                            Ok(Some(lock)) => Some((slot, lock, key)),
-                            Ok(None) => {
-                                return Err(Error::Timeout {
-                                    parameter: name.clone(),
-                                    budget: self.settings.timeout,
-                                })
-                            }
-                            Err(_) => None,
-                        }
-                    }
-                    None => None,
-                };
-                self.sign_now(requested, &name, creds, shared, entry)
+                match slot {
+                    // Under the slot's lock, with what the host's entry says
+                    // by then (another worker may have signed or fetched
+                    // meanwhile): `fetch_now` plans again and signs there.
+                    Some(slot) => self.fetch_now(requested, &name, creds, Some(slot), forced),
+                    None => self.sign_now(requested, &name, creds, None, entry),
+                }
             }
             (Action::Serve { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
