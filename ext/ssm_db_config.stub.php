@@ -61,12 +61,13 @@ function ssm_db_config_define(?string $parameter = null): void {}
  * once after a failed database connection (a refused login included), when the
  * endpoint or password may have changed. It returns without asking SSM when
  * another process of the host fetched a newer value, when the host's last
- * attempt was less than a second ago, or while SSM backs off (docs/operations.md).
+ * attempt was less than a second ago, or while SSM backs off (docs/architecture.md).
  *
- * For an "auth=iam" value DB_PASSWORD is always a token made after the call:
- * with the value fetched, or, when the value held is kept, signed again for
- * it locally (no request to SSM) and shared with the host's other workers.
- * Tokens signed within the same second with the same credentials are equal.
+ * For an "auth=iam" value DB_PASSWORD is a token signed at most a second
+ * before the call returns: with the value fetched, or, when the value held is
+ * kept, signed again for it locally (no request to SSM) and shared with the
+ * host's other workers. (Within a second, signing again would make the same
+ * token: its time has whole seconds.)
  *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
