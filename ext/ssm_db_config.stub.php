@@ -63,11 +63,12 @@ function ssm_db_config_define(?string $parameter = null): void {}
  * another process of the host fetched a newer value, when the host's last
  * attempt was less than a second ago, or while SSM backs off (docs/architecture.md).
  *
- * For an "auth=iam" value DB_PASSWORD is a token signed at most a second
- * before the call returns: with the value fetched, or, when the value held is
- * kept, signed again for it locally (no request to SSM) and shared with the
- * host's other workers. (Within a second, signing again would make the same
- * token: its time has whole seconds.)
+ * For an "auth=iam" value DB_PASSWORD is a token newer than the one served
+ * before the call: made with the value fetched; or the newer one another
+ * worker of the host made since; or, when the value held is kept, signed
+ * again for it locally (no request to SSM) and shared with the host's other
+ * workers. A token less than a second old is not signed again: within the
+ * same second the signing makes the same token (its time has whole seconds).
  *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
