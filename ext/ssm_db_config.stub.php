@@ -64,7 +64,7 @@ function ssm_db_config_define(?string $parameter = null): void {}
  * attempt was less than a second ago, or while SSM backs off (docs/architecture.md).
  *
  * For an "auth=iam" value DB_PASSWORD is a token newer than the one served
- * before the call: made with the value fetched; or the newer one another
+ * before the call (unless that one is under a second old): made with the value fetched; or the newer one another
  * worker of the host made since; or, when the value held is kept, signed
  * again for it locally (no request to SSM) and shared with the host's other
  * workers. A token less than a second old is not signed again: within the
