@@ -8,8 +8,12 @@ refreshes of a php-fpm host (at the default TTL of 60 s, about one a minute).
 Prints the median CPU per refresh, and the share of one CPU that refreshing
 takes at one refresh per TTL.
 
+With --iam a second process, at the same time, refreshes an `auth=iam` value
+(the fetch and the signing of its IAM token): its median against the
+password value's, in the same run, is what signing adds to a refresh.
+
 Run after scripts/setup:
-    .venv/bin/python bench/refresh_cpu.py [--spacing 5 --refreshes 12 --ttl 60]
+    .venv/bin/python bench/refresh_cpu.py [--spacing 5 --refreshes 12 --ttl 60] [--iam]
 """
 import argparse
 import json
@@ -58,22 +62,32 @@ def main():
     ap.add_argument("--spacing", type=float, default=5.0, help="seconds between refreshes (default 5)")
     ap.add_argument("--refreshes", type=int, default=12, help="refreshes per process (default 12)")
     ap.add_argument("--ttl", type=float, default=60.0, help="seconds between refreshes on a host (default 60)")
+    ap.add_argument("--iam", action="store_true",
+                    help="also refresh an auth=iam value in a second process, and compare")
     args = ap.parse_args()
     code = SCRIPT % {"refreshes": args.refreshes, "spacing_us": int(args.spacing * 1e6)}
+    values = {"/bench/db": "postgresql://wp:bench-password@db.internal:5432/wp"}
+    if args.iam:
+        values["/bench/db-iam"] = "postgresql://wp_iam@db.internal:5432/wp?auth=iam&sslmode=require"
     with AwsStack() as aws:
-        aws.client("ssm").put_parameter(Name="/bench/db", Type="SecureString",
-                                        Value="postgresql://wp:bench-password@db.internal:5432/wp")
+        for name, value in values.items():
+            aws.client("ssm").put_parameter(Name=name, Type="SecureString", Value=value)
         env = dict(os.environ, **aws.env())
         env.pop("PHP_INI_SCAN_DIR", None)
-        proc = subprocess.Popen(
-            ["php", "-n", "-d", f"extension={SO}", "-d", "ssm_db_config.parameter=/bench/db",
+        procs = {name: subprocess.Popen(
+            ["php", "-n", "-d", f"extension={SO}", "-d", f"ssm_db_config.parameter={name}",
              "-d", "ssm_db_config.shared_dir=off", "-r", code],
-            env=env, stdout=subprocess.PIPE, text=True)
-        result = json.loads(proc.communicate()[0])
-    ms = median(result["ms"])
+            env=env, stdout=subprocess.PIPE, text=True) for name in values}
+        results = {name: json.loads(proc.communicate()[0]) for name, proc in procs.items()}
     print(f"== fetch thread CPU per refresh, PHP CLI, one refresh every {args.spacing:g} s, {args.refreshes} refreshes")
-    print(f"median {ms:6.2f} ms  ({', '.join(f'{x:.1f}' for x in result['ms'])}; SSM requests: {result['requests']})")
-    print(f"one refresh per {args.ttl:g} s: {ms / 1000 / args.ttl * 100:.5f} % of one CPU")
+    medians = {}
+    for name, result in results.items():
+        ms = medians[name] = median(result["ms"])
+        label = "auth=iam " if name.endswith("-iam") else "password "
+        print(f"{label} median {ms:6.2f} ms  ({', '.join(f'{x:.1f}' for x in result['ms'])}; SSM requests: {result['requests']})")
+        print(f"{label} one refresh per {args.ttl:g} s: {ms / 1000 / args.ttl * 100:.5f} % of one CPU")
+    if args.iam:
+        print(f"auth=iam / password: {medians['/bench/db-iam'] / medians['/bench/db']:.2f}")
 
 
 if __name__ == "__main__":

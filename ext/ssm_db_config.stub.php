@@ -58,11 +58,22 @@ function ssm_db_config_define(?string $parameter = null): void {}
 
 /**
  * Fetches the parameter now, replaces the cached value and returns it. Call it
- * after a failed database connection, when the endpoint or password may have changed.
+ * once after a failed database connection (a refused login included), when the
+ * endpoint or password may have changed. It returns without asking SSM when
+ * another process of the host fetched a newer value, when the host's last
+ * attempt was less than a second ago, or while SSM backs off (docs/architecture.md).
+ *
+ * For an "auth=iam" value DB_PASSWORD is a token newer than the one served
+ * before the call (unless that one is under a second old): made with the value fetched; or the newer one another
+ * worker of the host made since; or, when the value held is kept, signed
+ * again for it locally (no request to SSM) and shared with the host's other
+ * workers. A token less than a second old is not signed again: within the
+ * same second the signing makes the same token (its time has whole seconds).
  *
  * @param string|null $parameter Parameter name; null for ssm_db_config.parameter.
  * @return array{DB_HOST: string, DB_PORT: int, DB_USER: string, DB_PASSWORD: string, DB_NAME: string, DB_ENGINE: 'postgresql'|'mysql'}
- * @throws SsmDbConfigException when the fetch or the parsing fails (the cached value is kept).
+ * @throws SsmDbConfigException when the fetch or the parsing fails (the cached value is kept);
+ *         for an "auth=iam" value kept, when no credentials are at hand to sign with.
  */
 function ssm_db_config_refresh(?string $parameter = null): array {}
 

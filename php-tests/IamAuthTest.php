@@ -341,6 +341,235 @@ final class IamAuthTest extends TestCase
         }
     }
 
+    /**
+     * php-fpm with the host's shared cache: one worker fetches and signs,
+     * the others take the value and its token from the shared entry, so a
+     * host makes one token per refresh and asks SSM once, however many
+     * workers serve. The shared file is sealed (no token in it as text) and
+     * 0600.
+     */
+    public function test_fpm_workers_share_one_token_through_the_hosts_entry(): void
+    {
+        $name = $this->parameterName('iam-shared');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $dir = sys_get_temp_dir() . '/ssm-iam-shared-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        Proxy::reset();
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir], Fpm::masterEnv(), 4);
+        $script = $this->fpm->script('index.php', '<?php $c = ssm_db_config(); $s = ssm_db_config_status(); '
+            . 'echo json_encode(["token" => $c["DB_PASSWORD"], "pid" => getmypid(), "now" => time(), "shared_hits" => $s["shared_hits"], '
+            . '"fetches" => $s["fetches"], "in_status" => str_contains(json_encode($s), substr($c["DB_PASSWORD"], -64))]);');
+        $answers = [];
+        for ($round = 0; $round < 3; $round++) {
+            foreach ($this->fpm->requests($script, 8) as $body) {
+                $answers[] = json_decode($body, true) ?? $body;
+            }
+        }
+        $tokens = array_unique(array_column($answers, 'token'));
+        $pids = array_unique(array_column($answers, 'pid'));
+        self::assertGreaterThan(1, count($pids), 'several workers served: ' . count($pids));
+        self::assertCount(1, $tokens, 'one token for every worker of the host');
+        self::assertSame(1, Proxy::getParameterCalls(), 'one fetch for the host');
+        $fetchesByPid = [];
+        foreach ($answers as $a) {
+            $fetchesByPid[$a['pid']] = max($fetchesByPid[$a['pid']] ?? 0, $a['fetches']);
+            self::assertFalse($a['in_status'], 'no token in the status array');
+        }
+        self::assertSame(1, array_sum($fetchesByPid), 'one worker fetched and signed');
+        self::assertGreaterThan(0, max(array_column($answers, 'shared_hits')), 'the others took it from the host\'s entry');
+        $v = self::verify([['token' => $tokens[0], 'now' => $answers[0]['now']]])[0];
+        self::assertTrue($v['signature_ok']);
+        self::assertTrue($v['unexpired']);
+        $files = glob("$dir/*.entry") ?: [];
+        self::assertNotEmpty($files);
+        foreach ($files as $file) {
+            self::assertSame(0600, fileperms($file) & 0777);
+            $bytes = (string) file_get_contents($file);
+            self::assertStringNotContainsString('X-Amz-Signature', $bytes, 'the token is sealed in the entry');
+            self::assertStringNotContainsString(substr($tokens[0], -64), $bytes);
+        }
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+
+    /**
+     * ssm_db_config_refresh() after a refused login: while SSM fails and the
+     * host backs off (so the value is not fetched again), it still makes a
+     * new token, locally, without a request to SSM.
+     */
+    public function test_forced_refresh_makes_a_new_token_while_ssm_backs_off(): void
+    {
+        $name = $this->parameterName('iam-forced');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $r = PhpProcess::json(
+            '$held = ssm_db_config()["DB_PASSWORD"]; $deadline = microtime(true) + 10; $failed = 0; $new = null; '
+            // Refresh until SSM fails (the fault comes 600 ms in), then until a refresh, served
+            // while the host backs off, hands a token other than the one held.
+            . 'while ($new === null && microtime(true) < $deadline) { usleep(100_000); '
+            . '  $before = ssm_db_config_status()["ssm_requests"]; '
+            . '  try { $c = ssm_db_config_refresh()["DB_PASSWORD"]; if ($failed > 0 && $c !== $held) { $new = $c; } else { $held = $c; } } '
+            . '  catch (SsmDbConfigException $e) { $failed++; } } '
+            . '$s = ssm_db_config_status(); '
+            . '$result = ["first" => $held, "token" => $new, "failed" => $failed, "requests_for_it" => $s["ssm_requests"] - $before, '
+            . '"now" => time(), "age" => $s["iam_token_age_seconds"], "state" => $s["state"]];',
+            ['ssm_db_config.parameter' => $name, 'ssm_db_config.timeout_ms' => '500'],
+            [],
+            fn () => Proxy::fault('500')
+        );
+        self::assertGreaterThanOrEqual(1, $r['failed'] ?? $r, 'SSM failed first');
+        self::assertIsString($r['token'], 'a forced refresh was served while the host backs off');
+        self::assertSame(0, $r['requests_for_it'], 'the new token asked SSM nothing');
+        self::assertNotSame($r['first'], $r['token'], 'a token signed later');
+        self::assertLessThan(1.0, $r['age']);
+        [$first, $new] = self::verify([['token' => $r['first'], 'now' => $r['now']], ['token' => $r['token'], 'now' => $r['now']]]);
+        self::assertTrue($new['signature_ok']);
+        self::assertTrue($new['unexpired']);
+        self::assertGreaterThan($first['time'], $new['time'], 'signed after the first');
+    }
+
+    /**
+     * The same in php-fpm with the host's shared cache (the forced refresh
+     * goes through the slot's lock): while SSM fails and the host backs off,
+     * a forced refresh signs a new token. A failed fetch makes one too (for
+     * the value served stale), so the token that counts is one that differs
+     * from the first served after the last failure, with no failure between.
+     */
+    public function test_fpm_forced_refresh_makes_a_new_token_while_the_host_backs_off(): void
+    {
+        $name = $this->parameterName('iam-fpm-forced');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        $dir = sys_get_temp_dir() . '/ssm-iam-forced-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        if (posix_geteuid() === 0) {
+            chown($dir, 'nobody');
+        }
+        $this->fpm = Fpm::start(['ssm_db_config.parameter' => $name, 'ssm_db_config.shared_dir' => $dir,
+            'ssm_db_config.timeout_ms' => '500'], Fpm::masterEnv(), 1);
+        $refresh = $this->fpm->script('refresh.php', '<?php try { echo ssm_db_config_refresh()["DB_PASSWORD"]; } '
+            . 'catch (SsmDbConfigException $e) { echo "code ", $e->getCode(); }');
+        self::assertStringStartsWith(self::RDS_HOST, $this->fpm->request($refresh));
+        Proxy::fault('500');
+        $failures = 0;
+        $baseline = null;
+        $new = null;
+        $deadline = microtime(true) + 15;
+        while ($new === null && microtime(true) < $deadline) {
+            usleep(100_000);
+            $body = $this->fpm->request($refresh);
+            if (str_starts_with($body, 'code ')) {
+                $failures++;
+                $baseline = null;
+            } elseif ($failures > 0 && $baseline === null) {
+                $baseline = $body;
+            } elseif ($baseline !== null && $body !== $baseline) {
+                $new = $body;
+            }
+        }
+        self::assertGreaterThanOrEqual(1, $failures, 'SSM failed');
+        self::assertIsString($new, 'a forced refresh signed a new token while the host backed off');
+        [$old, $fresh] = self::verify([['token' => $baseline, 'now' => time()], ['token' => $new, 'now' => time()]]);
+        self::assertTrue($fresh['signature_ok']);
+        self::assertTrue($fresh['unexpired']);
+        self::assertGreaterThan($old['time'], $fresh['time']);
+        $this->fpm->stop();
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+
+    /**
+     * The health probe (wp-plugin/health/db.php's SSM_DB_Config_Db_Probe::check_configured)
+     * against MariaDB verifying tokens like RDS: a token the database refuses (signed with a
+     * key that is not the role's: the host's credentials changed) makes it ask the extension
+     * once for a new token and log in with it; TLS comes from auth=iam without
+     * MYSQL_CLIENT_FLAGS (the standalone endpoint does not load wp-config.php).
+     */
+    public function test_health_probe_asks_for_a_new_token_once_after_mariadb_refuses_one(): void
+    {
+        $this->withIamDatabase(true, function (int $port, string $signHost): void {
+            $name = $this->parameterName('iam-probe-mariadb');
+            self::$moto->putParameter($name, "mysql://wp_iam@127.0.0.1:$port/mysql?auth=iam&iam_host=$signHost&ssl-mode=REQUIRED");
+            $this->assertProbeRetries($name);
+        });
+    }
+
+    /** The same with PostgreSQL (PAM authentication failed: SQLSTATE 28P01). */
+    public function test_health_probe_asks_for_a_new_token_once_after_postgresql_refuses_one(): void
+    {
+        $this->withIamDatabase(false, function (int $port, string $signHost): void {
+            $name = $this->parameterName('iam-probe-pg');
+            self::$moto->putParameter($name, "postgresql://wp_iam@127.0.0.1:$port/postgres?auth=iam&sslmode=require&iam_host=$signHost");
+            $this->assertProbeRetries($name);
+        });
+    }
+
+    private function assertProbeRetries(string $name): void
+    {
+        $child = <<<'PHP'
+        define('SSM_DB_CONFIG_STANDALONE', true);
+        require __PROBE__;
+        $probe = new SSM_DB_Config_Db_Probe();
+        $deadline = fn () => microtime(true) + 3;
+        $show = fn ($r) => ['reason' => $r->reason, 'writer' => $r->writer, 'auth_failed' => $r->auth_failed, 'retried' => $r->retried,
+            'detail_has_token' => str_contains((string) $r->detail, 'X-Amz')];
+        $refreshes = 0;
+        // The host's credentials still wrong at the retry: one retry, then the failure.
+        $still = $probe->check_configured($deadline(), function () use (&$refreshes) { $refreshes++; return ssm_db_config_refresh(); });
+        $stillRefreshes = $refreshes;
+        // The role's key by the retry (instance credentials renewed): the new token logs in.
+        $fixed = $probe->check_configured($deadline(), function () use (&$refreshes) {
+            $refreshes++;
+            putenv('AWS_SECRET_ACCESS_KEY=' . getenv('IAM_TEST_RIGHT_SECRET'));
+            return ssm_db_config_refresh();
+        });
+        $result = ['still' => $show($still), 'still_refreshes' => $stillRefreshes, 'fixed' => $show($fixed), 'refreshes' => $refreshes,
+            'after' => $show($probe->check_configured($deadline(), function () use (&$refreshes) { $refreshes++; return ssm_db_config_refresh(); })),
+            'refreshes_after' => $refreshes];
+        PHP;
+        $r = PhpProcess::json(
+            strtr($child, ['__PROBE__' => var_export(dirname(__DIR__) . '/wp-plugin/includes/class-db-probe.php', true)]),
+            ['ssm_db_config.parameter' => $name],
+            ['AWS_SECRET_ACCESS_KEY' => 'not-the-roles-secret-key', 'IAM_TEST_RIGHT_SECRET' => (string) getenv('AWS_SECRET_ACCESS_KEY')]
+        );
+        self::assertSame(['reason' => 'connect_failed', 'writer' => false, 'auth_failed' => true, 'retried' => true, 'detail_has_token' => false], $r['still'] ?? $r);
+        self::assertSame(1, $r['still_refreshes'], 'one new token per check, not more');
+        self::assertSame(['reason' => 'writer', 'writer' => true, 'auth_failed' => false, 'retried' => true, 'detail_has_token' => false], $r['fixed']);
+        self::assertSame(2, $r['refreshes']);
+        self::assertSame(['reason' => 'writer', 'writer' => true, 'auth_failed' => false, 'retried' => false, 'detail_has_token' => false], $r['after']);
+        self::assertSame(2, $r['refreshes_after'], 'a login that works asks for nothing');
+    }
+
+    /** Runs $test(port, sign host) against tests/support/iam_db.py's MariaDB ($mariadb) or PostgreSQL. */
+    private function withIamDatabase(bool $mariadb, callable $test): void
+    {
+        $server = $mariadb ? '/usr/sbin/mariadbd' : '/usr/lib/postgresql/15/bin/postgres';
+        if (posix_geteuid() !== 0 || !is_executable($server)) {
+            self::markTestSkipped("needs root (a private mount namespace for PAM) and $server");
+        }
+        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
+        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0755);
+        $db = proc_open(
+            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', ...($mariadb ? ['--mariadb'] : []), "$dir/db", $signHost,
+                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
+            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
+            $pipes
+        );
+        try {
+            $started = json_decode((string) fgets($pipes[1]), true);
+            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
+            $test((int) $started['port'], $signHost);
+        } finally {
+            fclose($pipes[0]);
+            fclose($pipes[1]);
+            proc_close($db);
+            exec('rm -rf ' . escapeshellarg($dir));
+        }
+    }
+
     public function test_password_values_define_no_mysql_client_flags(): void
     {
         $r = $this->define('mysql://wp:pw@' . self::RDS_HOST . '/shop');

@@ -58,6 +58,7 @@ impl StoredValue {
             credentials: credentials.map(|c| (c.value, c.version)),
             refresh_after_ns: policy::refresh_ahead_after(ttl, policy::random_fraction()).as_nanos()
                 as u64,
+            iam_token: None,
         }
     }
 }
@@ -86,7 +87,7 @@ impl CachedConfig {
             fetched_ns: stored.fetched_ns,
             refresh_after: Duration::from_nanos(stored.refresh_after_ns),
             fetch_duration: Duration::from_micros(stored.duration_us),
-            iam_token: None,
+            iam_token: stored.iam_token.clone(),
         })
     }
 
@@ -109,6 +110,10 @@ impl CachedConfig {
         crate::plan::Held {
             fetched_ns: self.fetched_ns,
             refresh_after: self.refresh_after,
+            renew_by_ns: self
+                .iam_token
+                .as_ref()
+                .map(|t| t.signed_ns + crate::iam::SERVE_UNTIL.as_nanos() as u64),
         }
     }
 

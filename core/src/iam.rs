@@ -183,6 +183,14 @@ pub fn refresh_due(age: Duration) -> bool {
     age >= REFRESH_AFTER
 }
 
+/// Whether a forced refresh (after a refused login) that keeps the value
+/// held signs its token again: not within a second of the last signing,
+/// which would make the same token (its time has whole seconds) and, with a
+/// drop-in forcing a refresh on each failed request, sign for every one.
+pub fn sign_again_when_forced(age: Duration) -> bool {
+    age >= Duration::from_secs(1)
+}
+
 /// Whether a token signed `age` ago may still be handed to a request.
 pub fn servable(age: Duration) -> bool {
     age < SERVE_UNTIL
@@ -287,6 +295,9 @@ mod tests {
         let m = |s| Duration::from_secs(s);
         assert!(!refresh_due(m(599)) && refresh_due(m(600)));
         assert!(servable(m(839)) && !servable(m(840)));
+        let ms = Duration::from_millis;
+        assert!(!sign_again_when_forced(ms(0)) && !sign_again_when_forced(ms(999)));
+        assert!(sign_again_when_forced(ms(1000)) && sign_again_when_forced(m(700)));
         const { assert!(REFRESH_AFTER.as_secs() < SERVE_UNTIL.as_secs()) };
         const { assert!(SERVE_UNTIL.as_secs() < TOKEN_LIFETIME.as_secs()) };
     }

@@ -54,6 +54,10 @@ pub struct Held {
     pub fetched_ns: u64,
     /// How long after the fetch refreshing ahead starts.
     pub refresh_after: Duration,
+    /// When what is held stops being servable whatever the TTL says (ns):
+    /// an IAM token's last servable moment (`crate::iam::SERVE_UNTIL` after
+    /// its signing). `None` for a password value.
+    pub renew_by_ns: Option<u64>,
 }
 
 impl Held {
@@ -318,7 +322,11 @@ pub fn plan(k: &Knowledge) -> Plan {
     }
     if let Some(r) = k.refresher.filter(|r| k.shared && !r.is_self && r.alive) {
         let due_ns = held.fetched_ns + held.refresh_after.as_nanos() as u64;
-        let expires_ns = held.fetched_ns + k.timing.ttl.as_nanos() as u64;
+        // A token shared by the host's workers must be made again before it
+        // stops being servable, however long the TTL: the refresher's turn
+        // ends halfway to that moment too.
+        let expires_ns = (held.fetched_ns + k.timing.ttl.as_nanos() as u64)
+            .min(held.renew_by_ns.unwrap_or(u64::MAX));
         let noticed_ns = r.due_noticed_ns.unwrap_or(now);
         let turn_ns = (due_ns + expires_ns.saturating_sub(due_ns) / 2)
             .max(noticed_ns + REFRESHER_GRACE.as_nanos() as u64);
@@ -345,6 +353,7 @@ mod tests {
     const HELD: Held = Held {
         fetched_ns: 1000 * S,
         refresh_after: Duration::from_secs(57),
+        renew_by_ns: None,
     };
 
     fn at(seconds_after_fetch: f64) -> Knowledge {
@@ -537,6 +546,40 @@ mod tests {
             (
                 "due, past mid-window but within grace: serve",
                 other_refresher(at(58.6), true, Some(0.2)),
+                Box::new(serve),
+                Reason::RefresherTurn,
+            ),
+            (
+                "IAM token, the refresher's turn ends halfway to the token's last servable moment (not the TTL's): refresh",
+                other_refresher(
+                    {
+                        let mut k = at(57.6);
+                        k.held = Some(Held {
+                            renew_by_ns: Some(1058 * S),
+                            ..HELD
+                        });
+                        k
+                    },
+                    true,
+                    Some(1.0),
+                ),
+                Box::new(refresh),
+                Reason::RefreshDue,
+            ),
+            (
+                "IAM token, before halfway to its last servable moment: the refresher's turn",
+                other_refresher(
+                    {
+                        let mut k = at(57.4);
+                        k.held = Some(Held {
+                            renew_by_ns: Some(1058 * S),
+                            ..HELD
+                        });
+                        k
+                    },
+                    true,
+                    Some(1.0),
+                ),
                 Box::new(serve),
                 Reason::RefresherTurn,
             ),

@@ -36,6 +36,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::iam::IamToken;
 use crate::SecretString;
 
 const MAGIC: &[u8; 4] = b"SDC1";
@@ -259,6 +260,11 @@ pub struct StoredValue {
     pub credentials: Option<(SecretString, i64)>,
     /// Refresh-ahead point chosen by the fetcher (ns after `fetched_ns`).
     pub refresh_after_ns: u64,
+    /// For a value with `auth=iam`: the token made for it, so that the
+    /// host's workers share one token per refresh instead of each signing
+    /// (and fetching) its own. Sealed in the entry like the value.
+    #[serde(default, with = "optional_token_serde")]
+    pub iam_token: Option<IamToken>,
 }
 
 mod secret_serde {
@@ -287,6 +293,26 @@ mod optional_secret_serde {
         de: D,
     ) -> Result<Option<(SecretString, i64)>, D::Error> {
         Option::<(String, i64)>::deserialize(de).map(|v| v.map(|(s, n)| (SecretString::from(s), n)))
+    }
+}
+
+mod optional_token_serde {
+    use crate::iam::IamToken;
+    use crate::{ExposeSecret, SecretString};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    pub fn serialize<S: Serializer>(v: &Option<IamToken>, ser: S) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|t| (t.token.expose_secret(), t.signed_ns, &t.region))
+            .serialize(ser)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<IamToken>, D::Error> {
+        Option::<(String, u64, String)>::deserialize(de).map(|v| {
+            v.map(|(token, signed_ns, region)| IamToken {
+                token: SecretString::from(token),
+                signed_ns,
+                region,
+            })
+        })
     }
 }
 
@@ -444,6 +470,13 @@ mod tests {
                     4,
                 )),
                 refresh_after_ns: 5,
+                iam_token: Some(IamToken {
+                    token: SecretString::from(format!(
+                        "h:3306/?Action=connect&X-Amz-Signature={password}"
+                    )),
+                    signed_ns: 6,
+                    region: "eu-west-1".into(),
+                }),
             }),
             failures: 0,
             next_attempt_ns: 0,
@@ -467,10 +500,19 @@ mod tests {
             "postgresql://u:Canary-Pa55-unit@h/d"
         );
         assert_eq!(value.credentials.unwrap().1, 4);
+        let token = value.iam_token.unwrap();
+        assert_eq!(
+            (token.token.expose_secret(), token.signed_ns),
+            ("h:3306/?Action=connect&X-Amz-Signature=Canary-Pa55-unit", 6)
+        );
         let bytes = fs::read(slot.path()).unwrap();
         assert!(
             !bytes.windows(6).any(|w| w == b"Canary"),
             "no plaintext on disk"
+        );
+        assert!(
+            !bytes.windows(9).any(|w| w == b"Signature"),
+            "no token on disk"
         );
         assert_eq!(
             fs::metadata(slot.path()).unwrap().permissions().mode() & 0o777,

@@ -34,11 +34,12 @@
 //!
 //! When the host shares its cache (see `core::shared`), the job carries the
 //! slot's lock: the thread updates the shared entry, success or failure,
-//! before it lets the lock go.
+//! before it lets the lock go. For an `auth=iam` value the entry carries the
+//! token made with it, so that one worker of the host signs per refresh.
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ssm_db_config_core::iam::{IamToken, REFRESH_AFTER};
@@ -67,6 +68,11 @@ pub struct Job {
     /// fails, its token is made again anyway, so that a value served stale
     /// while SSM fails still has a valid password.
     pub iam_config: Option<DbConfig>,
+    /// `Some`: no fetch, only a new token for this `auth=iam` entry (a
+    /// forced refresh after an authentication failure, when the plan serves
+    /// what is held). The answer is the entry with the new token, which also
+    /// goes into the host's entry if that still holds the same value.
+    pub sign_for: Option<Arc<CachedConfig>>,
 }
 
 /// The answer to a job.
@@ -248,6 +254,9 @@ fn run(inbox: Receiver<Job>, own: &'static Mutex<Queue>) {
 }
 
 async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) -> Outcome {
+    if let Some(held) = &job.sign_for {
+        return sign_only(job, held, fetcher).await;
+    }
     let (result, requests) = fetch(job, fetcher).await;
     let region = fetcher.as_ref().map(|(_, f)| f.region().to_owned());
     let previous = job
@@ -270,11 +279,21 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
             (failures, mono_now_ns() + backoff.as_nanos() as u64)
         }
     };
+    // The value could not be fetched again, but the one served stale still
+    // needs a valid token.
+    let iam_token = match (&result, &job.iam_config, fetcher.as_ref()) {
+        (Err(_), Some(config), Some((_, client))) => {
+            client.iam_token(&job.parameter, config).await.ok()
+        }
+        _ => None,
+    };
     if let Some((slot, _lock, key)) = &job.shared {
         let entry = SharedEntry {
             value: match &result {
                 Ok((stored, _)) => Some(stored.clone()),
-                Err(_) => previous.and_then(|p| p.value),
+                Err(_) => previous
+                    .and_then(|p| p.value)
+                    .map(|v| with_token(v, job, iam_token.as_ref())),
             },
             failures,
             next_attempt_ns,
@@ -288,14 +307,6 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
         // A failed write only costs the other workers a fetch of their own.
         let _ = slot.write(key, &entry);
     }
-    // The value could not be fetched again, but the one served stale still
-    // needs a valid token.
-    let iam_token = match (&result, &job.iam_config, fetcher.as_ref()) {
-        (Err(_), Some(config), Some((_, client))) => {
-            client.iam_token(&job.parameter, config).await.ok()
-        }
-        _ => None,
-    };
     Outcome {
         parameter: job.parameter.clone(),
         result: result.map(|(_, c)| c),
@@ -308,28 +319,88 @@ async fn handle(job: &Job, fetcher: &mut Option<(FetchSettings, SsmFetcher)>) ->
     }
 }
 
+/// The host's value with `token` as its token, when `token` was made for
+/// that very value (the one this process serves: the host's entry may hold a
+/// newer value by now, whose token this is not).
+fn with_token(mut stored: StoredValue, job: &Job, token: Option<&IamToken>) -> StoredValue {
+    let Some(token) = token else { return stored };
+    let same_value = CachedConfig::from_stored(&job.parameter, job.credentials.as_deref(), &stored)
+        .is_ok_and(|c| Some(&c.config) == job.iam_config.as_ref());
+    if same_value {
+        stored.iam_token = Some(token.clone());
+    }
+    stored
+}
+
+/// A new token for the entry held, without a fetch; shared with the host.
+async fn sign_only(
+    job: &Job,
+    held: &Arc<CachedConfig>,
+    fetcher: &mut Option<(FetchSettings, SsmFetcher)>,
+) -> Outcome {
+    let client = match client(job, fetcher).await {
+        Ok(client) => client,
+        Err(e) => return signed_outcome(job, Err(e)),
+    };
+    let result = client
+        .iam_token(&job.parameter, &held.config)
+        .await
+        .map(|token| held.with_iam_token(token));
+    if let (Ok(entry), Some((slot, _lock, key))) = (&result, &job.shared) {
+        if let Some(mut shared) = slot.read(key) {
+            if let Some(value) = shared.value.take() {
+                shared.value = Some(with_token(value, job, entry.iam_token.as_ref()));
+                // A failed write only leaves the other workers their older token.
+                let _ = slot.write(key, &shared);
+            }
+        }
+    }
+    signed_outcome(job, result)
+}
+
+fn signed_outcome(job: &Job, result: Result<CachedConfig, Error>) -> Outcome {
+    Outcome {
+        parameter: job.parameter.clone(),
+        result,
+        region: None,
+        failures: 0,
+        next_attempt_ns: 0,
+        requests: 0,
+        epoch: job.epoch,
+        iam_token: None,
+    }
+}
+
+/// This thread's SSM client (and credentials), made for the job's settings.
+async fn client<'a>(
+    job: &Job,
+    fetcher: &'a mut Option<(FetchSettings, SsmFetcher)>,
+) -> Result<&'a SsmFetcher, Error> {
+    if fetcher
+        .as_ref()
+        .is_none_or(|(settings, _)| *settings != job.settings)
+    {
+        *fetcher = Some((job.settings.clone(), SsmFetcher::new(&job.settings).await?));
+    }
+    Ok(&fetcher.as_ref().expect("set above").1)
+}
+
 /// The fetch, and the requests it sent.
 async fn fetch(
     job: &Job,
     fetcher: &mut Option<(FetchSettings, SsmFetcher)>,
 ) -> (Result<(StoredValue, CachedConfig), Error>, u64) {
-    if fetcher
-        .as_ref()
-        .is_none_or(|(settings, _)| *settings != job.settings)
-    {
-        match SsmFetcher::new(&job.settings).await {
-            Ok(client) => *fetcher = Some((job.settings.clone(), client)),
-            Err(e) => return (Err(e), 0),
-        }
-    }
-    let (_, client) = fetcher.as_ref().expect("set above");
+    let client = match client(job, fetcher).await {
+        Ok(client) => client,
+        Err(e) => return (Err(e), 0),
+    };
     let before = client.requests();
     let result = fetch_with(job, client).await;
     (result, client.requests() - before)
 }
 
 async fn fetch_with(job: &Job, client: &SsmFetcher) -> Result<(StoredValue, CachedConfig), Error> {
-    let stored = match &job.credentials {
+    let mut stored = match &job.credentials {
         None => StoredValue::fetched(client.get(&job.parameter).await?, None, job.ttl),
         Some(creds) => {
             let (main, credentials) = client.get_pair(&job.parameter, creds).await?;
@@ -345,6 +416,9 @@ async fn fetch_with(job: &Job, client: &SsmFetcher) -> Result<(StoredValue, Cach
         // which comes at the latest REFRESH_AFTER into the token's life.
         config.iam_token = Some(client.iam_token(&job.parameter, &config.config).await?);
         config.refresh_after = config.refresh_after.min(REFRESH_AFTER);
+        // The host's workers take the token with the value (see `core::shared`).
+        stored.iam_token = config.iam_token.clone();
+        stored.refresh_after_ns = config.refresh_after.as_nanos() as u64;
     }
     Ok((stored, config))
 }

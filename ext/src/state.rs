@@ -23,6 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ssm_db_config_core::iam::{self, IamToken};
 use ssm_db_config_core::plan::{
     plan, Action, Backoff, Knowledge, Reason, Refresher, Spread, RECHECK,
 };
@@ -429,6 +430,7 @@ impl State {
             failures_so_far: self.trackers.get(name).map_or(0, |t| t.failures),
             shared,
             reply: None,
+            sign_for: None,
         }
     }
 
@@ -447,15 +449,9 @@ impl State {
         let names: Vec<&str> = std::iter::once(name.as_str())
             .chain(creds.as_deref())
             .collect();
-        // A value with auth=iam is refreshed by each process on its own: its
-        // token is made by the process that serves it (the host's entry
-        // holds values, not tokens), so a worker may not leave the refresh
-        // to another one.
-        let iam = self
-            .cache
-            .get(&name)
-            .is_some_and(|e| e.config.iam_sign_host().is_some());
-        let slot = if iam { None } else { self.slot(&names) };
+        // A value with auth=iam goes the same way: the host's entry holds
+        // its token too, made by the worker that fetched it.
+        let slot = self.slot(&names);
         let forced = mode == Mode::Refresh;
         let now = mono_now_ns();
 
@@ -481,6 +477,26 @@ impl State {
         let decision =
             plan(&self.knowledge(&name, local.as_deref(), slot.is_some(), now, forced, newer));
         match (decision.action, local) {
+            // Asked for a new password after a failed login, and the plan
+            // keeps what is held (asked again within a second, SSM backing
+            // off, the fleet's spread): the token at least is made again, a
+            // local signing that asks SSM nothing.
+            (Action::Serve { .. }, Some(entry))
+                if forced
+                    && decision.reason != Reason::NewerOnHost
+                    && entry
+                        .iam_token
+                        .as_ref()
+                        .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
+            {
+                match slot {
+                    // Under the slot's lock, with what the host's entry says
+                    // by then (another worker may have signed or fetched
+                    // meanwhile): `fetch_now` plans again and signs there.
+                    Some(slot) => self.fetch_now(requested, &name, creds, Some(slot), forced),
+                    None => self.sign_now(requested, &name, creds, None, entry),
+                }
+            }
             (Action::Serve { until_ns }, Some(entry)) => {
                 self.counters.hits += 1;
                 if decision.reason == Reason::RefresherTurn {
@@ -628,12 +644,29 @@ impl State {
             })
         });
         let stored = shared.value?;
-        if local.is_some_and(|l| l.fetched_ns >= stored.fetched_ns) {
+        let signed = |t: Option<&IamToken>| t.map_or(0, |t| t.signed_ns);
+        let newer = match local {
+            None => true,
+            Some(l) => {
+                l.fetched_ns < stored.fetched_ns
+                    // The same value with a token made since (a failed
+                    // refresh, or a forced one, makes one for the value held).
+                    || (l.fetched_ns == stored.fetched_ns
+                        && signed(l.iam_token.as_ref()) < signed(stored.iam_token.as_ref()))
+            }
+        };
+        if !newer {
             return None;
         }
         let entry = CachedConfig::from_stored(name, creds, &stored).ok()?;
-        if entry.config.iam_sign_host().is_some() {
-            return None; // no token in it: this process fetches and signs itself
+        if entry.config.iam_sign_host().is_some()
+            && !entry
+                .iam_token
+                .as_ref()
+                .is_some_and(|t| iam::servable(t.age(mono_now_ns())))
+        {
+            // No token, or one too old to hand out: this process fetches and signs.
+            return None;
         }
         self.counters.shared_hits += 1;
         Some(self.cache.store(entry))
@@ -685,11 +718,25 @@ impl State {
                     let newer = adopted.is_some();
                     let held = adopted.or(before);
                     let now = mono_now_ns();
-                    match (
-                        plan(&self.knowledge(name, held.as_deref(), true, now, forced, newer))
-                            .action,
-                        held,
-                    ) {
+                    let decision =
+                        plan(&self.knowledge(name, held.as_deref(), true, now, forced, newer));
+                    match (decision.action, held) {
+                        (Action::Serve { .. }, Some(entry))
+                            if forced
+                                && decision.reason != Reason::NewerOnHost
+                                && entry
+                                    .iam_token
+                                    .as_ref()
+                                    .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
+                        {
+                            return self.sign_now(
+                                requested,
+                                name,
+                                creds,
+                                Some((slot, lock, key)),
+                                entry,
+                            );
+                        }
                         (
                             Action::Serve { until_ns } | Action::ServeAndRefresh { until_ns },
                             Some(entry),
@@ -715,6 +762,28 @@ impl State {
         self.counters.fetches += 1;
         let outcome = refresher::fetch_and_wait(job, budget + Duration::from_millis(500));
         let entry = self.record(outcome)?;
+        let until = match entry.freshness(mono_now_ns(), self.timing()) {
+            Freshness::Fresh { until_ns } => until_ns,
+            _ => mono_now_ns() + RECHECK.as_nanos() as u64,
+        };
+        Ok(self.publish(requested, name, entry, until))
+    }
+
+    /// Makes a new token for `held` (an `auth=iam` entry) and waits for it;
+    /// with the slot's lock, the host's entry takes it too.
+    fn sign_now(
+        &mut self,
+        requested: Option<&[u8]>,
+        name: &str,
+        creds: Option<String>,
+        shared: Option<(SharedSlot, SlotLock, &'static SharedKey)>,
+        held: Arc<CachedConfig>,
+    ) -> Result<Rc<FrozenArray>, Error> {
+        let mut job = self.job(name, creds, shared);
+        job.sign_for = Some(held);
+        let outcome =
+            refresher::fetch_and_wait(job, self.settings.timeout + Duration::from_millis(500));
+        let entry = self.cache.store(outcome.result?);
         let until = match entry.freshness(mono_now_ns(), self.timing()) {
             Freshness::Fresh { until_ns } => until_ns,
             _ => mono_now_ns() + RECHECK.as_nanos() as u64,

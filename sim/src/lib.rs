@@ -349,6 +349,7 @@ impl World {
                     Held {
                         fetched_ns: now,
                         refresh_after,
+                        renew_by_ns: None,
                     },
                     version,
                 ));
@@ -396,6 +397,7 @@ impl World {
                 Held {
                     fetched_ns: self.now - age,
                     refresh_after,
+                    renew_by_ns: None,
                 },
                 1,
             ));

@@ -7,7 +7,9 @@
  * includes/class-health-access.php): anyone else gets a bare 404, and nothing is fetched,
  * probed or written for them. Connects to the database that ssm_db_config() names (engine
  * from DB_ENGINE) and checks that it is a writer: PostgreSQL's pg_is_in_recovery() is false;
- * MySQL/MariaDB's read_only and innodb_read_only are off.
+ * MySQL/MariaDB's read_only and innodb_read_only are off. A refused login (MySQL 1045,
+ * PostgreSQL's authentication failures) asks the extension once for a new password or IAM
+ * token (ssm_db_config_refresh()) and tries once more, within the same budget.
  *
  * - 200, body beginning "WRITER_OK" (Route 53 string matching reads the first 5,120 bytes);
  * - 503 with Retry-After and a body "NOT_WRITER <reason>" otherwise;
@@ -101,10 +103,8 @@ require_once dirname( __DIR__ ) . '/includes/class-db-probe.php';
 			return;
 		}
 		try {
-			$config = ssm_db_config();
-			$status = ssm_db_config_status();
-			$result = ( new SSM_DB_Config_Db_Probe() )->check( $config, $deadline, (array) ( $status['options'] ?? array() ) );
-			unset( $config );
+			// A refused login asks the extension once for a new password or IAM token and tries again.
+			$result = ( new SSM_DB_Config_Db_Probe() )->check_configured( $deadline );
 			$writer = $result->writer;
 			$reason = $result->reason;
 		} catch ( \Throwable $e ) {

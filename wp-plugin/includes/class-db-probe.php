@@ -37,6 +37,10 @@ final class SSM_DB_Config_Probe_Result {
 	 * @param float       $latency_ms Time from the start of the probe to its answer.
 	 * @param string      $engine     postgresql or mysql (or what the configuration said).
 	 * @param string|null $detail     Driver message with the password removed, for administrators.
+	 * @param bool        $auth_failed The server refused the login (MySQL 1045, PostgreSQL's
+	 *                                 "authentication failed", pg_hba.conf refusals): a new
+	 *                                 password or IAM token may help, unlike a host that is down.
+	 * @param bool        $retried    The result is that of a second try with a new password or token.
 	 */
 	public function __construct(
 		public readonly bool $reachable,
@@ -44,7 +48,9 @@ final class SSM_DB_Config_Probe_Result {
 		public readonly string $reason,
 		public readonly float $latency_ms,
 		public readonly string $engine,
-		public readonly ?string $detail = null
+		public readonly ?string $detail = null,
+		public readonly bool $auth_failed = false,
+		public readonly bool $retried = false
 	) {
 	}
 }
@@ -53,6 +59,56 @@ final class SSM_DB_Config_Probe_Result {
  * The probe itself.
  */
 final class SSM_DB_Config_Db_Probe {
+	/** MySQL's ER_ACCESS_DENIED_ERROR: wrong password, or an IAM token refused. */
+	const MYSQL_ACCESS_DENIED = 1045;
+
+	/**
+	 * PostgreSQL's messages for SQLSTATE 28P01 (invalid_password: "password authentication
+	 * failed", "PAM authentication failed", which is how RDS refuses an IAM token) and 28000
+	 * (invalid_authorization_specification: pg_hba.conf refusals). PHP's pgsql gives no
+	 * SQLSTATE for a failed connection, only libpq's message, which the server writes in English
+	 * unless its lc_messages says otherwise.
+	 */
+	const PG_AUTH_FAILED = '/authentication failed for user|pg_hba\.conf rejects connection|no pg_hba\.conf entry/';
+
+	/** Whether the last connection of this probe was refused at login. */
+	private bool $auth_failed = false;
+
+	/**
+	 * Probes the database that ssm_db_config() names; when the login is refused, asks the
+	 * extension once for a new password (ssm_db_config_refresh(): for an `auth=iam` value a new
+	 * IAM token, made again even when the value itself is not fetched again) and probes once more
+	 * within the same deadline. One retry, never more: a login that keeps failing (a wrong IAM
+	 * policy, a user that does not exist) costs one refresh per check, and the extension bounds
+	 * those (at most one fetch per second per host; signing is local).
+	 *
+	 * @param float         $deadline Absolute time (microtime(true)) by which to answer.
+	 * @param callable|null $refresh  What asks for the new password; returns the array
+	 *                                ssm_db_config() returns. Default ssm_db_config_refresh().
+	 * @throws \Throwable What ssm_db_config() throws when there is no value to probe with.
+	 */
+	public function check_configured( float $deadline, ?callable $refresh = null ): SSM_DB_Config_Probe_Result {
+		$config = ssm_db_config();
+		$status = ssm_db_config_status();
+		// An IAM token must travel over TLS (RDS refuses it otherwise); WordPress gets
+		// MYSQL_CLIENT_FLAGS from the extension for it, which this standalone probe may not see.
+		$iam    = 'iam' === ( $status['auth'] ?? null );
+		$result = $this->check( $config, $deadline, (array) ( $status['options'] ?? array() ), $iam );
+		if ( ! $result->auth_failed || microtime( true ) >= $deadline ) {
+			return $result;
+		}
+		try {
+			$config = null === $refresh ? ssm_db_config_refresh() : $refresh();
+		} catch ( \Throwable $e ) {
+			// The refused login is the better answer than the refresh's failure.
+			return $result;
+		}
+		$status = ssm_db_config_status();
+		$retry  = $this->check( $config, $deadline, (array) ( $status['options'] ?? array() ), 'iam' === ( $status['auth'] ?? null ) );
+		unset( $config );
+		return new SSM_DB_Config_Probe_Result( $retry->reachable, $retry->writer, $retry->reason, $retry->latency_ms + $result->latency_ms, $retry->engine, $retry->detail, $retry->auth_failed, true );
+	}
+
 	/**
 	 * Probes the database that $config (the array ssm_db_config() returns) names.
 	 *
@@ -61,10 +117,14 @@ final class SSM_DB_Config_Db_Probe {
 	 * @param array $options  Connection options from ssm_db_config_status()['options']: for
 	 *                        PostgreSQL sslmode, sslrootcert, sslcert, sslkey,
 	 *                        target_session_attrs; for MySQL see mysql_tls().
+	 * @param bool  $tls      MySQL: use TLS even when neither the options nor MYSQL_CLIENT_FLAGS
+	 *                        ask for it, as the extension's MYSQL_CLIENT_FLAGS does for an
+	 *                        `auth=iam` value (PostgreSQL's IAM values carry sslmode).
 	 */
-	public function check( #[\SensitiveParameter] array $config, float $deadline, array $options = array() ): SSM_DB_Config_Probe_Result {
-		$start  = microtime( true );
-		$engine = (string) ( $config['DB_ENGINE'] ?? '' );
+	public function check( #[\SensitiveParameter] array $config, float $deadline, array $options = array(), bool $tls = false ): SSM_DB_Config_Probe_Result {
+		$start             = microtime( true );
+		$this->auth_failed = false;
+		$engine            = (string) ( $config['DB_ENGINE'] ?? '' );
 		list( $host, $port ) = self::split_host( (string) ( $config['DB_HOST'] ?? '' ), (int) ( $config['DB_PORT'] ?? 0 ) );
 		try {
 			switch ( $engine ) {
@@ -72,7 +132,7 @@ final class SSM_DB_Config_Db_Probe {
 					list( $reason, $detail ) = $this->check_postgresql( $host, $port, $config, $options, $deadline );
 					break;
 				case 'mysql':
-					list( $reason, $detail ) = $this->check_mysql( $host, $port, $config, $options, $deadline );
+					list( $reason, $detail ) = $this->check_mysql( $host, $port, $config, $options, $deadline, $tls );
 					break;
 				default:
 					list( $reason, $detail ) = array( SSM_DB_Config_Probe_Result::UNKNOWN_ENGINE, null );
@@ -88,7 +148,8 @@ final class SSM_DB_Config_Db_Probe {
 			$reason,
 			round( ( microtime( true ) - $start ) * 1000, 1 ),
 			$engine,
-			self::scrub( $detail, (string) ( $config['DB_PASSWORD'] ?? '' ) )
+			self::scrub( $detail, (string) ( $config['DB_PASSWORD'] ?? '' ) ),
+			$this->auth_failed
 		);
 	}
 
@@ -166,7 +227,9 @@ final class SSM_DB_Config_Db_Probe {
 					break;
 				}
 				if ( PGSQL_POLLING_FAILED === $state ) {
-					return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, pg_last_error( $conn ) );
+					$error             = pg_last_error( $conn );
+					$this->auth_failed = 1 === preg_match( self::PG_AUTH_FAILED, $error );
+					return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, $error );
 				}
 				if ( ! $this->wait_socket( pg_socket( $conn ), PGSQL_POLLING_WRITING === $state, $deadline ) ) {
 					return array( SSM_DB_Config_Probe_Result::TIMEOUT, null );
@@ -256,11 +319,11 @@ final class SSM_DB_Config_Db_Probe {
 	/**
 	 * @return array{0: string, 1: string|null} Reason and detail.
 	 */
-	private function check_mysql( string $host, int $port, #[\SensitiveParameter] array $config, array $options, float $deadline ): array {
+	private function check_mysql( string $host, int $port, #[\SensitiveParameter] array $config, array $options, float $deadline, bool $tls_required ): array {
 		if ( ! function_exists( 'mysqli_init' ) ) {
 			return array( SSM_DB_Config_Probe_Result::DRIVER_MISSING, 'The mysqli PHP extension is not loaded.' );
 		}
-		$tls = self::mysql_tls( $options, defined( 'MYSQL_CLIENT_FLAGS' ) ? (int) MYSQL_CLIENT_FLAGS : null );
+		$tls = self::mysql_tls( $options, defined( 'MYSQL_CLIENT_FLAGS' ) ? (int) MYSQL_CLIENT_FLAGS : ( $tls_required ? MYSQLI_CLIENT_SSL : null ) );
 		if ( null !== $tls['error'] ) {
 			return array( SSM_DB_Config_Probe_Result::BAD_OPTION, $tls['error'] );
 		}
@@ -298,6 +361,7 @@ final class SSM_DB_Config_Db_Probe {
 		}
 		try {
 			if ( ! @$link->real_connect( null === $socket_path ? $address : 'localhost', (string) $config['DB_USER'], (string) $config['DB_PASSWORD'], (string) $config['DB_NAME'], $port, $socket_path, $tls['flags'] ) ) { // phpcs:ignore WordPress.PHP.NoSilencedErrors
+				$this->auth_failed = self::MYSQL_ACCESS_DENIED === mysqli_connect_errno();
 				return array( SSM_DB_Config_Probe_Result::CONNECT_FAILED, mysqli_connect_error() );
 			}
 			$link->query( 'SELECT @@GLOBAL.read_only, @@GLOBAL.innodb_read_only', MYSQLI_ASYNC );
