@@ -38,25 +38,36 @@ extern "C" {
     fn zend_hash_discard(ht: *mut HashTable, n_num_used: u32);
 }
 
-/// `zend_constant` (Zend/zend_constants.h) as PHP 8.0 to 8.4 lay it out:
-/// the value (its flags and module number in `value.u2`), then the name.
-/// ext-php-rs's bindings leave this struct out, so it is mirrored here; the
-/// engine copies `sizeof(zend_constant)` bytes from what we pass to
-/// `zend_register_constant`, and frees the ones we allocate.
+/// `zend_constant` (Zend/zend_constants.h): the value (its flags and module
+/// number in `value.u2`), then the name, as PHP 8.0 to 8.4 lay it out, then
+/// zeroed room for what a newer engine appends. ext-php-rs's bindings leave
+/// this struct out, so it is mirrored here; the engine copies
+/// `sizeof(zend_constant)` bytes from what we pass to `zend_register_constant`
+/// and reads its own fields of the ones we allocate.
+///
+/// The two fields are checked against the headers of PHP 8.2 (API 20220829)
+/// and 8.4 (20240924), which the suites run on. PHP 8.5 appends the defining
+/// file and the attributes, both pointers whose "none" is NULL: the zeroed
+/// room gives a newer engine those values instead of bytes past the end of
+/// the struct, so a build against it is not refused. Only the value and name
+/// are ever written or read here.
 #[repr(C)]
 struct ZendConstant {
     value: zval,
     name: *mut zend_string,
+    /// NULL for every field a newer engine may add after the name.
+    newer_fields: [*mut std::ffi::c_void; 6],
 }
 
-// Checked against the headers of PHP 8.2 (API 20220829) and 8.4 (20240924),
-// which the PHPUnit suite runs on. PHP 8.5 appends fields (the defining
-// file, attributes): a build for a PHP newer than the last one checked
-// stops here rather than hand the engine a struct too short.
-const _: () = assert!(
-    ffi::ZEND_MODULE_API_NO <= 20240924,
-    "ZendConstant mirrors zend_constant of PHP 8.0 to 8.4: check Zend/zend_constants.h of this PHP"
-);
+impl ZendConstant {
+    fn new(value: zval, name: *mut zend_string) -> ZendConstant {
+        ZendConstant {
+            value,
+            name,
+            newer_fields: [ptr::null_mut(); 6],
+        }
+    }
+}
 
 /// `PHP_USER_CONSTANT << ZEND_CONSTANT_FLAGS_SHIFT`, no flags (case-sensitive,
 /// not persistent): what `define()` registers, freed when the request ends.
@@ -220,10 +231,7 @@ impl FrozenArray {
         if !ffi::zend_hash_find(constants, name).is_null() {
             return;
         }
-        let mut constant = ZendConstant {
-            value: std::mem::zeroed(),
-            name,
-        };
+        let mut constant = ZendConstant::new(std::mem::zeroed(), name);
         constant.value.value.lval = MYSQLI_CLIENT_SSL;
         constant.value.u1.type_info = IS_LONG;
         constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
@@ -249,10 +257,7 @@ impl FrozenArray {
 
 /// A user constant named and valued as an entry of the array.
 unsafe fn constant_from(bucket: &ffi::Bucket) -> ZendConstant {
-    let mut constant = ZendConstant {
-        value: ptr::read(&bucket.val),
-        name: bucket.key,
-    };
+    let mut constant = ZendConstant::new(ptr::read(&bucket.val), bucket.key);
     // u2 of an array element is its hash chain; of a constant, its flags.
     constant.value.u2.constant_flags = USER_CONSTANT_FLAGS;
     constant
