@@ -341,7 +341,8 @@ class SSM_DB_Config_WPDB extends wpdb {
 			 */
 			do_action( 'ssm_db_config_statement_failed', $code, $query, $errno );
 		}
-		$this->print_error();
+		// wpdb::print_error() would print the connection's error, not this one.
+		$this->print_error( $message );
 		return false;
 	}
 
