@@ -23,7 +23,7 @@ cargo test -p ssm-db-config-core --lib rewrite
 cargo test -p ssm-db-monitor
 
 # The failover drills (synchronous replication, with their targets checked): they
-# needs root for the network namespace and the extension built in release mode.
+# need root for the network namespace and the extension built in release mode.
 so="${SSM_DB_CONFIG_SO:-target/release/libssm_db_config.so}"
 if [ "$(id -u)" = 0 ] && [ -f "$so" ]; then
   cargo build -q -p ssm-db-monitor
