@@ -4,11 +4,13 @@ tests/wordpress/reconnect.php: a statement carrying the comment
 /*drop-reply:TOKEN*/ reaches the server and runs there, and when the server's
 answer arrives the relay resets both connections instead of passing it on, so
 the client sees the connection lost after its statement was sent. Each TOKEN
-does this once; the statement sent again passes. Nothing else is changed.
+does this once, across every relay given the same folder (the statement sent
+again, through this relay or another, passes). Nothing else is changed.
 
-Usage: mysql_fault_proxy.py UPSTREAM_PORT; prints its port on stdout and runs
-until it is stopped (SIGTERM).
+Usage: mysql_fault_proxy.py UPSTREAM_PORT TOKEN_FOLDER; prints its port on
+stdout and runs until it is stopped (SIGTERM).
 """
+import os
 import re
 import socket
 import struct
@@ -16,7 +18,16 @@ import sys
 import threading
 
 MARK = re.compile(rb"/\*drop-reply:([A-Za-z0-9_-]+)\*/")
-seen, lock = set(), threading.Lock()
+TOKENS = sys.argv[2]
+
+
+def first_time(token):
+    """True for the first relay that sees this token (an exclusive create)."""
+    try:
+        os.close(os.open(os.path.join(TOKENS, token.decode()), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def reset(*socks):
@@ -54,11 +65,7 @@ def pipe(client, server):
             reset(server)
             return
         m = MARK.search(data)
-        with lock:
-            drop = bool(m) and m.group(1) not in seen
-            if drop:
-                seen.add(m.group(1))
-        if not drop:
+        if not (m and first_time(m.group(1))):
             try:
                 server.sendall(data)
             except OSError:

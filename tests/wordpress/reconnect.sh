@@ -7,8 +7,9 @@ for db in MA MB; do
   echo "CREATE TABLE wp.reconnect_orders (id bigint AUTO_INCREMENT PRIMARY KEY, client_id varchar(64) NOT NULL, KEY (client_id)) ENGINE=InnoDB;" | mariadb_sql "$db"
 done
 echo "SET GLOBAL read_only = ON;" | mariadb_sql MB
+mkdir -p "$RUN/proxy-tokens"
 for p in P1 P2; do
-  python3 "$T/mysql_fault_proxy.py" "$MA_PORT" >"$RUN/proxy-$p.port" 2>"$RUN/proxy-$p.log" &
+  python3 "$T/mysql_fault_proxy.py" "$MA_PORT" "$RUN/proxy-tokens" >"$RUN/proxy-$p.port" 2>"$RUN/proxy-$p.log" &
   PIDS+=($!)
   eval "${p}_PID=$!"
   wait_for 10 test -s "$RUN/proxy-$p.port"
