@@ -146,7 +146,7 @@ def main():
     ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless: no duplicated order, every written order on the new writer,"
-                         " writes on the new writer within the poll interval + 6 s of the kill")
+                         " the first write on the new writer within 3 s of the monitor's publication")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
     ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
@@ -290,6 +290,7 @@ def main():
             "last_write_on_old_writer_s": round(last_old, 3) if last_old is not None else None,
             "first_write_on_new_writer_s": round(min(after), 3) if after else None,
             "writes_paused_s": round(min(after) - t_kill, 3) if after else None,
+            "first_write_after_publish_s": round(min(after) - t_publish, 3) if after and t_publish is not None else None,
             "script_exit_status": script.returncode,
         }
         with open(os.path.join(args.out, "drill-wordpress.json"), "w") as f:
@@ -298,7 +299,10 @@ def main():
         if err.strip():
             print("# the script's stderr:\n" + err[-2000:])
         if args.check:
-            budget = args.poll_interval + 6.0
+            # After the publication: up to one second of the host's refresh limit (a refresh
+            # just before it returned the old value), one of core's reconnect loop, and the
+            # connection itself. Before it, the pause is the promotion's and the monitor's.
+            budget = 3.0
             problems = []
             if not sync_before_kill:
                 problems.append("replication was not semi-synchronous at the kill")
@@ -310,8 +314,9 @@ def main():
                 problems.append(f"{len(missing)} orders counted as written are missing on the new writer")
             if not on_new:
                 problems.append("no order was written on the new writer after the switch")
-            if summary["writes_paused_s"] is None or summary["writes_paused_s"] > budget:
-                problems.append(f"writes paused for {summary['writes_paused_s']} s, over {budget:g} s")
+            after_publish = summary["first_write_after_publish_s"]
+            if after_publish is None or after_publish > budget:
+                problems.append(f"the first write on the new writer came {after_publish} s after the publication, over {budget:g} s")
             if len(written) + len(unknown) < 50:
                 problems.append(f"only {len(written) + len(unknown)} orders: the loop did not run")
             if problems:
