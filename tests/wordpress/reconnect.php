@@ -66,6 +66,27 @@ function reconnect_rows( string $id, int $at_least = 0 ): int {
 }
 
 /**
+ * Waits until the server has closed this connection (its wait_timeout), seen from another
+ * connection of the same user; false after 10 s.
+ *
+ * @param int $thread The connection's CONNECTION_ID().
+ */
+function reconnect_wait_closed( int $thread ): bool {
+	$deadline = microtime( true ) + 10;
+	$link     = mysqli_connect( '127.0.0.1', DB_USER, DB_PASSWORD, DB_NAME, (int) getenv( 'MA_PORT' ) );
+	do {
+		$result = mysqli_query( $link, 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ' . $thread );
+		if ( '0' === (string) mysqli_fetch_row( $result )[0] ) {
+			mysqli_close( $link );
+			return true;
+		}
+		usleep( 100000 );
+	} while ( microtime( true ) < $deadline );
+	mysqli_close( $link );
+	return false;
+}
+
+/**
  * Points /wp/reconnect at a port of 127.0.0.1 in moto (directly: this process's cache keeps
  * the old value until it refreshes).
  *
@@ -151,6 +172,20 @@ reconnect_ok( 1 === $db->insert( 'reconnect_orders', array( 'client_id' => 'txn-
 $db->query( 'START TRANSACTION' );
 $db->query( "INSERT INTO reconnect_orders (client_id) VALUES ('txn-e') /*drop-reply:t2*/" );
 reconnect_ok( 0 === $db->query( 'ROLLBACK' ) && 1 === $db->insert( 'reconnect_orders', array( 'client_id' => 'txn-f' ) ) && 0 === reconnect_rows( 'txn-e' ), 'transaction: ROLLBACK after a lost transaction succeeds and ends it' );
+
+// The server closes an idle connection (wait_timeout): found closed before the next write is
+// sent, so the write goes to a new connection and runs, once, with no error.
+$db->query( 'SET SESSION wait_timeout = 1' );
+$closed_ok = reconnect_wait_closed( (int) $db->get_var( 'SELECT CONNECTION_ID()' ) );
+$result    = $db->insert( 'reconnect_orders', array( 'client_id' => 'idle-1' ) );
+reconnect_ok( $closed_ok && 1 === $result && null === reconnect_code( $db ) && 1 === reconnect_rows( 'idle-1' ), 'idle: a write after the server closed the idle connection runs once on a new one, no error' );
+$db->query( 'SET SESSION wait_timeout = 1' );
+$db->query( 'START TRANSACTION' );
+$db->insert( 'reconnect_orders', array( 'client_id' => 'idle-2' ) );
+$closed_ok = reconnect_wait_closed( (int) $db->get_var( 'SELECT CONNECTION_ID()' ) );
+$result    = $db->insert( 'reconnect_orders', array( 'client_id' => 'idle-3' ) );
+reconnect_ok( $closed_ok && false === $result && 'ssm_db_config_transaction_lost' === reconnect_code( $db ) && str_contains( $db->last_error, 'was not sent' ), 'idle: inside a transaction the write is not sent and the transaction is reported lost' );
+reconnect_ok( 0 === $db->query( 'ROLLBACK' ) && 0 === reconnect_rows( 'idle-2' ) + reconnect_rows( 'idle-3' ), 'idle: ROLLBACK ends it; none of its rows is on the server' );
 
 // A reconnect takes what SSM names (P1), not the constructor's host (P2).
 $db2 = reconnect_db( 'SSM_DB_Config_WPDB', $p2 );
