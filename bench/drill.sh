@@ -2,6 +2,7 @@
 # The failover drill (see bench/failover_drill.py and docs/benchmarks.md):
 #   bench/drill.sh            # both modes: sync, then async
 #   bench/drill.sh sync       # one mode; extra arguments go to the drill
+#   bench/drill.sh wordpress  # a long WordPress request through a MySQL failover (bench/wp_drill.py)
 # Needs root (network namespace, runuser postgres), the packages in
 # .ci/apt-monitor.txt, .venv from scripts/setup, the extension built in release
 # mode (cargo build --release) and the monitor (cargo build -p ssm-db-monitor).
@@ -34,5 +35,9 @@ ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 
 for mode in "${modes[@]}"; do
+  if [ "$mode" = wordpress ]; then
+    SSM_DB_CONFIG_SO="$(realpath "$so")" ip netns exec "$ns" .venv/bin/python bench/wp_drill.py "$@"
+    continue
+  fi
   SSM_DB_CONFIG_SO="$(realpath "$so")" ip netns exec "$ns" .venv/bin/python bench/failover_drill.py --mode "$mode" "$@"
 done

@@ -257,6 +257,9 @@ fi
 cat "$RUN/browser.tap"
 count_tap "$RUN/browser.tap"
 
+phase "a connection lost inside a request (db.php drop-in)"
+source "$T/reconnect.sh"
+
 phase "failover through WordPress"
 source "$T/failover.sh"
 source "$T/throttle.sh"

@@ -107,7 +107,7 @@ final class SSM_DB_Config_Labels {
 	public static function failover( string $mode ): string {
 		switch ( $mode ) {
 			case 'retry':
-				return __( 'db.php: when the connection fails, the settings are fetched again and the connection retried within the same request.', 'ssm-db-config' );
+				return __( 'db.php: when a connection fails or drops, the settings are fetched again and the request reconnects to the server they name; a write whose answer was lost is reported, never run twice.', 'ssm-db-config' );
 			case 'error-page':
 				return __( 'db-error.php: the failing request answers 503 with Retry-After: 1 after fetching the settings again; the next request uses the new endpoint.', 'ssm-db-config' );
 			default:
