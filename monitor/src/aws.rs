@@ -540,7 +540,7 @@ impl Rds for Aws {
         }
         Ok(ClusterObserved {
             cluster: cluster.clone(),
-            status: c.status().unwrap_or("unknown").to_owned(),
+            status: c.status().unwrap_or("no-status").to_owned(),
             endpoint,
             members,
         })
@@ -587,7 +587,25 @@ impl Rds for Aws {
     }
 }
 
+/// The status of an instance or cluster whose Describe call failed (its
+/// region's API unreachable, throttled, ...): RDS said nothing about it.
+pub const UNKNOWN_STATUS: &str = "unknown";
+
 impl Observed {
+    /// An instance whose DescribeDBInstances failed: neither serving nor
+    /// writable, and not known to be down either.
+    pub fn unknown(instance: &InstanceRef) -> Observed {
+        Observed {
+            status: UNKNOWN_STATUS.into(),
+            ..Observed::not_found(instance)
+        }
+    }
+
+    /// Whether the Describe call failed, so that RDS said nothing about it.
+    pub fn is_unknown(&self) -> bool {
+        self.status == UNKNOWN_STATUS
+    }
+
     /// An instance RDS does not know (deleted, or renamed away).
     pub fn not_found(instance: &InstanceRef) -> Observed {
         Observed {
@@ -608,7 +626,7 @@ fn observed_instance(instance: InstanceRef, db: &aws_sdk_rds::types::DbInstance)
     });
     Observed {
         instance,
-        status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        status: db.db_instance_status().unwrap_or("no-status").to_owned(),
         endpoint,
         replica_source: db
             .read_replica_source_db_instance_identifier()

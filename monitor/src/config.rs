@@ -146,6 +146,13 @@ pub struct Promotion {
     /// Multi-AZ failover or a maintenance reboot from becoming a promotion.
     #[serde(default)]
     pub after_polls: Option<u32>,
+    /// How many consecutive polls the primary must go unseen (its
+    /// DescribeDBInstances failing: its region's API unreachable) before that
+    /// alone may lead to a promotion. Unset: [`UNKNOWN_FACTOR`] × `after_polls`.
+    /// Longer than `after_polls` because RDS has said nothing: hosts in the
+    /// primary's region may still be writing to it.
+    #[serde(default)]
+    pub unknown_after_polls: Option<u32>,
     /// The replica's latest CloudWatch `ReplicaLag` must be at most this many seconds (default 30).
     #[serde(default = "defaults::max_replica_lag_secs")]
     pub max_replica_lag_secs: f64,
@@ -165,11 +172,26 @@ impl Default for Promotion {
         Promotion {
             enabled: false,
             after_polls: None,
+            unknown_after_polls: None,
             max_replica_lag_secs: defaults::max_replica_lag_secs(),
             lag_lookback_secs: defaults::lag_lookback_secs(),
             wait_timeout_secs: defaults::wait_timeout_secs(),
             fence_old_primary: false,
         }
+    }
+}
+
+/// `promotion.unknown_after_polls` is this many times `after_polls` unless set.
+pub const UNKNOWN_FACTOR: u32 = 4;
+
+impl Promotion {
+    /// The effective `unknown_after_polls`: as set, else [`UNKNOWN_FACTOR`] ×
+    /// `after_polls` (`u32::MAX`, never, while `after_polls` is unset).
+    pub fn unknown_after_polls(&self) -> u32 {
+        self.unknown_after_polls.unwrap_or_else(|| {
+            self.after_polls
+                .map_or(u32::MAX, |a| a.saturating_mul(UNKNOWN_FACTOR))
+        })
     }
 }
 
@@ -308,6 +330,11 @@ impl Config {
             None if p.enabled => return bad(AFTER_POLLS_REQUIRED.to_owned()),
             Some(0) => return bad("promotion.after_polls must be at least 1".into()),
             _ => {}
+        }
+        if let (Some(unknown), Some(after)) = (p.unknown_after_polls, p.after_polls) {
+            if unknown < after {
+                return bad(format!("promotion.unknown_after_polls ({unknown}) must be at least promotion.after_polls ({after}): an unseen primary is weaker evidence than one RDS reports down; unset, it is {UNKNOWN_FACTOR} × after_polls"));
+            }
         }
         if p.max_replica_lag_secs.is_nan() || p.max_replica_lag_secs < 0.0 {
             return bad("promotion.max_replica_lag_secs must be 0 or more".into());
@@ -524,6 +551,27 @@ region = "us-east-1"
         ))
         .unwrap();
         assert_eq!(c.promotion.after_polls, Some(48));
+        assert_eq!(
+            c.promotion.unknown_after_polls(),
+            192,
+            "4 × after_polls unless set"
+        );
+        let e = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\nafter_polls = 48\nunknown_after_polls = 47\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "promotion.unknown_after_polls (47) must be at least promotion.after_polls (48)"
+            ),
+            "{e}"
+        );
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\nafter_polls = 48\nunknown_after_polls = 48\n"
+        ))
+        .unwrap();
+        assert_eq!(c.promotion.unknown_after_polls(), 48);
         let c = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(
             c.promotion.after_polls, None,

@@ -14,8 +14,12 @@ pub struct Inputs<'a> {
     pub observed: &'a [Observed],
     /// The endpoints the parameters point at now (those that could be read).
     pub published: &'a [Endpoint],
-    /// How many consecutive polls, this one included, found the primary not writable.
+    /// How many consecutive polls, this one included, RDS reported the primary
+    /// not writable ([`PrimaryStreak::down`]).
     pub primary_down_polls: u32,
+    /// How many consecutive polls, this one included, did not see the primary
+    /// writable, reported down or unknown ([`PrimaryStreak::unseen`]).
+    pub primary_unseen_polls: u32,
     /// The promotion settings.
     pub promotion: &'a Promotion,
     /// ReplicaLag per replica, fetched only when a promotion is being considered:
@@ -34,6 +38,67 @@ pub struct ClusterInputs<'a> {
     pub observed: &'a ClusterObserved,
     /// The configured `cluster.publish`.
     pub publish: Publish,
+}
+
+/// How long the primary has gone without being seen writable, in polls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrimaryStreak {
+    /// Consecutive polls, the latest included, in which RDS reported the
+    /// primary not writable. A poll that could not describe it resets this:
+    /// RDS said nothing, so the streak of its word is broken.
+    pub down: u32,
+    /// Consecutive polls in which the primary was not seen writable, whether
+    /// RDS reported it down or could not be asked.
+    pub unseen: u32,
+}
+
+impl PrimaryStreak {
+    /// The streak after a poll that observed `primary`.
+    pub fn next(self, primary: &Observed) -> PrimaryStreak {
+        if primary.is_writable() {
+            PrimaryStreak::default()
+        } else if primary.is_unknown() {
+            PrimaryStreak {
+                down: 0,
+                unseen: self.unseen.saturating_add(1),
+            }
+        } else {
+            PrimaryStreak {
+                down: self.down.saturating_add(1),
+                unseen: self.unseen.saturating_add(1),
+            }
+        }
+    }
+}
+
+/// Whether the primary has been gone long enough for a promotion to be
+/// considered: RDS reported it down for `after_polls` consecutive polls, or it
+/// went unseen (down or unknown) for `unknown_after_polls`. `Ok(how long)`, or
+/// `Err(what it is still waiting for)`. The second signal comes on top.
+pub fn promotion_due(p: &Promotion, streak: PrimaryStreak) -> Result<String, String> {
+    // Validation makes after_polls mandatory once promotion is enabled.
+    let after = p.after_polls.unwrap_or(u32::MAX);
+    let unknown_after = p.unknown_after_polls();
+    if streak.down >= after {
+        return Ok(format!("for {} consecutive polls", streak.down));
+    }
+    if streak.unseen >= unknown_after {
+        return Ok(format!(
+            "unseen for {} consecutive polls (promotion.unknown_after_polls = {unknown_after})",
+            streak.unseen
+        ));
+    }
+    if streak.down == 0 {
+        Err(format!(
+            "waiting: {} of the {unknown_after} consecutive polls without seeing the primary that promotion.unknown_after_polls requires when RDS cannot be asked",
+            streak.unseen
+        ))
+    } else {
+        Err(format!(
+            "waiting: {} of the {after} consecutive polls that promotion.after_polls requires",
+            streak.down
+        ))
+    }
 }
 
 /// The outcome of [`decide`].
@@ -158,16 +223,18 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
             why: format!("{down}; promotion is disabled (promotion.enabled = false), so the parameters keep their current endpoint"),
         };
     }
-    // Validation makes after_polls mandatory once promotion is enabled.
-    let after_polls = p.after_polls.unwrap_or(u32::MAX);
-    if inputs.primary_down_polls < after_polls {
-        return Decision::NoWriter {
-            why: format!(
-                "{down}; waiting: {} of the {} consecutive polls that promotion.after_polls requires",
-                inputs.primary_down_polls, after_polls
-            ),
-        };
-    }
+    let streak = PrimaryStreak {
+        down: inputs.primary_down_polls,
+        unseen: inputs.primary_unseen_polls,
+    };
+    let how_long = match promotion_due(p, streak) {
+        Ok(how_long) => how_long,
+        Err(waiting) => {
+            return Decision::NoWriter {
+                why: format!("{down}; {waiting}"),
+            }
+        }
+    };
     // RDS's status alone is one signal; a promotion cannot be undone, so it
     // also needs the primary to refuse connections from here.
     let probe_failed = match inputs.primary_probe {
@@ -200,8 +267,8 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
                 return Decision::Promote {
                     replica: replica.instance.clone(),
                     why: format!(
-                        "{down} for {} consecutive polls and the primary's endpoint does not answer ({probe_failed}); its ReplicaLag is {lag} s (limit {} s)",
-                        inputs.primary_down_polls, p.max_replica_lag_secs
+                        "{down} {how_long} and the primary's endpoint does not answer ({probe_failed}); its ReplicaLag is {lag} s (limit {} s)",
+                        p.max_replica_lag_secs
                     ),
                 };
             }
@@ -314,7 +381,9 @@ pub fn decide_cluster(inputs: &ClusterInputs<'_>) -> Plan {
 }
 
 fn describe_status(o: &Observed) -> String {
-    if o.is_serving() && o.replica_source.is_some() {
+    if o.is_unknown() {
+        "unknown (its DescribeDBInstances failed: RDS could not be asked)".to_owned()
+    } else if o.is_serving() && o.replica_source.is_some() {
         format!("{} but a read replica", o.status)
     } else {
         o.status.clone()
@@ -374,6 +443,7 @@ mod tests {
             observed,
             published,
             primary_down_polls: down,
+            primary_unseen_polls: down,
             promotion,
             lags: &lags,
             primary_probe: probe,
@@ -555,6 +625,160 @@ mod tests {
                 }
                 (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
                 _ => panic!("{needle}: {plan}"),
+            }
+        }
+    }
+
+    fn unknown(id: &str) -> Observed {
+        Observed::unknown(&inst(id))
+    }
+
+    #[test]
+    fn primary_streak_counts_reported_down_and_unseen_polls_apart() {
+        // (primary seen in each poll, then (down, unseen) after the last one)
+        let cases: [(&[Observed], (u32, u32)); 6] = [
+            (&[obs("p", "stopped", false)], (1, 1)),
+            (&[unknown("p"), unknown("p")], (0, 2)),
+            (
+                &[
+                    obs("p", "stopped", false),
+                    unknown("p"),
+                    obs("p", "failed", false),
+                ],
+                (1, 3),
+            ),
+            (&[unknown("p"), obs("p", "available", false)], (0, 0)),
+            (
+                &[
+                    obs("p", "stopped", false),
+                    obs("p", "available", false),
+                    unknown("p"),
+                ],
+                (0, 1),
+            ),
+            (
+                &[obs("p", "available", false), obs("p", "available", true)],
+                (1, 1),
+            ),
+        ];
+        for (seen, (down, unseen)) in cases {
+            let streak = seen.iter().fold(PrimaryStreak::default(), |s, o| s.next(o));
+            assert_eq!(
+                streak,
+                PrimaryStreak { down, unseen },
+                "{:?}",
+                seen.iter().map(|o| o.status.as_str()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_primary_needs_unknown_after_polls_then_the_probe_before_a_promotion() {
+        let o = [unknown("p"), obs("r", "available", true)];
+        let lag = [("r", Ok(Some(1.0)))];
+        let refused = Err("connection refused".to_owned());
+        let answered = Ok("p.example:5432".to_owned());
+        let p = Promotion {
+            unknown_after_polls: Some(6),
+            ..enabled(2)
+        };
+        // (down, unseen, probe, replica promoted, words in the reason)
+        type Case<'a> = (u32, u32, Option<&'a Result<String, String>>, bool, &'a str);
+        let cases: [Case; 6] = [
+            (
+                0,
+                2,
+                Some(&refused),
+                false,
+                "2 of the 6 consecutive polls without seeing the primary",
+            ),
+            (0, 5, Some(&refused), false, "5 of the 6"),
+            (
+                0,
+                6,
+                Some(&answered),
+                false,
+                "succeeded: not promoting on RDS's word alone",
+            ),
+            (0, 6, None, false, "was not probed"),
+            (
+                0,
+                6,
+                Some(&refused),
+                true,
+                "unseen for 6 consecutive polls (promotion.unknown_after_polls = 6)",
+            ),
+            // RDS said "down" twice before it became unreachable: that streak was broken.
+            (0, 4, Some(&refused), false, "4 of the 6"),
+        ];
+        for (down, unseen, probe, promoted, needle) in cases {
+            let lags = lag.iter().map(|(id, l)| (inst(id), l.clone())).collect();
+            let plan = decide(&Inputs {
+                observed: &o,
+                published: &[ep("p")],
+                primary_down_polls: down,
+                primary_unseen_polls: unseen,
+                promotion: &p,
+                lags: &lags,
+                primary_probe: probe,
+            });
+            match &plan.decision {
+                Decision::Promote { replica, why } if promoted => {
+                    assert_eq!(replica.id, "r");
+                    assert!(
+                        why.contains(needle) && why.contains("p (us-east-1) is unknown"),
+                        "{why}"
+                    );
+                }
+                Decision::NoWriter { why } if !promoted => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{down}/{unseen}: {plan}"),
+            }
+        }
+        // Reported down for after_polls is enough whatever unknown_after_polls says.
+        let down = [obs("p", "stopped", false), obs("r", "available", true)];
+        let plan = run(&down, &[], 2, &p, &lag);
+        assert!(matches!(plan.decision, Decision::Promote { .. }), "{plan}");
+    }
+
+    #[test]
+    fn each_instance_is_judged_on_its_own_when_another_cannot_be_described() {
+        // (observed, published, writer expected, words in the reason)
+        type Case<'a> = (Vec<Observed>, Vec<Endpoint>, Option<&'a str>, &'a str);
+        let cases: [Case; 4] = [
+            (
+                vec![obs("p", "available", false), unknown("r")],
+                vec![ep("p")],
+                Some("p"),
+                "the primary is available",
+            ),
+            (
+                vec![unknown("p"), obs("r", "available", false)],
+                vec![ep("p")],
+                Some("r"),
+                "primary p (us-east-1) is unknown (its DescribeDBInstances failed",
+            ),
+            (
+                vec![unknown("p"), obs("r", "available", true)],
+                vec![ep("p")],
+                None,
+                "promotion is disabled",
+            ),
+            (
+                vec![unknown("p"), unknown("r")],
+                vec![ep("p")],
+                None,
+                "p (us-east-1) is unknown",
+            ),
+        ];
+        for (observed, published, writer, needle) in cases {
+            let plan = run(&observed, &published, 1, &Promotion::default(), &[]);
+            match (&plan.decision, writer) {
+                (Decision::Publish { instance, why, .. }, Some(id)) => {
+                    assert_eq!(instance.id, id, "{plan}");
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{plan}"),
             }
         }
     }

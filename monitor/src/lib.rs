@@ -27,4 +27,4 @@ pub use decide::{decide, decide_cluster, Decision, Plan};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use monitor::{Mode, Monitor, PollReport};
-pub use run::{backoff, run, Clock, SystemClock};
+pub use run::{backoff, backs_off, run, Clock, SystemClock};

@@ -10,7 +10,8 @@ use tracing::{debug, info, instrument, warn};
 use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds};
 use crate::config::{Config, InstanceRef, ParameterTarget};
 use crate::decide::{
-    decide, decide_cluster, refuse_cluster_members, ClusterInputs, Decision, Inputs, Plan,
+    decide, decide_cluster, promotion_due, refuse_cluster_members, ClusterInputs, Decision, Inputs,
+    Plan, PrimaryStreak,
 };
 use crate::metrics::Metrics;
 use crate::run::Clock;
@@ -54,7 +55,8 @@ pub struct Monitor<R> {
     rds: R,
     metrics: Arc<Metrics>,
     mode: Mode,
-    primary_down_polls: u32,
+    /// How long the primary has gone without being seen writable.
+    primary_streak: PrimaryStreak,
     /// The primary's endpoint as RDS last reported it: what the second signal
     /// probes once RDS no longer reports one (a deleted or renamed instance).
     last_primary_endpoint: Option<Endpoint>,
@@ -88,7 +90,7 @@ impl<R: Rds> Monitor<R> {
             rds,
             metrics,
             mode,
-            primary_down_polls: 0,
+            primary_streak: PrimaryStreak::default(),
             last_primary_endpoint: None,
         }
     }
@@ -103,8 +105,9 @@ impl<R: Rds> Monitor<R> {
         &self.rds
     }
 
-    /// One poll. `Err` when the instances could not be observed; errors about
-    /// single parameters are in [`PollReport::errors`].
+    /// One poll. `Err` when the cluster could not be observed or the
+    /// configuration does not match RDS; an instance that could not be
+    /// described and errors about single parameters are in [`PollReport::errors`].
     #[instrument(level = "debug", skip_all)]
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Result<PollReport, Error> {
         self.metrics.poll();
@@ -119,7 +122,7 @@ impl<R: Rds> Monitor<R> {
                 Observation::Cluster(o)
             }
             None => {
-                let observed = self.observe(&mut errors).await?;
+                let observed = self.observe(&mut errors).await;
                 if let Some(why) = refuse_cluster_members(&observed) {
                     return Err(Error::Config(why));
                 }
@@ -151,11 +154,7 @@ impl<R: Rds> Monitor<R> {
                     .expect("cluster topology"),
             }),
             Observation::Instances(observed) => {
-                self.primary_down_polls = if observed[0].is_writable() {
-                    0
-                } else {
-                    self.primary_down_polls.saturating_add(1)
-                };
+                self.primary_streak = self.primary_streak.next(&observed[0]);
                 if let Some(e) = &observed[0].endpoint {
                     self.last_primary_endpoint = Some(e.clone());
                 }
@@ -166,14 +165,15 @@ impl<R: Rds> Monitor<R> {
                     HashMap::new()
                 };
                 let probe = if considering {
-                    Some(self.probe_primary().await)
+                    self.probe_primary(&observed[0]).await
                 } else {
                     None
                 };
                 decide(&Inputs {
                     observed,
                     published: &published,
-                    primary_down_polls: self.primary_down_polls,
+                    primary_down_polls: self.primary_streak.down,
+                    primary_unseen_polls: self.primary_streak.unseen,
                     promotion: &self.config.promotion,
                     lags: &lags,
                     primary_probe: probe.as_ref(),
@@ -253,20 +253,15 @@ impl<R: Rds> Monitor<R> {
         Ok(report)
     }
 
-    /// DescribeDBInstances for the primary, then each replica. A failure for
-    /// the primary fails the poll; a failure for a replica (its region's API
-    /// is down, say) makes that replica `unknown`, which is neither serving nor
-    /// writable, and is reported in the poll's errors, so that one region's
-    /// outage does not stop the monitor from keeping the writable primary published.
-    async fn observe(&self, errors: &mut Vec<Error>) -> Result<Vec<Observed>, Error> {
+    /// DescribeDBInstances for the primary, then each replica, each on its
+    /// own: a failure (its region's API is down, say) makes that instance
+    /// `unknown`, neither serving nor writable nor known to be down, and is
+    /// reported in the poll's errors. So one region's outage neither stops the
+    /// monitor from publishing a writable instance elsewhere nor, counted
+    /// against `promotion.unknown_after_polls`, blocks a promotion forever.
+    async fn observe(&self, errors: &mut Vec<Error>) -> Vec<Observed> {
         let mut out = Vec::with_capacity(1 + self.config.replicas.len());
-        for (n, instance) in self
-            .config
-            .primary
-            .iter()
-            .chain(&self.config.replicas)
-            .enumerate()
-        {
+        for instance in self.config.primary.iter().chain(&self.config.replicas) {
             match self.rds.describe(instance).await {
                 Ok(o) => {
                     debug!(instance = %o.instance, status = %o.status, endpoint = ?o.endpoint, replica_of = ?o.replica_source, "observed");
@@ -274,18 +269,13 @@ impl<R: Rds> Monitor<R> {
                 }
                 Err(e) => {
                     self.metrics.api_error();
-                    if n == 0 {
-                        return Err(e);
-                    }
-                    warn!(instance = %instance, error = %e, "cannot describe the replica; counting it as unknown");
-                    let mut unknown = Observed::not_found(instance);
-                    unknown.status = "unknown".into();
-                    out.push(unknown);
+                    warn!(instance = %instance, error = %e, "cannot describe the instance; counting it as unknown");
+                    out.push(Observed::unknown(instance));
                     errors.push(e);
                 }
             }
         }
-        Ok(out)
+        out
     }
 
     async fn read_parameter(&self, target: &ParameterTarget) -> Result<ParamState, Error> {
@@ -320,7 +310,7 @@ impl<R: Rds> Monitor<R> {
         let p = &self.config.promotion;
         p.enabled
             && !observed.iter().any(|o| o.is_writable())
-            && self.primary_down_polls >= p.after_polls.unwrap_or(u32::MAX)
+            && promotion_due(p, self.primary_streak).is_ok()
     }
 
     async fn lags<C: Clock>(
@@ -349,10 +339,16 @@ impl<R: Rds> Monitor<R> {
 
     /// The second signal: a TCP connection from here to the primary's
     /// endpoint (as RDS reports it, else as it last reported it), within
-    /// `api_timeout_secs`. `Ok(address)` if accepted, `Err(reason)` otherwise.
-    async fn probe_primary(&self) -> Result<String, String> {
+    /// `api_timeout_secs`. `Ok(address)` if accepted, `Err(reason)` otherwise;
+    /// `None`, no probe and so no promotion, for a primary that could not be
+    /// described and whose endpoint this monitor never saw.
+    async fn probe_primary(&self, primary: &Observed) -> Option<Result<String, String>> {
         let Some(endpoint) = &self.last_primary_endpoint else {
-            return Err("RDS never reported an endpoint for it".to_owned());
+            if primary.is_unknown() {
+                warn!(primary = %primary.instance, "not probing the primary: RDS has not reported its endpoint since the monitor started");
+                return None;
+            }
+            return Some(Err("RDS never reported an endpoint for it".to_owned()));
         };
         let budget = Duration::from_secs_f64(self.config.api_timeout_secs);
         let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
@@ -364,8 +360,8 @@ impl<R: Rds> Monitor<R> {
                 budget.as_secs_f64()
             )),
         };
-        info!(primary = %self.config.primary.as_ref().map(|p| p.to_string()).unwrap_or_default(), %endpoint, answered = result.is_ok(), "probed the primary's endpoint before a promotion");
-        result
+        info!(primary = %primary.instance, %endpoint, answered = result.is_ok(), "probed the primary's endpoint before a promotion");
+        Some(result)
     }
 
     /// Promotes and waits until RDS reports the replica writable. `Ok(None)` in a dry run.

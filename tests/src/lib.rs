@@ -129,6 +129,20 @@ impl AwsStack {
         http_post(self.proxy_url(), "/__proxy/fault", &body);
     }
 
+    /// Faults only the requests for one operation (`rds.DescribeDBInstances`,
+    /// as [`AwsStack::count`] names it) signed for one region, if given: one
+    /// region's API down while the others answer.
+    pub fn fault_only(&self, mode: &str, target: Option<&str>, region: Option<&str>) {
+        let mut body = serde_json::json!({ "mode": mode });
+        if let Some(t) = target {
+            body["target"] = t.into();
+        }
+        if let Some(r) = region {
+            body["region"] = r.into();
+        }
+        http_post(self.proxy_url(), "/__proxy/fault", &body.to_string());
+    }
+
     /// How many GetParameter requests reached the proxy.
     pub fn get_parameter_calls(&self) -> u64 {
         self.count("AmazonSSM.GetParameter")

@@ -127,6 +127,11 @@ impl Stack {
         self.aws.fault(mode, 0);
     }
 
+    /// Makes the proxy fail one operation in one region only (`500`, `refuse`, ...).
+    pub fn fault_only(&self, mode: &str, target: &str, region: &str) {
+        self.aws.fault_only(mode, Some(target), Some(region));
+    }
+
     pub fn reset_counts(&self) {
         self.aws.reset_counts();
     }
@@ -286,9 +291,6 @@ pub struct PlayedRds {
     pub promoted: RefCell<HashSet<InstanceRef>>,
     pub endpoints: RefCell<HashMap<String, Endpoint>>,
     pub rotate_on_promote: RefCell<Option<(aws_sdk_ssm::Client, String, String)>>,
-    /// Instance ids whose DescribeDBInstances fails as if their region's API
-    /// were down (the proxy faults every call, not one region's).
-    pub unreachable: RefCell<HashSet<String>>,
 }
 
 impl PlayedRds {
@@ -298,7 +300,6 @@ impl PlayedRds {
             promoted: RefCell::new(HashSet::new()),
             endpoints: RefCell::new(HashMap::new()),
             rotate_on_promote: RefCell::new(None),
-            unreachable: RefCell::new(HashSet::new()),
         }
     }
 
@@ -325,16 +326,6 @@ pub fn closed_port() -> u16 {
 
 impl Rds for PlayedRds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
-        if self.unreachable.borrow().contains(&instance.id) {
-            return Err(Error::Api {
-                service: "RDS",
-                operation: "DescribeDBInstances",
-                target: instance.to_string(),
-                kind: ssm_db_config_core::ErrorKind::Network,
-                reason: "the request could not be sent (connection failed)".into(),
-                transient: true,
-            });
-        }
         let mut o = self.aws.describe(instance).await?;
         if self.promoted.borrow().contains(instance) {
             o.replica_source = None;
