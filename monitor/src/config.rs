@@ -51,6 +51,11 @@ pub struct Config {
     /// cluster, watched through DescribeDBClusters instead of `primary`.
     #[serde(default)]
     pub cluster: Option<ClusterRef>,
+    /// An Aurora global database: its regional clusters, watched instead of
+    /// `primary` or `cluster`, so that the parameters follow the primary
+    /// cluster across regions.
+    #[serde(default)]
+    pub global: Option<GlobalRef>,
     /// The SSM parameters to keep pointed at the writer: one per region.
     pub parameters: Vec<ParameterTarget>,
     /// Promoting a replica when the primary is gone (off by default).
@@ -95,6 +100,20 @@ impl ClusterRef {
             region: self.region.clone(),
         }
     }
+}
+
+/// An Aurora global database and what to publish for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalRef {
+    /// The global cluster identifier (DescribeGlobalClusters).
+    pub id: String,
+    /// What the parameters point at in the chosen regional cluster.
+    pub publish: Publish,
+    /// Its regional clusters, every one of them, in order of preference
+    /// after the global database's own primary (a detached cluster earlier in
+    /// this list wins over one later).
+    pub clusters: Vec<InstanceRef>,
 }
 
 /// What a cluster's parameters point at.
@@ -288,12 +307,31 @@ impl Config {
                 ));
             }
         }
+        if let Some(g) = &self.global {
+            if self.primary.is_some() || self.cluster.is_some() {
+                return bad("set one of [primary] (RDS DB instances), [cluster] (one DB cluster) or [global] (an Aurora global database), not several".into());
+            }
+            check_identifier(&g.id, "global cluster")?;
+            if g.clusters.is_empty() {
+                return bad(format!("[global] {} needs its regional clusters: clusters = [{{ id = \"shop-aurora-east\", region = \"us-east-1\" }}, ...]", g.id));
+            }
+            for (n, c) in g.clusters.iter().enumerate() {
+                check_identifier(&c.id, "DB cluster")?;
+                check_region(&c.region)?;
+                if g.clusters[..n].contains(c) {
+                    return bad(format!("[global] lists cluster {c} twice"));
+                }
+            }
+            if !self.replicas.is_empty() || self.promotion.enabled {
+                return bad(format!("[[replicas]] and promotion need a [primary] instance; global database {} is failed over by RDS or an operator, so remove them", g.id));
+            }
+        }
         match (&self.primary, &self.cluster) {
             (Some(_), Some(_)) => {
                 return bad("set either [primary] (RDS DB instances) or [cluster] (an Aurora or Multi-AZ DB cluster), not both".into())
             }
-            (None, None) => {
-                return bad("missing [primary] (an RDS DB instance) or [cluster] (an Aurora or Multi-AZ DB cluster)".into())
+            (None, None) if self.global.is_none() => {
+                return bad("missing [primary] (an RDS DB instance), [cluster] (an Aurora or Multi-AZ DB cluster) or [global] (an Aurora global database)".into())
             }
             (None, Some(c)) => {
                 check_identifier(&c.id, "DB cluster")?;
@@ -314,6 +352,7 @@ impl Config {
                     return bad(format!("{primary} is both the primary and a replica"));
                 }
             }
+            (None, None) => {}
         }
         if let Some(addr) = self.metrics_addr {
             if !addr.ip().is_loopback() {
@@ -368,6 +407,11 @@ impl Config {
             .iter()
             .map(|p| &p.region)
             .chain(self.cluster.iter().map(|c| &c.region))
+            .chain(
+                self.global
+                    .iter()
+                    .flat_map(|g| g.clusters.iter().map(|c| &c.region)),
+            )
             .chain(self.replicas.iter().map(|r| &r.region))
             .chain(self.parameters.iter().map(|p| &p.region));
         for r in all {
@@ -529,6 +573,55 @@ region = "us-east-1"
             (
                 CLUSTER.replace("shop-aurora", "shop_aurora"),
                 "DB cluster identifier",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
+    const GLOBAL: &str = r#"
+[global]
+id = "shop-global"
+publish = "writer-instance"
+clusters = [
+  { id = "shop-east", region = "us-east-1" },
+  { id = "shop-west", region = "us-west-2" },
+]
+
+[[parameters]]
+name = "/shop/db"
+region = "us-west-2"
+"#;
+
+    #[test]
+    fn global_config_lists_the_regional_clusters_and_refuses_mixtures() {
+        let c = Config::from_toml(GLOBAL).unwrap();
+        let g = c.global.as_ref().unwrap();
+        assert_eq!(g.clusters.len(), 2);
+        assert_eq!(
+            c.regions(),
+            vec!["us-east-1".to_string(), "us-west-2".to_string()]
+        );
+        let cases = [
+            (GLOBAL.replace("publish = \"writer-instance\"\n", ""), "publish"),
+            (
+                format!("{GLOBAL}\n[cluster]\nid = \"c\"\nregion = \"us-east-1\"\npublish = \"writer-instance\"\n"),
+                "not several",
+            ),
+            (
+                GLOBAL.replace("id = \"shop-west\", region = \"us-west-2\"", "id = \"shop-east\", region = \"us-east-1\""),
+                "twice",
+            ),
+            (
+                GLOBAL.replace("  { id = \"shop-east\", region = \"us-east-1\" },\n  { id = \"shop-west\", region = \"us-west-2\" },\n", ""),
+                "needs its regional clusters",
+            ),
+            (GLOBAL.replace("shop-global", "shop_global"), "global cluster identifier"),
+            (
+                format!("{GLOBAL}\n[promotion]\nenabled = true\nafter_polls = 3\n"),
+                "remove them",
             ),
         ];
         for (text, needle) in cases {

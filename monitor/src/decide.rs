@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::aws::{ClusterObserved, Endpoint, Observed};
+use crate::aws::{ClusterObserved, Endpoint, GlobalMember, Observed};
 use crate::config::{InstanceRef, Promotion, Publish};
 
 /// What one poll saw, as [`decide`] needs it.
@@ -37,6 +37,23 @@ pub struct ClusterInputs<'a> {
     /// DescribeDBClusters with its members.
     pub observed: &'a ClusterObserved,
     /// The configured `cluster.publish`.
+    pub publish: Publish,
+}
+
+/// What one poll saw of an Aurora global database, as [`decide_global`] needs it.
+#[derive(Debug, Clone)]
+pub struct GlobalInputs<'a> {
+    /// The global cluster identifier.
+    pub id: &'a str,
+    /// DescribeGlobalClusters: `Ok(Some(members))`, `Ok(None)` when the
+    /// global database no longer exists, `Err(reason)` when no region answered.
+    pub members: &'a Result<Option<Vec<GlobalMember>>, String>,
+    /// Each configured regional cluster, in configuration order (status
+    /// `unknown` when its DescribeDBClusters failed).
+    pub clusters: &'a [ClusterObserved],
+    /// The endpoints the parameters point at now (those that could be read).
+    pub published: &'a [Endpoint],
+    /// The configured `global.publish`.
     pub publish: Publish,
 }
 
@@ -373,6 +390,111 @@ pub fn decide_cluster(inputs: &ClusterInputs<'_>) -> Plan {
                 },
             },
         }
+    };
+    Plan {
+        decision,
+        fence: None,
+    }
+}
+
+/// Decides for an Aurora global database. A regional cluster takes writes
+/// when it is the global database's primary (`IsWriter`) or no longer a member
+/// of it: RemoveFromGlobalCluster (detach-and-promote) makes a secondary a
+/// standalone, writable cluster. Among those that could be published (as
+/// [`decide_cluster`] would publish each), the one the parameters already
+/// point at stays (the old primary may come back still marked writer after a
+/// detach-and-promote, and orders have been written to the new one since; if
+/// parameters point at both, the detached one);
+/// otherwise the global primary, then a detached cluster in configuration order.
+/// A cluster that could not be described, or whose membership is unknown
+/// because no region answered DescribeGlobalClusters, is never published.
+pub fn decide_global(inputs: &GlobalInputs<'_>) -> Plan {
+    let mut candidates: Vec<(bool, Decision)> = Vec::new();
+    let mut notes = Vec::new();
+    for c in inputs.clusters {
+        let role = if c.status == crate::aws::UNKNOWN_STATUS {
+            Err("unknown (its DescribeDBClusters failed)".to_owned())
+        } else {
+            match inputs.members {
+                Err(e) => Err(format!(
+                    "of unknown role: DescribeGlobalClusters failed ({e})"
+                )),
+                Ok(None) => Ok((false, format!("standalone: global database {} no longer exists", inputs.id))),
+                Ok(Some(members)) => match members.iter().find(|m| m.cluster == c.cluster) {
+                    Some(m) if m.is_writer => Ok((true, format!("the primary cluster of global database {}", inputs.id))),
+                    Some(_) => Err(format!("a read-only secondary of global database {}", inputs.id)),
+                    None => Ok((false, format!("detached from global database {} (RemoveFromGlobalCluster): a standalone, writable cluster", inputs.id))),
+                },
+            }
+        };
+        match role {
+            Err(why) => notes.push(format!("{} is {why}", c.cluster)),
+            Ok((primary, role)) => {
+                match decide_cluster(&ClusterInputs {
+                    observed: c,
+                    publish: inputs.publish,
+                })
+                .decision
+                {
+                    Decision::Publish {
+                        instance,
+                        endpoint,
+                        why,
+                    } => candidates.push((
+                        primary,
+                        Decision::Publish {
+                            instance,
+                            endpoint,
+                            why: format!("DB cluster {} is {role}; {why}", c.cluster),
+                        },
+                    )),
+                    Decision::NoWriter { why } => {
+                        notes.push(format!("{} is {role}, but {why}", c.cluster))
+                    }
+                    Decision::Promote { .. } => unreachable!("clusters are never promoted"),
+                }
+            }
+        }
+    }
+    let endpoint_of = |d: &Decision| match d {
+        Decision::Publish { endpoint, .. } => Some(endpoint.clone()),
+        _ => None,
+    };
+    // When parameters disagree (one region's could not be written during the
+    // outage), the detached cluster wins over a returning global primary: the
+    // detach was the later decision.
+    let published = |d: &Decision| endpoint_of(d).is_some_and(|e| inputs.published.contains(&e));
+    let sticky = candidates
+        .iter()
+        .position(|(primary, d)| !primary && published(d))
+        .or_else(|| candidates.iter().position(|(_, d)| published(d)));
+    let chosen = sticky
+        .or_else(|| candidates.iter().position(|(primary, _)| *primary))
+        .or(if candidates.is_empty() { None } else { Some(0) });
+    let decision = match chosen {
+        Some(n) => {
+            let several = candidates.len() > 1;
+            let (_, d) = candidates.swap_remove(n);
+            match d {
+                Decision::Publish { instance, endpoint, why } => Decision::Publish {
+                    instance,
+                    endpoint,
+                    why: if sticky.is_some() && several {
+                        format!("{why}; the parameters already point at it, so it stays while another cluster also takes writes")
+                    } else {
+                        why
+                    },
+                },
+                other => other,
+            }
+        }
+        None => Decision::NoWriter {
+            why: format!(
+                "no cluster of global database {} can be published: {}; the parameters keep their current endpoint",
+                inputs.id,
+                notes.join("; ")
+            ),
+        },
     };
     Plan {
         decision,
@@ -899,6 +1021,205 @@ mod tests {
                 }
                 (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
                 _ => panic!("{status} {members:?} {publish}: {plan}"),
+            }
+        }
+    }
+
+    fn regional(id: &str, region: &str, status: &str) -> ClusterObserved {
+        let at = InstanceRef {
+            id: id.into(),
+            region: region.into(),
+        };
+        let mut writer = obs(&format!("{id}-1"), "available", false);
+        writer.instance.region = region.into();
+        ClusterObserved {
+            cluster: at,
+            status: status.into(),
+            endpoint: (status != crate::aws::UNKNOWN_STATUS).then(|| ep(&format!("{id}.cluster"))),
+            members: if status == crate::aws::UNKNOWN_STATUS {
+                Vec::new()
+            } else {
+                vec![crate::aws::ClusterMember {
+                    observed: writer,
+                    is_writer: true,
+                }]
+            },
+        }
+    }
+
+    fn member(id: &str, region: &str, is_writer: bool) -> GlobalMember {
+        GlobalMember {
+            cluster: InstanceRef {
+                id: id.into(),
+                region: region.into(),
+            },
+            is_writer,
+        }
+    }
+
+    #[test]
+    fn global_database_publishes_its_primary_cluster_or_a_detached_one() {
+        use Publish::{ClusterEndpoint as Cep, WriterInstance as Wi};
+        let e = "us-east-1";
+        let w = "us-west-2";
+        let normal = Ok(Some(vec![
+            member("east", e, true),
+            member("west", w, false),
+        ]));
+        let switched = Ok(Some(vec![
+            member("east", e, false),
+            member("west", w, true),
+        ]));
+        let detached = Ok(Some(vec![member("east", e, true)]));
+        let gone = Ok(None);
+        let unknown_members = Err("throttled by AWS".to_owned());
+        // (members, east status, west status, published, publish, expected endpoint, words in the reason)
+        type Case<'a> = (
+            &'a Result<Option<Vec<GlobalMember>>, String>,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Publish,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: [Case; 12] = [
+            (
+                &normal,
+                "available",
+                "available",
+                None,
+                Wi,
+                Some("east-1"),
+                "the primary cluster of global database g",
+            ),
+            (
+                &normal,
+                "available",
+                "available",
+                None,
+                Cep,
+                Some("east.cluster"),
+                "cluster-endpoint",
+            ),
+            // A managed switchover or failover moves IsWriter: the parameters follow.
+            (
+                &switched,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("west-1"),
+                "the primary cluster",
+            ),
+            // Detach-and-promote while the primary region's API is down.
+            (
+                &detached,
+                "unknown",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("west-1"),
+                "detached from global database g",
+            ),
+            (
+                &normal,
+                "unknown",
+                "available",
+                Some("east-1"),
+                Wi,
+                None,
+                "west (us-west-2) is a read-only secondary",
+            ),
+            (
+                &unknown_members,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                None,
+                "unknown role: DescribeGlobalClusters failed (throttled by AWS)",
+            ),
+            // The old primary comes back still marked writer: the parameters stay on the detached cluster.
+            (
+                &detached,
+                "available",
+                "available",
+                Some("west-1"),
+                Wi,
+                Some("west-1"),
+                "already point at it",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("east-1"),
+                "already point at it",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                None,
+                Wi,
+                Some("east-1"),
+                "the primary cluster",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                Some("east-1,west-1"),
+                Wi,
+                Some("west-1"),
+                "detached",
+            ),
+            (
+                &gone,
+                "available",
+                "available",
+                Some("west-1"),
+                Wi,
+                Some("west-1"),
+                "no longer exists",
+            ),
+            (
+                &detached,
+                "unknown",
+                "failing-over",
+                None,
+                Wi,
+                None,
+                "east (us-east-1) is unknown (its DescribeDBClusters failed)",
+            ),
+        ];
+        for (members, east, west, published, publish, expected, needle) in cases {
+            let mut clusters = [regional("east", e, east), regional("west", w, west)];
+            if west == "failing-over" {
+                clusters[1].members[0].is_writer = false;
+            }
+            let published: Vec<Endpoint> = published
+                .iter()
+                .flat_map(|ids| ids.split(','))
+                .map(ep)
+                .collect();
+            let plan = decide_global(&GlobalInputs {
+                id: "g",
+                members,
+                clusters: &clusters,
+                published: &published,
+                publish,
+            });
+            match (&plan.decision, expected) {
+                (Decision::Publish { endpoint, why, .. }, Some(id)) => {
+                    assert_eq!(endpoint, &ep(id), "{plan}");
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{members:?} {east} {west}: {plan}"),
             }
         }
     }

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use ssm_db_config_core::{parse_value, with_endpoint, ExposeSecret, SecretString};
 use tracing::{debug, info, instrument, warn};
 
-use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds};
+use crate::aws::{Aws, ClusterObserved, Endpoint, GlobalMember, Observed, Rds};
 use crate::config::{Config, InstanceRef, ParameterTarget};
 use crate::decide::{
-    decide, decide_cluster, promotion_due, refuse_cluster_members, ClusterInputs, Decision, Inputs,
-    Plan, PrimaryStreak,
+    decide, decide_cluster, decide_global, promotion_due, refuse_cluster_members, ClusterInputs,
+    Decision, GlobalInputs, Inputs, Plan, PrimaryStreak,
 };
 use crate::metrics::Metrics;
 use crate::run::Clock;
@@ -74,6 +74,10 @@ struct ParamState {
 enum Observation {
     Instances(Vec<Observed>),
     Cluster(ClusterObserved),
+    Global {
+        members: Result<Option<Vec<GlobalMember>>, String>,
+        clusters: Vec<ClusterObserved>,
+    },
 }
 
 impl<R: Rds> Monitor<R> {
@@ -113,6 +117,7 @@ impl<R: Rds> Monitor<R> {
         self.metrics.poll();
         let mut errors = Vec::new();
         let observation = match &self.config.cluster {
+            None if self.config.global.is_some() => self.observe_global(&mut errors).await,
             Some(c) => {
                 let cluster = c.as_ref();
                 let o = self.rds.describe_cluster(&cluster).await.inspect_err(|_| {
@@ -144,6 +149,16 @@ impl<R: Rds> Monitor<R> {
         let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
 
         let plan = match &observation {
+            Observation::Global { members, clusters } => {
+                let g = self.config.global.as_ref().expect("global topology");
+                decide_global(&GlobalInputs {
+                    id: &g.id,
+                    members,
+                    clusters,
+                    published: &published,
+                    publish: g.publish,
+                })
+            }
             Observation::Cluster(o) => decide_cluster(&ClusterInputs {
                 observed: o,
                 publish: self
@@ -276,6 +291,57 @@ impl<R: Rds> Monitor<R> {
             }
         }
         out
+    }
+
+    /// DescribeDBClusters for each regional cluster of the global database,
+    /// each on its own (a failure makes that cluster `unknown`), and
+    /// DescribeGlobalClusters asked in each cluster's region in turn until one
+    /// answers: the global database's metadata is served from every region
+    /// it spans, so the primary region's outage does not hide it.
+    async fn observe_global(&self, errors: &mut Vec<Error>) -> Observation {
+        let g = self.config.global.as_ref().expect("global topology");
+        let mut clusters = Vec::with_capacity(g.clusters.len());
+        for c in &g.clusters {
+            match self.rds.describe_cluster(c).await {
+                Ok(o) => {
+                    debug!(cluster = %o.cluster, status = %o.status, endpoint = ?o.endpoint, members = ?o.members, "observed");
+                    clusters.push(o)
+                }
+                Err(e) => {
+                    self.metrics.api_error();
+                    warn!(cluster = %c, error = %e, "cannot describe the cluster; counting it as unknown");
+                    clusters.push(ClusterObserved {
+                        cluster: c.clone(),
+                        status: crate::aws::UNKNOWN_STATUS.into(),
+                        endpoint: None,
+                        members: Vec::new(),
+                    });
+                    errors.push(e);
+                }
+            }
+        }
+        let mut members = Err("no region was asked".to_owned());
+        let mut asked: Vec<&str> = Vec::new();
+        for region in g.clusters.iter().map(|c| c.region.as_str()) {
+            if asked.contains(&region) {
+                continue;
+            }
+            asked.push(region);
+            match self.rds.describe_global(&g.id, region).await {
+                Ok(m) => {
+                    debug!(global = %g.id, region, members = ?m, "observed");
+                    members = Ok(m);
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.api_error();
+                    warn!(global = %g.id, region, error = %e, "cannot describe the global database here; asking the next region");
+                    members = Err(e.to_string());
+                    errors.push(e);
+                }
+            }
+        }
+        Observation::Global { members, clusters }
     }
 
     async fn read_parameter(&self, target: &ParameterTarget) -> Result<ParamState, Error> {

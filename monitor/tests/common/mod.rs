@@ -132,6 +132,11 @@ impl Stack {
         self.aws.fault_only(mode, Some(target), Some(region));
     }
 
+    /// Makes the proxy fail every call signed for one region: its APIs are down.
+    pub fn fault_region(&self, mode: &str, region: &str) {
+        self.aws.fault_only(mode, None, Some(region));
+    }
+
     pub fn reset_counts(&self) {
         self.aws.reset_counts();
     }
@@ -340,6 +345,14 @@ impl Rds for PlayedRds {
 
     async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
         self.aws.describe_cluster(cluster).await
+    }
+
+    async fn describe_global(
+        &self,
+        global_id: &str,
+        region: &str,
+    ) -> Result<Option<Vec<ssm_db_monitor::aws::GlobalMember>>, Error> {
+        self.aws.describe_global(global_id, region).await
     }
 
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error> {
