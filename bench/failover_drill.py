@@ -28,6 +28,22 @@ promotes the standby (pg_ctl promote) and tells moto (StopDBInstance on the
 primary, StartDBInstance on the standby, which moto created stopped). The
 monitor sees that on its next poll and publishes the standby's endpoint.
 
+--mode cluster plays an Aurora DB cluster instead: moto's cluster
+shop-aurora with two members, shop-aurora-1 (127.0.0.2, the writer) and
+shop-aurora-2 (127.0.0.3), played by the same two PostgreSQL servers with
+synchronous replication (Aurora's shared storage loses no acknowledged write).
+At the kill the harness promotes the standby and calls moto's
+FailoverDBCluster, which moves IsClusterWriter to shop-aurora-2. With
+--publish writer-instance the monitor publishes shop-aurora-2's endpoint at its
+next poll. With --publish cluster-endpoint the parameter holds the cluster
+endpoint and nothing is written: what moves is the endpoint's DNS record, which
+is MODELLED: the drill's hosts file (the namespace's, see bench/drill.sh) maps
+the cluster endpoint to 127.0.0.2 until --dns-move-s seconds after the
+failover was reported to moto, then to 127.0.0.3. Every host resolves it anew
+for each connection (glibc reads the hosts file each time; php-fpm keeps no
+DNS cache): real resolvers add up to the record's TTL (5 s), or more where
+they ignore it.
+
 Output: a JSON summary and a PNG timeline in --out.
 """
 import argparse
@@ -56,6 +72,7 @@ PRIMARY_HOST = "shop-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 STANDBY_HOST = "shop-db-standby.aaaaaaaaaa.us-west-2.rds.amazonaws.com"
 DB_PASSWORD = "drill-" + "".join(random.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(16))
 FPM_PORT = 9000
+HOSTS = "/etc/hosts"  # inside bench/drill.sh's namespace: /etc/netns/<ns>/hosts, bind-mounted
 
 ORDER_PHP = r"""<?php
 // One order: insert under the client's idempotency key, acknowledge after COMMIT.
@@ -104,6 +121,16 @@ def psql(ip, sql, db="postgres", user="postgres"):
                         "-d", db, "-Atq", "-v", "ON_ERROR_STOP=1", "-c", sql]).stdout.strip()
 
 
+def set_hosts(names):
+    """Maps each name to an address in the namespace's hosts file, replacing
+    the lines this drill wrote before (marked "# drill")."""
+    with open(HOSTS) as f:
+        lines = [line for line in f.read().splitlines() if not line.endswith("# drill")]
+    lines += [f"{ip} {name} # drill" for name, ip in names.items()]
+    with open(HOSTS, "w") as f:  # in place: the file is a bind mount
+        f.write("\n".join(lines) + "\n")
+
+
 # --- PostgreSQL -------------------------------------------------------------
 
 def start_primary(work, mode):
@@ -142,7 +169,12 @@ def start_standby(work, mode, link_ip=None):
     as_postgres(["pg_basebackup", "-h", PRIMARY_IP, "-p", "5432", "-U", "postgres", "-D", data, "-R", "-X", "stream",
                  "-c", "fast"])
     with open(os.path.join(data, "postgresql.conf"), "a") as f:
-        f.write(f"\nlisten_addresses = '{STANDBY_IP}'\nunix_socket_directories = '{sock}'\ncluster_name = 'standby'\n")
+        # wal_retrieve_retry_interval: once the primary is gone, the standby
+        # retries its WAL source at this interval, and at the default 5 s a
+        # promotion could wait for the next retry: the drill measures the
+        # monitor and the hosts, not that wait.
+        f.write(f"\nlisten_addresses = '{STANDBY_IP}'\nunix_socket_directories = '{sock}'\ncluster_name = 'standby'\n"
+                "wal_retrieve_retry_interval = '100ms'\n")
     if link_ip:
         auto = os.path.join(data, "postgresql.auto.conf")
         with open(auto) as f:
@@ -296,7 +328,11 @@ def fcgi_get(port, script, query, timeout=5.0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["sync", "async"], required=True)
+    ap.add_argument("--mode", choices=["sync", "async", "cluster"], required=True)
+    ap.add_argument("--publish", choices=["writer-instance", "cluster-endpoint"], default="writer-instance",
+                    help="--mode cluster: what the monitor publishes")
+    ap.add_argument("--dns-move-s", type=float, default=5.0,
+                    help="--mode cluster, cluster-endpoint: the modelled delay from the failover to the cluster endpoint resolving to the new writer")
     ap.add_argument("--rate", type=float, default=100.0, help="new orders per second")
     ap.add_argument("--workers", type=int, default=8, help="concurrent clients (and php-fpm workers)")
     ap.add_argument("--duration", type=float, default=20.0)
@@ -305,7 +341,8 @@ def main():
                     help="one-way delay of the replication link (a cross-region replica); the link is cut with the kill")
     ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 2 s")
+                    help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 2 s"
+                         " (cluster-endpoint: from the modelled DNS move to 2 s after it)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
     ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
@@ -317,6 +354,8 @@ def main():
             sys.exit(f"{path} is missing (build it first)")
     os.makedirs(args.out, exist_ok=True)
 
+    cluster = args.mode == "cluster"
+    replication = "sync" if cluster else args.mode
     work = tempfile.mkdtemp(prefix=f"ssm-drill-{args.mode}-")
     os.chmod(work, 0o755)
     shutil.chown(work, "postgres", "postgres")
@@ -327,34 +366,56 @@ def main():
     try:
         env = dict(os.environ, **{k: v for k, v in aws.env().items() if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL"})
 
-        log(f"PostgreSQL primary and {args.mode} standby")
-        primary = start_primary(work, args.mode)
+        log(f"PostgreSQL primary and {replication} standby")
+        primary = start_primary(work, replication)
         link = None
         if args.link_delay_ms > 0:
             link = DelayLink(LINK_IP, PRIMARY_IP, args.link_delay_ms / 1000)
-        standby = start_standby(work, args.mode, LINK_IP if link else None)
+        standby = start_standby(work, replication, LINK_IP if link else None)
 
         log("moto: instances and the parameter")
         rds_east, rds_west, ssm = aws.client("rds"), None, aws.client("ssm")
         import boto3
         rds_west = boto3.client("rds", endpoint_url=aws.moto.url, region_name="us-west-2",
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
-        for client, ident in ((rds_east, "shop-db"), (rds_west, "shop-db-standby")):
-            client.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", DBInstanceClass="db.t3.micro",
-                                      AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="not-used-here")
-        # The standby stands in for a replica: moto cannot show a promotion, so it
-        # is reported stopped until the harness "promotes" it.
-        rds_west.stop_db_instance(DBInstanceIdentifier="shop-db-standby")
+        if cluster:
+            rds_east.create_db_cluster(DBClusterIdentifier="shop-aurora", Engine="aurora-postgresql",
+                                       MasterUsername="admin", MasterUserPassword="not-used-here")
+            members = {}
+            for n, ip in ((1, PRIMARY_IP), (2, STANDBY_IP)):
+                rds_east.create_db_instance(DBInstanceIdentifier=f"shop-aurora-{n}", DBClusterIdentifier="shop-aurora",
+                                            Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+                e = rds_east.describe_db_instances(DBInstanceIdentifier=f"shop-aurora-{n}")["DBInstances"][0]["Endpoint"]
+                assert e["Port"] == 5432, e
+                members[e["Address"]] = ip
+            c = rds_east.describe_db_clusters(DBClusterIdentifier="shop-aurora")["DBClusters"][0]
+            cluster_host = c["Endpoint"]
+            old_host, new_host = list(members)
+            set_hosts(dict(members, **{cluster_host: PRIMARY_IP}))
+            if args.publish == "cluster-endpoint":
+                old_host = new_host = cluster_host
+            writer_name = "shop-aurora-2"
+        else:
+            for client, ident in ((rds_east, "shop-db"), (rds_west, "shop-db-standby")):
+                client.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", DBInstanceClass="db.t3.micro",
+                                          AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="not-used-here")
+            # The standby stands in for a replica: moto cannot show a promotion, so it
+            # is reported stopped until the harness "promotes" it.
+            rds_west.stop_db_instance(DBInstanceIdentifier="shop-db-standby")
+            old_host, new_host, writer_name = PRIMARY_HOST, STANDBY_HOST, "shop-db-standby"
         ssm.put_parameter(Name="/shop/db", Type="SecureString", Overwrite=True,
-                          Value=f"postgresql://wp:{DB_PASSWORD}@{PRIMARY_HOST}:5432/shop?sslmode=disable")
+                          Value=f"postgresql://wp:{DB_PASSWORD}@{old_host}:5432/shop?sslmode=disable")
 
         log("ssm-db-monitor")
         config = os.path.join(work, "monitor.toml")
         with open(config, "w") as f:
-            f.write(f'poll_interval_secs = {args.poll_interval}\nendpoint_url = "{aws.moto.url}"\nlog_format = "json"\n'
-                    '[primary]\nid = "shop-db"\nregion = "us-east-1"\n'
-                    '[[replicas]]\nid = "shop-db-standby"\nregion = "us-west-2"\n'
-                    '[[parameters]]\nname = "/shop/db"\nregion = "us-east-1"\n')
+            f.write(f'poll_interval_secs = {args.poll_interval}\nendpoint_url = "{aws.moto.url}"\nlog_format = "json"\n')
+            if cluster:
+                f.write(f'[cluster]\nid = "shop-aurora"\nregion = "us-east-1"\npublish = "{args.publish}"\n')
+            else:
+                f.write('[primary]\nid = "shop-db"\nregion = "us-east-1"\n'
+                        '[[replicas]]\nid = "shop-db-standby"\nregion = "us-west-2"\n')
+            f.write('[[parameters]]\nname = "/shop/db"\nregion = "us-east-1"\n')
         monitor_log = open(os.path.join(work, "monitor.log"), "w")
         monitor = subprocess.Popen([args.monitor, "--config", config], env=env, stdout=monitor_log, stderr=monitor_log)
         procs.append(monitor)
@@ -457,12 +518,23 @@ def main():
         killed = kill_cluster(primary)
         log(f"killed the primary ({len(killed)} processes) at {t_kill:.3f} s")
         # The harness plays RDS: the primary is down, the standby is promoted.
-        rds_east.stop_db_instance(DBInstanceIdentifier="shop-db")
+        if not cluster:
+            rds_east.stop_db_instance(DBInstanceIdentifier="shop-db")
         as_postgres([f"{PGBIN}/pg_ctl", "-D", standby, "-w", "promote"])
         t_promote = time.time() - t0
-        rds_west.start_db_instance(DBInstanceIdentifier="shop-db-standby")
+        if cluster:
+            rds_east.failover_db_cluster(DBClusterIdentifier="shop-aurora", TargetDBInstanceIdentifier="shop-aurora-2")
+        else:
+            rds_west.start_db_instance(DBInstanceIdentifier="shop-db-standby")
         t_rds = time.time() - t0
-        log(f"standby promoted at {t_promote:.3f} s, reported available to moto at {t_rds:.3f} s")
+        log(f"standby promoted at {t_promote:.3f} s, reported to moto at {t_rds:.3f} s")
+        t_dns = None
+        if cluster and args.publish == "cluster-endpoint":
+            # The modelled DNS move of the cluster endpoint (see the module doc).
+            time.sleep(max(0.0, t0 + t_rds + args.dns_move_s - time.time()))
+            set_hosts(dict(members, **{cluster_host: STANDBY_IP}))
+            t_dns = time.time() - t0
+            log(f"the cluster endpoint resolves to the new writer from {t_dns:.3f} s (modelled)")
 
         for t in threads:
             t.join(timeout=args.duration + 60)
@@ -475,11 +547,11 @@ def main():
                 ev = json.loads(line)
             except ValueError:
                 continue
-            if ev.get("message") == "published the writer's endpoint" and ev.get("writer", "").startswith("shop-db-standby"):
+            if ev.get("message") == "published the writer's endpoint" and ev.get("writer", "").startswith(writer_name):
                 ts = datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).timestamp()
                 t_publish = ts - t0
         value = ssm.get_parameter(Name="/shop/db", WithDecryption=True)["Parameter"]["Value"]
-        assert DB_PASSWORD in value and STANDBY_HOST in value, "the monitor kept the credentials and published the standby"
+        assert DB_PASSWORD in value and new_host in value, "the monitor kept the credentials and published the new writer"
 
         rows = psql(STANDBY_IP, "SELECT idem FROM orders", db="shop").splitlines()
         stored = set(rows)
@@ -496,6 +568,9 @@ def main():
 
         summary = {
             "mode": args.mode,
+            "publish": args.publish if cluster else None,
+            "dns_move_modelled_s": args.dns_move_s if t_dns is not None else None,
+            "dns_moved_s": round(t_dns, 3) if t_dns is not None else None,
             "rate_per_s": args.rate,
             "clients": args.workers,
             "duration_s": args.duration,
@@ -519,12 +594,13 @@ def main():
             "first_ack_on_new_primary_s": round(first_new, 3) if first_new is not None else None,
             "recovery_s": round(first_new - t_kill, 3) if first_new is not None else None,
         }
-        name = f"drill-{args.mode}" + (f"-link{args.link_delay_ms:g}ms" if args.link_delay_ms else "")
+        name = f"drill-{args.mode}" + (f"-{args.publish}" if cluster else "") + \
+            (f"-link{args.link_delay_ms:g}ms" if args.link_delay_ms else "")
         with open(os.path.join(args.out, name + ".json"), "w") as f:
             json.dump(summary, f, indent=2)
         plot(events, summary, os.path.join(args.out, name + ".png"))
         print(json.dumps(summary, indent=2))
-        if args.check and args.mode == "sync":
+        if args.check and replication == "sync":
             # What the design allows: one monitor poll to see the promoted
             # standby and publish it, one interval of the host's forced-refresh
             # limit (a refresh just before the publish returned the old value;
@@ -532,6 +608,12 @@ def main():
             # itself and reconnecting. Measured recoveries land anywhere in it.
             budget = args.poll_interval + 2.0
             problems = []
+            if t_dns is not None:
+                # No write to wait for: hosts follow when the name moves, and
+                # then within the same retry and refresh second.
+                budget = t_dns - t_kill + 2.0
+                if summary["recovery_s"] is not None and summary["recovery_s"] < t_dns - t_kill:
+                    problems.append(f"recovery {summary['recovery_s']} s came before the modelled DNS move: the model is not in effect")
             if missing:
                 problems.append(f"{len(missing)} acknowledged orders are missing on the new primary")
             if dup:
@@ -577,7 +659,8 @@ def plot(events, s, path):
     top = ax.get_ylim()[1]
     for i, (key, label, color) in enumerate((("kill_s", "primary killed", "black"),
                                              ("promoted_s", "standby promoted", "#1971c2"),
-                                             ("published_s", "monitor published", "#e67700"))):
+                                             ("published_s", "monitor published", "#e67700"),
+                                             ("dns_moved_s", "cluster endpoint DNS moved (modelled)", "#7048e8"))):
         if s.get(key) is not None:
             ax.axvline(s[key], color=color, linestyle="--", linewidth=1.2)
             ax.text(s[key] + 0.05, top * (0.92 - 0.12 * i), f"{label} ({s[key]:.2f} s)", color=color, fontsize=9,
@@ -585,7 +668,8 @@ def plot(events, s, path):
     ax.set_xlabel("seconds since the load started (100 ms bins)")
     ax.set_ylabel("per 100 ms")
     link = f", {s['replication_link_one_way_delay_ms']:g} ms link" if s["replication_link_one_way_delay_ms"] else ""
-    ax.set_title(f"Failover drill, {s['mode']} replication{link}: {s['orders_acknowledged']} orders acknowledged, "
+    what = f"Aurora cluster, {s['publish']}" if s["mode"] == "cluster" else f"{s['mode']} replication{link}"
+    ax.set_title(f"Failover drill, {what}: {s['orders_acknowledged']} orders acknowledged, "
                  f"{s['acknowledged_missing_on_new_primary']} lost, {s['failed_attempts']} failed attempts, "
                  f"recovery {s['recovery_s']} s")
     ax.legend(loc="lower left", fontsize=9)

@@ -103,6 +103,33 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
             outcome,
         });
     }
+    if let Some(g) = &config.global {
+        for cluster in &g.clusters {
+            let outcome = match rds.describe_global(&g.id, &cluster.region).await {
+                Ok(Some(members)) => Outcome::Ok(format!("{} member(s)", members.len())),
+                Ok(None) => Outcome::Ok("no such global database in this region".into()),
+                Err(e) => Outcome::Failed(e),
+            };
+            report.reads.push(ReadCheck {
+                actions: "rds:DescribeGlobalClusters".into(),
+                resource: format!("{} (asked in {})", g.id, cluster.region),
+                outcome,
+            });
+            let outcome = match rds.describe_cluster(cluster).await {
+                Ok(o) => Outcome::Ok(format!(
+                    "status {}, {} member(s)",
+                    o.status,
+                    o.members.len()
+                )),
+                Err(e) => Outcome::Failed(e),
+            };
+            report.reads.push(ReadCheck {
+                actions: "rds:DescribeDBClusters, rds:DescribeDBInstances".into(),
+                resource: cluster.to_string(),
+                outcome,
+            });
+        }
+    }
     for instance in config.primary.iter().chain(&config.replicas) {
         let outcome = match rds.describe(instance).await {
             Ok(o) => Outcome::Ok(format!("status {}", o.status)),

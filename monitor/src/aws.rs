@@ -99,6 +99,15 @@ pub struct ClusterMember {
     pub is_writer: bool,
 }
 
+/// One regional cluster of an Aurora global database, as DescribeGlobalClusters lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalMember {
+    /// The regional cluster, from its ARN.
+    pub cluster: InstanceRef,
+    /// `IsWriter`: the global database's primary cluster.
+    pub is_writer: bool,
+}
+
 /// A host and port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -125,6 +134,13 @@ pub trait Rds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error>;
     /// DescribeDBClusters for one cluster, then DescribeDBInstances for its members.
     async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error>;
+    /// DescribeGlobalClusters, asked in `region`: the global database's
+    /// regional clusters, `None` when it does not exist (deleted).
+    async fn describe_global(
+        &self,
+        global_id: &str,
+        region: &str,
+    ) -> Result<Option<Vec<GlobalMember>>, Error>;
     /// PromoteReadReplica.
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error>;
     /// StopDBInstance (fencing).
@@ -589,10 +605,67 @@ impl Rds for Aws {
         }
         Ok(ClusterObserved {
             cluster: cluster.clone(),
-            status: c.status().unwrap_or("unknown").to_owned(),
+            status: c.status().unwrap_or("no-status").to_owned(),
             endpoint,
             members,
         })
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn describe_global(
+        &self,
+        global_id: &str,
+        region: &str,
+    ) -> Result<Option<Vec<GlobalMember>>, Error> {
+        let target = || format!("{global_id} (asked in {region})");
+        let out = self
+            .region(region)
+            .rds
+            .describe_global_clusters()
+            .global_cluster_identifier(global_id)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e)) if e.err().is_global_cluster_not_found_fault() => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(classify(
+                    self.timeout,
+                    "RDS",
+                    "DescribeGlobalClusters",
+                    target(),
+                    e,
+                ))
+            }
+        };
+        // Global cluster identifiers are case-insensitive (RDS stores them lower-case).
+        let Some(g) = out.global_clusters().iter().find(|g| {
+            g.global_cluster_identifier()
+                .is_some_and(|id| id.eq_ignore_ascii_case(global_id))
+        }) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            g.global_cluster_members()
+                .iter()
+                .filter_map(|m| {
+                    // arn:aws:rds:<region>:<account>:cluster:<id>
+                    let arn: Vec<&str> = m.db_cluster_arn()?.split(':').collect();
+                    match arn.as_slice() {
+                        [_, _, "rds", region, _, "cluster", id] => Some(GlobalMember {
+                            cluster: InstanceRef {
+                                id: (*id).to_owned(),
+                                region: (*region).to_owned(),
+                            },
+                            is_writer: m.is_writer().unwrap_or(false),
+                        }),
+                        _ => None,
+                    }
+                })
+                .collect(),
+        ))
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -636,7 +709,25 @@ impl Rds for Aws {
     }
 }
 
+/// The status of an instance or cluster whose Describe call failed (its
+/// region's API unreachable, throttled, ...): RDS said nothing about it.
+pub const UNKNOWN_STATUS: &str = "unknown";
+
 impl Observed {
+    /// An instance whose DescribeDBInstances failed: neither serving nor
+    /// writable, and not known to be down either.
+    pub fn unknown(instance: &InstanceRef) -> Observed {
+        Observed {
+            status: UNKNOWN_STATUS.into(),
+            ..Observed::not_found(instance)
+        }
+    }
+
+    /// Whether the Describe call failed, so that RDS said nothing about it.
+    pub fn is_unknown(&self) -> bool {
+        self.status == UNKNOWN_STATUS
+    }
+
     /// An instance RDS does not know (deleted, or renamed away).
     pub fn not_found(instance: &InstanceRef) -> Observed {
         Observed {
@@ -657,7 +748,7 @@ fn observed_instance(instance: InstanceRef, db: &aws_sdk_rds::types::DbInstance)
     });
     Observed {
         instance,
-        status: db.db_instance_status().unwrap_or("unknown").to_owned(),
+        status: db.db_instance_status().unwrap_or("no-status").to_owned(),
         endpoint,
         replica_source: db
             .read_replica_source_db_instance_identifier()

@@ -51,6 +51,11 @@ pub struct Config {
     /// cluster, watched through DescribeDBClusters instead of `primary`.
     #[serde(default)]
     pub cluster: Option<ClusterRef>,
+    /// An Aurora global database: its regional clusters, watched instead of
+    /// `primary` or `cluster`, so that the parameters follow the primary
+    /// cluster across regions.
+    #[serde(default)]
+    pub global: Option<GlobalRef>,
     /// The SSM parameters to keep pointed at the writer: one per region.
     pub parameters: Vec<ParameterTarget>,
     /// Promoting a replica when the primary is gone (off by default).
@@ -95,6 +100,20 @@ impl ClusterRef {
             region: self.region.clone(),
         }
     }
+}
+
+/// An Aurora global database and what to publish for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalRef {
+    /// The global cluster identifier (DescribeGlobalClusters).
+    pub id: String,
+    /// What the parameters point at in the chosen regional cluster.
+    pub publish: Publish,
+    /// Its regional clusters, every one of them, in order of preference
+    /// after the global database's own primary (a detached cluster earlier in
+    /// this list wins over one later).
+    pub clusters: Vec<InstanceRef>,
 }
 
 /// What a cluster's parameters point at.
@@ -147,6 +166,13 @@ pub struct Promotion {
     /// Multi-AZ failover or a maintenance reboot from becoming a promotion.
     #[serde(default)]
     pub after_polls: Option<u32>,
+    /// How many consecutive polls the primary must go unseen (its
+    /// DescribeDBInstances failing: its region's API unreachable) before that
+    /// alone may lead to a promotion. Unset: [`UNKNOWN_FACTOR`] × `after_polls`.
+    /// Longer than `after_polls` because RDS has said nothing: hosts in the
+    /// primary's region may still be writing to it.
+    #[serde(default)]
+    pub unknown_after_polls: Option<u32>,
     /// The replica's latest CloudWatch `ReplicaLag` must be at most this many seconds (default 30).
     #[serde(default = "defaults::max_replica_lag_secs")]
     pub max_replica_lag_secs: f64,
@@ -166,11 +192,26 @@ impl Default for Promotion {
         Promotion {
             enabled: false,
             after_polls: None,
+            unknown_after_polls: None,
             max_replica_lag_secs: defaults::max_replica_lag_secs(),
             lag_lookback_secs: defaults::lag_lookback_secs(),
             wait_timeout_secs: defaults::wait_timeout_secs(),
             fence_old_primary: false,
         }
+    }
+}
+
+/// `promotion.unknown_after_polls` is this many times `after_polls` unless set.
+pub const UNKNOWN_FACTOR: u32 = 4;
+
+impl Promotion {
+    /// The effective `unknown_after_polls`: as set, else [`UNKNOWN_FACTOR`] ×
+    /// `after_polls` (`u32::MAX`, never, while `after_polls` is unset).
+    pub fn unknown_after_polls(&self) -> u32 {
+        self.unknown_after_polls.unwrap_or_else(|| {
+            self.after_polls
+                .map_or(u32::MAX, |a| a.saturating_mul(UNKNOWN_FACTOR))
+        })
     }
 }
 
@@ -267,12 +308,31 @@ impl Config {
                 ));
             }
         }
+        if let Some(g) = &self.global {
+            if self.primary.is_some() || self.cluster.is_some() {
+                return bad("set one of [primary] (RDS DB instances), [cluster] (one DB cluster) or [global] (an Aurora global database), not several".into());
+            }
+            check_identifier(&g.id, "global cluster")?;
+            if g.clusters.is_empty() {
+                return bad(format!("[global] {} needs its regional clusters: clusters = [{{ id = \"shop-aurora-east\", region = \"us-east-1\" }}, ...]", g.id));
+            }
+            for (n, c) in g.clusters.iter().enumerate() {
+                check_identifier(&c.id, "DB cluster")?;
+                check_region(&c.region)?;
+                if g.clusters[..n].contains(c) {
+                    return bad(format!("[global] lists cluster {c} twice"));
+                }
+            }
+            if !self.replicas.is_empty() || self.promotion.enabled {
+                return bad(format!("[[replicas]] and promotion need a [primary] instance; global database {} is failed over by RDS or an operator, so remove them", g.id));
+            }
+        }
         match (&self.primary, &self.cluster) {
             (Some(_), Some(_)) => {
                 return bad("set either [primary] (RDS DB instances) or [cluster] (an Aurora or Multi-AZ DB cluster), not both".into())
             }
-            (None, None) => {
-                return bad("missing [primary] (an RDS DB instance) or [cluster] (an Aurora or Multi-AZ DB cluster)".into())
+            (None, None) if self.global.is_none() => {
+                return bad("missing [primary] (an RDS DB instance), [cluster] (an Aurora or Multi-AZ DB cluster) or [global] (an Aurora global database)".into())
             }
             (None, Some(c)) => {
                 check_identifier(&c.id, "DB cluster")?;
@@ -293,6 +353,7 @@ impl Config {
                     return bad(format!("{primary} is both the primary and a replica"));
                 }
             }
+            (None, None) => {}
         }
         if let Some(addr) = self.metrics_addr {
             if !addr.ip().is_loopback() {
@@ -309,6 +370,11 @@ impl Config {
             None if p.enabled => return bad(AFTER_POLLS_REQUIRED.to_owned()),
             Some(0) => return bad("promotion.after_polls must be at least 1".into()),
             _ => {}
+        }
+        if let (Some(unknown), Some(after)) = (p.unknown_after_polls, p.after_polls) {
+            if unknown < after {
+                return bad(format!("promotion.unknown_after_polls ({unknown}) must be at least promotion.after_polls ({after}): an unseen primary is weaker evidence than one RDS reports down; unset, it is {UNKNOWN_FACTOR} × after_polls"));
+            }
         }
         if p.max_replica_lag_secs.is_nan() || p.max_replica_lag_secs < 0.0 {
             return bad("promotion.max_replica_lag_secs must be 0 or more".into());
@@ -342,6 +408,11 @@ impl Config {
             .iter()
             .map(|p| &p.region)
             .chain(self.cluster.iter().map(|c| &c.region))
+            .chain(
+                self.global
+                    .iter()
+                    .flat_map(|g| g.clusters.iter().map(|c| &c.region)),
+            )
             .chain(self.replicas.iter().map(|r| &r.region))
             .chain(self.parameters.iter().map(|p| &p.region));
         for r in all {
@@ -511,6 +582,55 @@ region = "us-east-1"
         }
     }
 
+    const GLOBAL: &str = r#"
+[global]
+id = "shop-global"
+publish = "writer-instance"
+clusters = [
+  { id = "shop-east", region = "us-east-1" },
+  { id = "shop-west", region = "us-west-2" },
+]
+
+[[parameters]]
+name = "/shop/db"
+region = "us-west-2"
+"#;
+
+    #[test]
+    fn global_config_lists_the_regional_clusters_and_refuses_mixtures() {
+        let c = Config::from_toml(GLOBAL).unwrap();
+        let g = c.global.as_ref().unwrap();
+        assert_eq!(g.clusters.len(), 2);
+        assert_eq!(
+            c.regions(),
+            vec!["us-east-1".to_string(), "us-west-2".to_string()]
+        );
+        let cases = [
+            (GLOBAL.replace("publish = \"writer-instance\"\n", ""), "publish"),
+            (
+                format!("{GLOBAL}\n[cluster]\nid = \"c\"\nregion = \"us-east-1\"\npublish = \"writer-instance\"\n"),
+                "not several",
+            ),
+            (
+                GLOBAL.replace("id = \"shop-west\", region = \"us-west-2\"", "id = \"shop-east\", region = \"us-east-1\""),
+                "twice",
+            ),
+            (
+                GLOBAL.replace("  { id = \"shop-east\", region = \"us-east-1\" },\n  { id = \"shop-west\", region = \"us-west-2\" },\n", ""),
+                "needs its regional clusters",
+            ),
+            (GLOBAL.replace("shop-global", "shop_global"), "global cluster identifier"),
+            (
+                format!("{GLOBAL}\n[promotion]\nenabled = true\nafter_polls = 3\n"),
+                "remove them",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
     #[test]
     fn enabled_promotion_requires_after_polls_naming_the_key() {
         let replica = "\n[[replicas]]\nid = \"shop-db-west\"\nregion = \"us-west-2\"\n";
@@ -525,6 +645,27 @@ region = "us-east-1"
         ))
         .unwrap();
         assert_eq!(c.promotion.after_polls, Some(48));
+        assert_eq!(
+            c.promotion.unknown_after_polls(),
+            192,
+            "4 × after_polls unless set"
+        );
+        let e = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\nafter_polls = 48\nunknown_after_polls = 47\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "promotion.unknown_after_polls (47) must be at least promotion.after_polls (48)"
+            ),
+            "{e}"
+        );
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}{replica}\n[promotion]\nenabled = true\nafter_polls = 48\nunknown_after_polls = 48\n"
+        ))
+        .unwrap();
+        assert_eq!(c.promotion.unknown_after_polls(), 48);
         let c = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(
             c.promotion.after_polls, None,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::aws::{ClusterObserved, Endpoint, Observed};
+use crate::aws::{ClusterObserved, Endpoint, GlobalMember, Observed};
 use crate::config::{InstanceRef, Promotion, Publish};
 
 /// What one poll saw, as [`decide`] needs it.
@@ -14,8 +14,12 @@ pub struct Inputs<'a> {
     pub observed: &'a [Observed],
     /// The endpoints the parameters point at now (those that could be read).
     pub published: &'a [Endpoint],
-    /// How many consecutive polls, this one included, found the primary not writable.
+    /// How many consecutive polls, this one included, RDS reported the primary
+    /// not writable ([`PrimaryStreak::down`]).
     pub primary_down_polls: u32,
+    /// How many consecutive polls, this one included, did not see the primary
+    /// writable, reported down or unknown ([`PrimaryStreak::unseen`]).
+    pub primary_unseen_polls: u32,
     /// The promotion settings.
     pub promotion: &'a Promotion,
     /// ReplicaLag per replica, fetched only when a promotion is being considered:
@@ -34,6 +38,84 @@ pub struct ClusterInputs<'a> {
     pub observed: &'a ClusterObserved,
     /// The configured `cluster.publish`.
     pub publish: Publish,
+}
+
+/// What one poll saw of an Aurora global database, as [`decide_global`] needs it.
+#[derive(Debug, Clone)]
+pub struct GlobalInputs<'a> {
+    /// The global cluster identifier.
+    pub id: &'a str,
+    /// DescribeGlobalClusters: `Ok(Some(members))`, `Ok(None)` when the
+    /// global database no longer exists, `Err(reason)` when no region answered.
+    pub members: &'a Result<Option<Vec<GlobalMember>>, String>,
+    /// Each configured regional cluster, in configuration order (status
+    /// `unknown` when its DescribeDBClusters failed).
+    pub clusters: &'a [ClusterObserved],
+    /// The endpoints the parameters point at now (those that could be read).
+    pub published: &'a [Endpoint],
+    /// The configured `global.publish`.
+    pub publish: Publish,
+}
+
+/// How long the primary has gone without being seen writable, in polls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrimaryStreak {
+    /// Consecutive polls, the latest included, in which RDS reported the
+    /// primary not writable. A poll that could not describe it resets this:
+    /// RDS said nothing, so the streak of its word is broken.
+    pub down: u32,
+    /// Consecutive polls in which the primary was not seen writable, whether
+    /// RDS reported it down or could not be asked.
+    pub unseen: u32,
+}
+
+impl PrimaryStreak {
+    /// The streak after a poll that observed `primary`.
+    pub fn next(self, primary: &Observed) -> PrimaryStreak {
+        if primary.is_writable() {
+            PrimaryStreak::default()
+        } else if primary.is_unknown() {
+            PrimaryStreak {
+                down: 0,
+                unseen: self.unseen.saturating_add(1),
+            }
+        } else {
+            PrimaryStreak {
+                down: self.down.saturating_add(1),
+                unseen: self.unseen.saturating_add(1),
+            }
+        }
+    }
+}
+
+/// Whether the primary has been gone long enough for a promotion to be
+/// considered: RDS reported it down for `after_polls` consecutive polls, or it
+/// went unseen (down or unknown) for `unknown_after_polls`. `Ok(how long)`, or
+/// `Err(what it is still waiting for)`. The second signal comes on top.
+pub fn promotion_due(p: &Promotion, streak: PrimaryStreak) -> Result<String, String> {
+    // Validation makes after_polls mandatory once promotion is enabled.
+    let after = p.after_polls.unwrap_or(u32::MAX);
+    let unknown_after = p.unknown_after_polls();
+    if streak.down >= after {
+        return Ok(format!("for {} consecutive polls", streak.down));
+    }
+    if streak.unseen >= unknown_after {
+        return Ok(format!(
+            "unseen for {} consecutive polls (promotion.unknown_after_polls = {unknown_after})",
+            streak.unseen
+        ));
+    }
+    if streak.down == 0 {
+        Err(format!(
+            "waiting: {} of the {unknown_after} consecutive polls without seeing the primary that promotion.unknown_after_polls requires when RDS cannot be asked",
+            streak.unseen
+        ))
+    } else {
+        Err(format!(
+            "waiting: {} of the {after} consecutive polls that promotion.after_polls requires",
+            streak.down
+        ))
+    }
 }
 
 /// The outcome of [`decide`].
@@ -158,16 +240,18 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
             why: format!("{down}; promotion is disabled (promotion.enabled = false), so the parameters keep their current endpoint"),
         };
     }
-    // Validation makes after_polls mandatory once promotion is enabled.
-    let after_polls = p.after_polls.unwrap_or(u32::MAX);
-    if inputs.primary_down_polls < after_polls {
-        return Decision::NoWriter {
-            why: format!(
-                "{down}; waiting: {} of the {} consecutive polls that promotion.after_polls requires",
-                inputs.primary_down_polls, after_polls
-            ),
-        };
-    }
+    let streak = PrimaryStreak {
+        down: inputs.primary_down_polls,
+        unseen: inputs.primary_unseen_polls,
+    };
+    let how_long = match promotion_due(p, streak) {
+        Ok(how_long) => how_long,
+        Err(waiting) => {
+            return Decision::NoWriter {
+                why: format!("{down}; {waiting}"),
+            }
+        }
+    };
     // RDS's status alone is one signal; a promotion cannot be undone, so it
     // also needs the primary to refuse connections from here.
     let probe_failed = match inputs.primary_probe {
@@ -200,8 +284,8 @@ fn no_writer(inputs: &Inputs<'_>, primary: &Observed) -> Decision {
                 return Decision::Promote {
                     replica: replica.instance.clone(),
                     why: format!(
-                        "{down} for {} consecutive polls and the primary's endpoint does not answer ({probe_failed}); its ReplicaLag is {lag} s (limit {} s)",
-                        inputs.primary_down_polls, p.max_replica_lag_secs
+                        "{down} {how_long} and the primary's endpoint does not answer ({probe_failed}); its ReplicaLag is {lag} s (limit {} s)",
+                        p.max_replica_lag_secs
                     ),
                 };
             }
@@ -313,8 +397,115 @@ pub fn decide_cluster(inputs: &ClusterInputs<'_>) -> Plan {
     }
 }
 
+/// Decides for an Aurora global database. A regional cluster takes writes
+/// when it is the global database's primary (`IsWriter`) or no longer a member
+/// of it: RemoveFromGlobalCluster (detach-and-promote) makes a secondary a
+/// standalone, writable cluster. Among those that could be published (as
+/// [`decide_cluster`] would publish each), the one the parameters already
+/// point at stays (the old primary may come back still marked writer after a
+/// detach-and-promote, and orders have been written to the new one since; if
+/// parameters point at both, the detached one);
+/// otherwise the global primary, then a detached cluster in configuration order.
+/// A cluster that could not be described, or whose membership is unknown
+/// because no region answered DescribeGlobalClusters, is never published.
+pub fn decide_global(inputs: &GlobalInputs<'_>) -> Plan {
+    let mut candidates: Vec<(bool, Decision)> = Vec::new();
+    let mut notes = Vec::new();
+    for c in inputs.clusters {
+        let role = if c.status == crate::aws::UNKNOWN_STATUS {
+            Err("unknown (its DescribeDBClusters failed)".to_owned())
+        } else {
+            match inputs.members {
+                Err(e) => Err(format!(
+                    "of unknown role: DescribeGlobalClusters failed ({e})"
+                )),
+                Ok(None) => Ok((false, format!("standalone: global database {} no longer exists", inputs.id))),
+                Ok(Some(members)) => match members.iter().find(|m| m.cluster == c.cluster) {
+                    Some(m) if m.is_writer => Ok((true, format!("the primary cluster of global database {}", inputs.id))),
+                    Some(_) => Err(format!("a read-only secondary of global database {}", inputs.id)),
+                    None => Ok((false, format!("detached from global database {} (RemoveFromGlobalCluster): a standalone, writable cluster", inputs.id))),
+                },
+            }
+        };
+        match role {
+            Err(why) => notes.push(format!("{} is {why}", c.cluster)),
+            Ok((primary, role)) => {
+                match decide_cluster(&ClusterInputs {
+                    observed: c,
+                    publish: inputs.publish,
+                })
+                .decision
+                {
+                    Decision::Publish {
+                        instance,
+                        endpoint,
+                        why,
+                    } => candidates.push((
+                        primary,
+                        Decision::Publish {
+                            instance,
+                            endpoint,
+                            why: format!("DB cluster {} is {role}; {why}", c.cluster),
+                        },
+                    )),
+                    Decision::NoWriter { why } => {
+                        notes.push(format!("{} is {role}, but {why}", c.cluster))
+                    }
+                    Decision::Promote { .. } => unreachable!("clusters are never promoted"),
+                }
+            }
+        }
+    }
+    let endpoint_of = |d: &Decision| match d {
+        Decision::Publish { endpoint, .. } => Some(endpoint.clone()),
+        _ => None,
+    };
+    // When parameters disagree (one region's could not be written during the
+    // outage), the detached cluster wins over a returning global primary: the
+    // detach was the later decision.
+    let published = |d: &Decision| endpoint_of(d).is_some_and(|e| inputs.published.contains(&e));
+    let sticky = candidates
+        .iter()
+        .position(|(primary, d)| !primary && published(d))
+        .or_else(|| candidates.iter().position(|(_, d)| published(d)));
+    let chosen = sticky
+        .or_else(|| candidates.iter().position(|(primary, _)| *primary))
+        .or(if candidates.is_empty() { None } else { Some(0) });
+    let decision = match chosen {
+        Some(n) => {
+            let several = candidates.len() > 1;
+            let (_, d) = candidates.swap_remove(n);
+            match d {
+                Decision::Publish { instance, endpoint, why } => Decision::Publish {
+                    instance,
+                    endpoint,
+                    why: if sticky.is_some() && several {
+                        format!("{why}; the parameters already point at it, so it stays while another cluster also takes writes")
+                    } else {
+                        why
+                    },
+                },
+                other => other,
+            }
+        }
+        None => Decision::NoWriter {
+            why: format!(
+                "no cluster of global database {} can be published: {}; the parameters keep their current endpoint",
+                inputs.id,
+                notes.join("; ")
+            ),
+        },
+    };
+    Plan {
+        decision,
+        fence: None,
+    }
+}
+
 fn describe_status(o: &Observed) -> String {
-    if o.is_serving() && o.replica_source.is_some() {
+    if o.is_unknown() {
+        "unknown (its DescribeDBInstances failed: RDS could not be asked)".to_owned()
+    } else if o.is_serving() && o.replica_source.is_some() {
         format!("{} but a read replica", o.status)
     } else {
         o.status.clone()
@@ -374,6 +565,7 @@ mod tests {
             observed,
             published,
             primary_down_polls: down,
+            primary_unseen_polls: down,
             promotion,
             lags: &lags,
             primary_probe: probe,
@@ -559,6 +751,160 @@ mod tests {
         }
     }
 
+    fn unknown(id: &str) -> Observed {
+        Observed::unknown(&inst(id))
+    }
+
+    #[test]
+    fn primary_streak_counts_reported_down_and_unseen_polls_apart() {
+        // (primary seen in each poll, then (down, unseen) after the last one)
+        let cases: [(&[Observed], (u32, u32)); 6] = [
+            (&[obs("p", "stopped", false)], (1, 1)),
+            (&[unknown("p"), unknown("p")], (0, 2)),
+            (
+                &[
+                    obs("p", "stopped", false),
+                    unknown("p"),
+                    obs("p", "failed", false),
+                ],
+                (1, 3),
+            ),
+            (&[unknown("p"), obs("p", "available", false)], (0, 0)),
+            (
+                &[
+                    obs("p", "stopped", false),
+                    obs("p", "available", false),
+                    unknown("p"),
+                ],
+                (0, 1),
+            ),
+            (
+                &[obs("p", "available", false), obs("p", "available", true)],
+                (1, 1),
+            ),
+        ];
+        for (seen, (down, unseen)) in cases {
+            let streak = seen.iter().fold(PrimaryStreak::default(), |s, o| s.next(o));
+            assert_eq!(
+                streak,
+                PrimaryStreak { down, unseen },
+                "{:?}",
+                seen.iter().map(|o| o.status.as_str()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_primary_needs_unknown_after_polls_then_the_probe_before_a_promotion() {
+        let o = [unknown("p"), obs("r", "available", true)];
+        let lag = [("r", Ok(Some(1.0)))];
+        let refused = Err("connection refused".to_owned());
+        let answered = Ok("p.example:5432".to_owned());
+        let p = Promotion {
+            unknown_after_polls: Some(6),
+            ..enabled(2)
+        };
+        // (down, unseen, probe, replica promoted, words in the reason)
+        type Case<'a> = (u32, u32, Option<&'a Result<String, String>>, bool, &'a str);
+        let cases: [Case; 6] = [
+            (
+                0,
+                2,
+                Some(&refused),
+                false,
+                "2 of the 6 consecutive polls without seeing the primary",
+            ),
+            (0, 5, Some(&refused), false, "5 of the 6"),
+            (
+                0,
+                6,
+                Some(&answered),
+                false,
+                "succeeded: not promoting on RDS's word alone",
+            ),
+            (0, 6, None, false, "was not probed"),
+            (
+                0,
+                6,
+                Some(&refused),
+                true,
+                "unseen for 6 consecutive polls (promotion.unknown_after_polls = 6)",
+            ),
+            // RDS said "down" twice before it became unreachable: that streak was broken.
+            (0, 4, Some(&refused), false, "4 of the 6"),
+        ];
+        for (down, unseen, probe, promoted, needle) in cases {
+            let lags = lag.iter().map(|(id, l)| (inst(id), l.clone())).collect();
+            let plan = decide(&Inputs {
+                observed: &o,
+                published: &[ep("p")],
+                primary_down_polls: down,
+                primary_unseen_polls: unseen,
+                promotion: &p,
+                lags: &lags,
+                primary_probe: probe,
+            });
+            match &plan.decision {
+                Decision::Promote { replica, why } if promoted => {
+                    assert_eq!(replica.id, "r");
+                    assert!(
+                        why.contains(needle) && why.contains("p (us-east-1) is unknown"),
+                        "{why}"
+                    );
+                }
+                Decision::NoWriter { why } if !promoted => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{down}/{unseen}: {plan}"),
+            }
+        }
+        // Reported down for after_polls is enough whatever unknown_after_polls says.
+        let down = [obs("p", "stopped", false), obs("r", "available", true)];
+        let plan = run(&down, &[], 2, &p, &lag);
+        assert!(matches!(plan.decision, Decision::Promote { .. }), "{plan}");
+    }
+
+    #[test]
+    fn each_instance_is_judged_on_its_own_when_another_cannot_be_described() {
+        // (observed, published, writer expected, words in the reason)
+        type Case<'a> = (Vec<Observed>, Vec<Endpoint>, Option<&'a str>, &'a str);
+        let cases: [Case; 4] = [
+            (
+                vec![obs("p", "available", false), unknown("r")],
+                vec![ep("p")],
+                Some("p"),
+                "the primary is available",
+            ),
+            (
+                vec![unknown("p"), obs("r", "available", false)],
+                vec![ep("p")],
+                Some("r"),
+                "primary p (us-east-1) is unknown (its DescribeDBInstances failed",
+            ),
+            (
+                vec![unknown("p"), obs("r", "available", true)],
+                vec![ep("p")],
+                None,
+                "promotion is disabled",
+            ),
+            (
+                vec![unknown("p"), unknown("r")],
+                vec![ep("p")],
+                None,
+                "p (us-east-1) is unknown",
+            ),
+        ];
+        for (observed, published, writer, needle) in cases {
+            let plan = run(&observed, &published, 1, &Promotion::default(), &[]);
+            match (&plan.decision, writer) {
+                (Decision::Publish { instance, why, .. }, Some(id)) => {
+                    assert_eq!(instance.id, id, "{plan}");
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{plan}"),
+            }
+        }
+    }
+
     #[test]
     fn instance_in_a_cluster_is_refused_naming_the_cluster_and_the_config() {
         assert_eq!(
@@ -675,6 +1021,205 @@ mod tests {
                 }
                 (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
                 _ => panic!("{status} {members:?} {publish}: {plan}"),
+            }
+        }
+    }
+
+    fn regional(id: &str, region: &str, status: &str) -> ClusterObserved {
+        let at = InstanceRef {
+            id: id.into(),
+            region: region.into(),
+        };
+        let mut writer = obs(&format!("{id}-1"), "available", false);
+        writer.instance.region = region.into();
+        ClusterObserved {
+            cluster: at,
+            status: status.into(),
+            endpoint: (status != crate::aws::UNKNOWN_STATUS).then(|| ep(&format!("{id}.cluster"))),
+            members: if status == crate::aws::UNKNOWN_STATUS {
+                Vec::new()
+            } else {
+                vec![crate::aws::ClusterMember {
+                    observed: writer,
+                    is_writer: true,
+                }]
+            },
+        }
+    }
+
+    fn member(id: &str, region: &str, is_writer: bool) -> GlobalMember {
+        GlobalMember {
+            cluster: InstanceRef {
+                id: id.into(),
+                region: region.into(),
+            },
+            is_writer,
+        }
+    }
+
+    #[test]
+    fn global_database_publishes_its_primary_cluster_or_a_detached_one() {
+        use Publish::{ClusterEndpoint as Cep, WriterInstance as Wi};
+        let e = "us-east-1";
+        let w = "us-west-2";
+        let normal = Ok(Some(vec![
+            member("east", e, true),
+            member("west", w, false),
+        ]));
+        let switched = Ok(Some(vec![
+            member("east", e, false),
+            member("west", w, true),
+        ]));
+        let detached = Ok(Some(vec![member("east", e, true)]));
+        let gone = Ok(None);
+        let unknown_members = Err("throttled by AWS".to_owned());
+        // (members, east status, west status, published, publish, expected endpoint, words in the reason)
+        type Case<'a> = (
+            &'a Result<Option<Vec<GlobalMember>>, String>,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Publish,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: [Case; 12] = [
+            (
+                &normal,
+                "available",
+                "available",
+                None,
+                Wi,
+                Some("east-1"),
+                "the primary cluster of global database g",
+            ),
+            (
+                &normal,
+                "available",
+                "available",
+                None,
+                Cep,
+                Some("east.cluster"),
+                "cluster-endpoint",
+            ),
+            // A managed switchover or failover moves IsWriter: the parameters follow.
+            (
+                &switched,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("west-1"),
+                "the primary cluster",
+            ),
+            // Detach-and-promote while the primary region's API is down.
+            (
+                &detached,
+                "unknown",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("west-1"),
+                "detached from global database g",
+            ),
+            (
+                &normal,
+                "unknown",
+                "available",
+                Some("east-1"),
+                Wi,
+                None,
+                "west (us-west-2) is a read-only secondary",
+            ),
+            (
+                &unknown_members,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                None,
+                "unknown role: DescribeGlobalClusters failed (throttled by AWS)",
+            ),
+            // The old primary comes back still marked writer: the parameters stay on the detached cluster.
+            (
+                &detached,
+                "available",
+                "available",
+                Some("west-1"),
+                Wi,
+                Some("west-1"),
+                "already point at it",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                Some("east-1"),
+                Wi,
+                Some("east-1"),
+                "already point at it",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                None,
+                Wi,
+                Some("east-1"),
+                "the primary cluster",
+            ),
+            (
+                &detached,
+                "available",
+                "available",
+                Some("east-1,west-1"),
+                Wi,
+                Some("west-1"),
+                "detached",
+            ),
+            (
+                &gone,
+                "available",
+                "available",
+                Some("west-1"),
+                Wi,
+                Some("west-1"),
+                "no longer exists",
+            ),
+            (
+                &detached,
+                "unknown",
+                "failing-over",
+                None,
+                Wi,
+                None,
+                "east (us-east-1) is unknown (its DescribeDBClusters failed)",
+            ),
+        ];
+        for (members, east, west, published, publish, expected, needle) in cases {
+            let mut clusters = [regional("east", e, east), regional("west", w, west)];
+            if west == "failing-over" {
+                clusters[1].members[0].is_writer = false;
+            }
+            let published: Vec<Endpoint> = published
+                .iter()
+                .flat_map(|ids| ids.split(','))
+                .map(ep)
+                .collect();
+            let plan = decide_global(&GlobalInputs {
+                id: "g",
+                members,
+                clusters: &clusters,
+                published: &published,
+                publish,
+            });
+            match (&plan.decision, expected) {
+                (Decision::Publish { endpoint, why, .. }, Some(id)) => {
+                    assert_eq!(endpoint, &ep(id), "{plan}");
+                    assert!(why.contains(needle), "{why}");
+                }
+                (Decision::NoWriter { why }, None) => assert!(why.contains(needle), "{why}"),
+                _ => panic!("{members:?} {east} {west}: {plan}"),
             }
         }
     }

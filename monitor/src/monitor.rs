@@ -9,10 +9,11 @@ use ssm_db_config_core::{
 };
 use tracing::{debug, info, instrument, warn};
 
-use crate::aws::{Aws, ClusterObserved, Endpoint, Observed, Rds, StoredAs};
+use crate::aws::{Aws, ClusterObserved, Endpoint, GlobalMember, Observed, Rds, StoredAs};
 use crate::config::{Config, InstanceRef, ParameterTarget};
 use crate::decide::{
-    decide, decide_cluster, refuse_cluster_members, ClusterInputs, Decision, Inputs, Plan,
+    decide, decide_cluster, decide_global, promotion_due, refuse_cluster_members, ClusterInputs,
+    Decision, GlobalInputs, Inputs, Plan, PrimaryStreak,
 };
 use crate::metrics::Metrics;
 use crate::run::Clock;
@@ -65,7 +66,8 @@ pub struct Monitor<R> {
     rds: R,
     metrics: Arc<Metrics>,
     mode: Mode,
-    primary_down_polls: u32,
+    /// How long the primary has gone without being seen writable.
+    primary_streak: PrimaryStreak,
     /// The primary's endpoint as RDS last reported it: what the second signal
     /// probes once RDS no longer reports one (a deleted or renamed instance).
     last_primary_endpoint: Option<Endpoint>,
@@ -83,6 +85,10 @@ struct ParamState {
 enum Observation {
     Instances(Vec<Observed>),
     Cluster(ClusterObserved),
+    Global {
+        members: Result<Option<Vec<GlobalMember>>, String>,
+        clusters: Vec<ClusterObserved>,
+    },
 }
 
 impl<R: Rds> Monitor<R> {
@@ -99,7 +105,7 @@ impl<R: Rds> Monitor<R> {
             rds,
             metrics,
             mode,
-            primary_down_polls: 0,
+            primary_streak: PrimaryStreak::default(),
             last_primary_endpoint: None,
         }
     }
@@ -114,13 +120,15 @@ impl<R: Rds> Monitor<R> {
         &self.rds
     }
 
-    /// One poll. `Err` when the instances could not be observed; errors about
-    /// single parameters are in [`PollReport::errors`].
+    /// One poll. `Err` when the cluster could not be observed or the
+    /// configuration does not match RDS; an instance that could not be
+    /// described and errors about single parameters are in [`PollReport::errors`].
     #[instrument(level = "debug", skip_all)]
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Result<PollReport, Error> {
         self.metrics.poll();
         let mut errors = Vec::new();
         let observation = match &self.config.cluster {
+            None if self.config.global.is_some() => self.observe_global(&mut errors).await,
             Some(c) => {
                 let cluster = c.as_ref();
                 let o = self.rds.describe_cluster(&cluster).await.inspect_err(|_| {
@@ -130,7 +138,7 @@ impl<R: Rds> Monitor<R> {
                 Observation::Cluster(o)
             }
             None => {
-                let observed = self.observe(&mut errors).await?;
+                let observed = self.observe(&mut errors).await;
                 if let Some(why) = refuse_cluster_members(&observed) {
                     return Err(Error::Config(why));
                 }
@@ -152,6 +160,16 @@ impl<R: Rds> Monitor<R> {
         let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
 
         let plan = match &observation {
+            Observation::Global { members, clusters } => {
+                let g = self.config.global.as_ref().expect("global topology");
+                decide_global(&GlobalInputs {
+                    id: &g.id,
+                    members,
+                    clusters,
+                    published: &published,
+                    publish: g.publish,
+                })
+            }
             Observation::Cluster(o) => decide_cluster(&ClusterInputs {
                 observed: o,
                 publish: self
@@ -162,11 +180,7 @@ impl<R: Rds> Monitor<R> {
                     .expect("cluster topology"),
             }),
             Observation::Instances(observed) => {
-                self.primary_down_polls = if observed[0].is_writable() {
-                    0
-                } else {
-                    self.primary_down_polls.saturating_add(1)
-                };
+                self.primary_streak = self.primary_streak.next(&observed[0]);
                 if let Some(e) = &observed[0].endpoint {
                     self.last_primary_endpoint = Some(e.clone());
                 }
@@ -177,14 +191,15 @@ impl<R: Rds> Monitor<R> {
                     HashMap::new()
                 };
                 let probe = if considering {
-                    Some(self.probe_primary().await)
+                    self.probe_primary(&observed[0]).await
                 } else {
                     None
                 };
                 decide(&Inputs {
                     observed,
                     published: &published,
-                    primary_down_polls: self.primary_down_polls,
+                    primary_down_polls: self.primary_streak.down,
+                    primary_unseen_polls: self.primary_streak.unseen,
                     promotion: &self.config.promotion,
                     lags: &lags,
                     primary_probe: probe.as_ref(),
@@ -264,20 +279,15 @@ impl<R: Rds> Monitor<R> {
         Ok(report)
     }
 
-    /// DescribeDBInstances for the primary, then each replica. A failure for
-    /// the primary fails the poll; a failure for a replica (its region's API
-    /// is down, say) makes that replica `unknown`, which is neither serving nor
-    /// writable, and is reported in the poll's errors, so that one region's
-    /// outage does not stop the monitor from keeping the writable primary published.
-    async fn observe(&self, errors: &mut Vec<Error>) -> Result<Vec<Observed>, Error> {
+    /// DescribeDBInstances for the primary, then each replica, each on its
+    /// own: a failure (its region's API is down, say) makes that instance
+    /// `unknown`, neither serving nor writable nor known to be down, and is
+    /// reported in the poll's errors. So one region's outage neither stops the
+    /// monitor from publishing a writable instance elsewhere nor, counted
+    /// against `promotion.unknown_after_polls`, blocks a promotion forever.
+    async fn observe(&self, errors: &mut Vec<Error>) -> Vec<Observed> {
         let mut out = Vec::with_capacity(1 + self.config.replicas.len());
-        for (n, instance) in self
-            .config
-            .primary
-            .iter()
-            .chain(&self.config.replicas)
-            .enumerate()
-        {
+        for instance in self.config.primary.iter().chain(&self.config.replicas) {
             match self.rds.describe(instance).await {
                 Ok(o) => {
                     debug!(instance = %o.instance, status = %o.status, endpoint = ?o.endpoint, replica_of = ?o.replica_source, "observed");
@@ -285,18 +295,64 @@ impl<R: Rds> Monitor<R> {
                 }
                 Err(e) => {
                     self.metrics.api_error();
-                    if n == 0 {
-                        return Err(e);
-                    }
-                    warn!(instance = %instance, error = %e, "cannot describe the replica; counting it as unknown");
-                    let mut unknown = Observed::not_found(instance);
-                    unknown.status = "unknown".into();
-                    out.push(unknown);
+                    warn!(instance = %instance, error = %e, "cannot describe the instance; counting it as unknown");
+                    out.push(Observed::unknown(instance));
                     errors.push(e);
                 }
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// DescribeDBClusters for each regional cluster of the global database,
+    /// each on its own (a failure makes that cluster `unknown`), and
+    /// DescribeGlobalClusters asked in each cluster's region in turn until one
+    /// answers: the global database's metadata is served from every region
+    /// it spans, so the primary region's outage does not hide it.
+    async fn observe_global(&self, errors: &mut Vec<Error>) -> Observation {
+        let g = self.config.global.as_ref().expect("global topology");
+        let mut clusters = Vec::with_capacity(g.clusters.len());
+        for c in &g.clusters {
+            match self.rds.describe_cluster(c).await {
+                Ok(o) => {
+                    debug!(cluster = %o.cluster, status = %o.status, endpoint = ?o.endpoint, members = ?o.members, "observed");
+                    clusters.push(o)
+                }
+                Err(e) => {
+                    self.metrics.api_error();
+                    warn!(cluster = %c, error = %e, "cannot describe the cluster; counting it as unknown");
+                    clusters.push(ClusterObserved {
+                        cluster: c.clone(),
+                        status: crate::aws::UNKNOWN_STATUS.into(),
+                        endpoint: None,
+                        members: Vec::new(),
+                    });
+                    errors.push(e);
+                }
+            }
+        }
+        let mut members = Err("no region was asked".to_owned());
+        let mut asked: Vec<&str> = Vec::new();
+        for region in g.clusters.iter().map(|c| c.region.as_str()) {
+            if asked.contains(&region) {
+                continue;
+            }
+            asked.push(region);
+            match self.rds.describe_global(&g.id, region).await {
+                Ok(m) => {
+                    debug!(global = %g.id, region, members = ?m, "observed");
+                    members = Ok(m);
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.api_error();
+                    warn!(global = %g.id, region, error = %e, "cannot describe the global database here; asking the next region");
+                    members = Err(e.to_string());
+                    errors.push(e);
+                }
+            }
+        }
+        Observation::Global { members, clusters }
     }
 
     async fn read_parameter(&self, target: &ParameterTarget) -> Result<ParamState, Error> {
@@ -349,7 +405,7 @@ impl<R: Rds> Monitor<R> {
         let p = &self.config.promotion;
         p.enabled
             && !observed.iter().any(|o| o.is_writable())
-            && self.primary_down_polls >= p.after_polls.unwrap_or(u32::MAX)
+            && promotion_due(p, self.primary_streak).is_ok()
     }
 
     async fn lags<C: Clock>(
@@ -378,10 +434,16 @@ impl<R: Rds> Monitor<R> {
 
     /// The second signal: a TCP connection from here to the primary's
     /// endpoint (as RDS reports it, else as it last reported it), within
-    /// `api_timeout_secs`. `Ok(address)` if accepted, `Err(reason)` otherwise.
-    async fn probe_primary(&self) -> Result<String, String> {
+    /// `api_timeout_secs`. `Ok(address)` if accepted, `Err(reason)` otherwise;
+    /// `None`, no probe and so no promotion, for a primary that could not be
+    /// described and whose endpoint this monitor never saw.
+    async fn probe_primary(&self, primary: &Observed) -> Option<Result<String, String>> {
         let Some(endpoint) = &self.last_primary_endpoint else {
-            return Err("RDS never reported an endpoint for it".to_owned());
+            if primary.is_unknown() {
+                warn!(primary = %primary.instance, "not probing the primary: RDS has not reported its endpoint since the monitor started");
+                return None;
+            }
+            return Some(Err("RDS never reported an endpoint for it".to_owned()));
         };
         let budget = Duration::from_secs_f64(self.config.api_timeout_secs);
         let connect = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
@@ -393,8 +455,8 @@ impl<R: Rds> Monitor<R> {
                 budget.as_secs_f64()
             )),
         };
-        info!(primary = %self.config.primary.as_ref().map(|p| p.to_string()).unwrap_or_default(), %endpoint, answered = result.is_ok(), "probed the primary's endpoint before a promotion");
-        result
+        info!(primary = %primary.instance, %endpoint, answered = result.is_ok(), "probed the primary's endpoint before a promotion");
+        Some(result)
     }
 
     /// Promotes and waits until RDS reports the replica writable. `Ok(None)` in a dry run.

@@ -45,6 +45,25 @@ pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
     interval.saturating_mul(1u32 << failures.min(20)).min(max)
 }
 
+/// Whether an error in a poll's report should slow the next poll down. A
+/// target that could not be described because its region's API is down or
+/// failing does not: the poll still decided for every other target, it made
+/// one call to that region, and `promotion.unknown_after_polls` counts polls,
+/// which a backoff would stretch from minutes to hours. Throttling does, and
+/// so does every other failure (parameters, writes, denied calls).
+pub fn backs_off(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::Api {
+            service: "RDS",
+            operation: "DescribeDBInstances" | "DescribeDBClusters" | "DescribeGlobalClusters",
+            kind,
+            transient: true,
+            ..
+        } if *kind != ssm_db_config_core::ErrorKind::Throttled
+    )
+}
+
 /// Polls until `shutdown` completes. Every AWS failure is logged, counted and
 /// retried with backoff; only [`Error::Config`] stops the loop (returned): the
 /// configuration does not match what RDS runs, e.g. a cluster member
@@ -70,7 +89,7 @@ pub async fn run<R: Rds, C: Clock>(
                 for e in &report.errors {
                     error!(error = %e, transient = e.is_transient(), "poll finished with an error");
                 }
-                true
+                report.errors.iter().any(backs_off)
             }
             Err(e @ Error::Config(_)) => {
                 error!(error = %e, "stopping: the configuration does not match RDS");
@@ -106,6 +125,62 @@ pub async fn run<R: Rds, C: Clock>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ssm_db_config_core::ErrorKind;
+
+    fn api(
+        service: &'static str,
+        operation: &'static str,
+        kind: ErrorKind,
+        transient: bool,
+    ) -> Error {
+        Error::Api {
+            service,
+            operation,
+            target: "x (us-east-1)".into(),
+            kind,
+            reason: "r".into(),
+            transient,
+        }
+    }
+
+    #[test]
+    fn only_throttling_among_describe_failures_backs_off() {
+        let cases = [
+            (
+                api("RDS", "DescribeDBInstances", ErrorKind::Network, true),
+                false,
+            ),
+            (
+                api("RDS", "DescribeDBInstances", ErrorKind::Timeout, true),
+                false,
+            ),
+            (
+                api("RDS", "DescribeDBClusters", ErrorKind::Service, true),
+                false,
+            ),
+            (
+                api("RDS", "DescribeGlobalClusters", ErrorKind::Service, true),
+                false,
+            ),
+            (
+                api("RDS", "DescribeDBInstances", ErrorKind::Throttled, true),
+                true,
+            ),
+            (
+                api("RDS", "DescribeDBInstances", ErrorKind::AccessDenied, false),
+                true,
+            ),
+            (api("SSM", "GetParameter", ErrorKind::Network, true), true),
+            (
+                api("RDS", "PromoteReadReplica", ErrorKind::Service, true),
+                true,
+            ),
+            (Error::Config("x".into()), true),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(backs_off(&e), expected, "{e}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_per_failure_up_to_the_cap() {

@@ -249,7 +249,7 @@ async fn plan_fails_naming_the_aws_error_when_a_needed_read_fails() {
             true,
         )
         .await;
-    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    stack.fault_targets("denied", &["AmazonSSM.DescribeParameters"]);
     let out = monitor_cmd(&config).arg("--plan").output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -263,7 +263,7 @@ async fn plan_fails_naming_the_aws_error_when_a_needed_read_fails() {
     );
 
     // Throttled RDS: transient, exit 3, with RDS's code.
-    stack.fault_only("throttle", &["rds.DescribeDBInstances"]);
+    stack.fault_targets("throttle", &["rds.DescribeDBInstances"]);
     let out = monitor_cmd(&config).arg("--plan").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -286,3 +286,130 @@ async fn blue_green_switchover_never_publishes_green_nor_the_renamed_blue() {
     assert_eq!(stack.count(PUT), 0);
     assert_eq!(stack.get_param(EAST, "/shop/db").await.0, blue);
 }
+
+/// An Aurora global database in moto: primary cluster `shop-west` in
+/// us-west-2, secondary `shop-east` in us-east-1, one instance each. (moto
+/// keeps global clusters in us-east-1 and can only remove a member that lives
+/// there, hence the primary in us-west-2.)
+async fn create_global(stack: &Stack) {
+    stack
+        .rds(EAST)
+        .await
+        .create_global_cluster()
+        .global_cluster_identifier("shop-global")
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .expect("CreateGlobalCluster");
+    for (region, id) in [(WEST, "shop-west"), (EAST, "shop-east")] {
+        let rds = stack.rds(region).await;
+        let mut create = rds
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .global_cluster_identifier("shop-global");
+        if region == WEST {
+            create = create
+                .master_username("admin")
+                .master_user_password("rds-master-not-used");
+        }
+        create.send().await.expect("create regional cluster");
+        rds.create_db_instance()
+            .db_instance_identifier(format!("{id}-1"))
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+            .send()
+            .await
+            .expect("create member");
+    }
+}
+
+#[tokio::test]
+async fn global_database_follows_a_detach_and_promote_during_the_primary_regions_outage() {
+    let stack = Stack::start();
+    create_global(&stack).await;
+    for region in [EAST, WEST] {
+        stack.put_param(region, "/shop/db", VALUE, true).await;
+    }
+    let toml = format!(
+        "poll_interval_secs = 1\napi_timeout_secs = 5\nendpoint_url = \"{}\"\n[global]\nid = \"shop-global\"\npublish = \"writer-instance\"\nclusters = [{{ id = \"shop-west\", region = \"us-west-2\" }}, {{ id = \"shop-east\", region = \"us-east-1\" }}]\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"\n",
+        stack.proxy_url
+    );
+    let mut m = monitor_for(&toml).await;
+    let clock = TestClock::new(usize::MAX);
+
+    let report = m.poll(&clock).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let west = value_at(stack.endpoint_of(WEST, "shop-west-1").await);
+    let east = value_at(stack.endpoint_of(EAST, "shop-east-1").await);
+    for region in [EAST, WEST] {
+        assert_eq!(
+            stack.get_param(region, "/shop/db").await.0,
+            west,
+            "{region}"
+        );
+    }
+    assert!(
+        report
+            .plan
+            .to_string()
+            .contains("the primary cluster of global database shop-global"),
+        "{}",
+        report.plan
+    );
+
+    // us-west-2's APIs go down: the secondary is read-only, so nothing moves.
+    stack.fault_region("500", WEST);
+    let report = m.poll(&clock).await.unwrap();
+    assert!(
+        matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains("shop-west (us-west-2) is unknown") && why.contains("shop-east (us-east-1) is a read-only secondary")),
+        "{}",
+        report.plan
+    );
+    assert_eq!(stack.get_param(EAST, "/shop/db").await.0, west);
+
+    // The operator detaches and promotes shop-east: the parameter that can be
+    // written (us-east-1) follows at the next poll.
+    stack
+        .rds(EAST)
+        .await
+        .remove_from_global_cluster()
+        .global_cluster_identifier("shop-global")
+        .db_cluster_identifier("shop-east")
+        .send()
+        .await
+        .expect("RemoveFromGlobalCluster");
+    let report = m.poll(&clock).await.unwrap();
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, why, .. } if instance.id == "shop-east-1" && why.contains("detached from global database shop-global")),
+        "{}",
+        report.plan
+    );
+    assert_eq!(report.published, vec!["/shop/db (us-east-1)".to_string()]);
+    assert_eq!(stack.get_param(EAST, "/shop/db").await.0, east);
+    assert!(
+        !report.errors.is_empty(),
+        "us-west-2's failures are reported"
+    );
+
+    // us-west-2 comes back with shop-west still the global primary: the
+    // parameters go to the detached cluster, where orders have been written since.
+    stack.fault("none");
+    stack.reset_counts();
+    let report = m.poll(&clock).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-east-1"),
+        "{}",
+        report.plan
+    );
+    for region in [EAST, WEST] {
+        assert_eq!(
+            stack.get_param(region, "/shop/db").await.0,
+            east,
+            "{region}"
+        );
+    }
+    assert_eq!(stack.count(PUT), 1, "only us-west-2's parameter was behind");
+}

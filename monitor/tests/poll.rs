@@ -191,7 +191,7 @@ async fn unknown_kms_key_withholds_the_write_unless_a_key_is_configured() {
         .await
         .unwrap();
     // The monitor's role lacks ssm:DescribeParameters; every other call passes.
-    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    stack.fault_targets("denied", &["AmazonSSM.DescribeParameters"]);
     let metrics = Metrics::new();
     let config = config(&stack, "", false);
     let aws = Aws::connect(&config).await.unwrap();
@@ -236,7 +236,7 @@ async fn unknown_kms_key_withholds_the_write_unless_a_key_is_configured() {
     );
 
     // Throttling is the same refusal, but worth retrying.
-    stack.fault_only("throttle", &["AmazonSSM.DescribeParameters"]);
+    stack.fault_targets("throttle", &["AmazonSSM.DescribeParameters"]);
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
     assert!(report.errors[0].is_transient(), "{:?}", report.errors);
     assert_eq!(stack.count(PUT), 0);
@@ -253,7 +253,7 @@ async fn unknown_kms_key_withholds_the_write_unless_a_key_is_configured() {
         Mode::Act,
     );
     stack.reset_counts();
-    stack.fault_only("denied", &["AmazonSSM.DescribeParameters"]);
+    stack.fault_targets("denied", &["AmazonSSM.DescribeParameters"]);
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(stack.count(PUT), 1);
@@ -940,6 +940,8 @@ async fn rotation_that_lands_during_a_poll_is_not_reverted() {
     );
 }
 
+const DESCRIBE: &str = "rds.DescribeDBInstances";
+
 #[tokio::test]
 async fn unreachable_replica_region_does_not_stop_publishing_the_primary() {
     let stack = Stack::start();
@@ -955,10 +957,7 @@ async fn unreachable_replica_region_does_not_stop_publishing_the_primary() {
         )
         .await;
     let mut m = monitor(&stack, "", true, Mode::Act).await;
-    m.rds()
-        .unreachable
-        .borrow_mut()
-        .insert("shop-db-west".into());
+    stack.fault_only("500", DESCRIBE, WEST);
 
     let report = m.poll(&TestClock::new(usize::MAX)).await.unwrap();
 
@@ -972,14 +971,143 @@ async fn unreachable_replica_region_does_not_stop_publishing_the_primary() {
     assert!(
         report.errors[0]
             .to_string()
-            .contains("shop-db-west (us-west-2)"),
+            .contains("DescribeDBInstances on shop-db-west (us-west-2)"),
         "{}",
         report.errors[0]
     );
     let (host, _) = stack.endpoint_of(EAST, "shop-db").await;
     assert!(stack.get_param(EAST, "/shop/db").await.0.contains(&host));
+}
 
-    // The primary's own region unreachable: the poll fails, nothing is decided.
-    m.rds().unreachable.borrow_mut().insert("shop-db".into());
-    assert!(m.poll(&TestClock::new(usize::MAX)).await.is_err());
+/// The primary's region's RDS API fails (HTTP 500 for every
+/// DescribeDBInstances signed for us-east-1) while us-west-2 answers.
+#[tokio::test]
+async fn primary_region_api_outage_still_publishes_a_replica_promoted_by_hand() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    let value = "postgresql://wp:pw@placeholder.invalid/shop";
+    stack.put_param(EAST, "/shop/db", value, true).await;
+    stack.put_param(WEST, "/shop/db", value, true).await;
+    let extra = "\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"\n";
+    let mut m = monitor(&stack, extra, true, Mode::Act).await;
+    let clock = TestClock::new(usize::MAX);
+    m.poll(&clock).await.unwrap();
+    stack.fault_only("500", DESCRIBE, EAST);
+
+    // RDS cannot say anything about the primary, and the replica is a replica: nothing moves.
+    let report = m.poll(&clock).await.unwrap();
+    assert!(
+        matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains("shop-db (us-east-1) is unknown (its DescribeDBInstances failed")),
+        "{}",
+        report.plan
+    );
+    assert!(report.published.is_empty());
+    assert!(
+        report.errors[0]
+            .to_string()
+            .contains("DescribeDBInstances on shop-db (us-east-1)"),
+        "{:?}",
+        report.errors
+    );
+
+    // An operator promotes the replica in us-west-2: the next poll publishes it everywhere.
+    stack
+        .rds(WEST)
+        .await
+        .promote_read_replica()
+        .db_instance_identifier("shop-db-west")
+        .send()
+        .await
+        .unwrap();
+    m.rds()
+        .promoted
+        .borrow_mut()
+        .insert(ssm_db_monitor::InstanceRef {
+            id: "shop-db-west".into(),
+            region: WEST.into(),
+        });
+    let report = m.poll(&clock).await.unwrap();
+    assert!(
+        matches!(&report.plan.decision, Decision::Publish { instance, .. } if instance.id == "shop-db-west"),
+        "{}",
+        report.plan
+    );
+    assert_eq!(report.published.len(), 2, "{report:?}");
+    // 5432 is PostgreSQL's default port, which the value did not spell either.
+    let (west_host, _) = stack.endpoint_of(WEST, "shop-db-west").await;
+    for region in [EAST, WEST] {
+        assert_eq!(
+            stack.get_param(region, "/shop/db").await.0,
+            format!("postgresql://wp:pw@{west_host}/shop"),
+            "{region}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unseen_primary_is_promoted_away_only_after_unknown_after_polls_without_backoff() {
+    let stack = Stack::start();
+    stack
+        .create_instances("shop-db", Some("shop-db-west"))
+        .await;
+    let value = "postgresql://wp:pw@placeholder.invalid/shop";
+    stack.put_param(WEST, "/shop/db", value, true).await;
+    stack.put_replica_lag(WEST, "shop-db-west", 1.0).await;
+    let extra = "\n[promotion]\nenabled = true\nafter_polls = 1\nunknown_after_polls = 3\n";
+    // The monitor runs in the DR region: its parameter is in us-west-2.
+    let toml = config_toml(&stack, extra, true).replace(
+        "[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"",
+        "[[parameters]]\nname = \"/shop/db\"\nregion = \"us-west-2\"",
+    );
+    let config = ssm_db_monitor::Config::from_toml(&toml).unwrap();
+    let aws = Aws::connect(&config).await.unwrap();
+    let mut m = Monitor::new(
+        config,
+        aws.clone(),
+        PlayedRds::new(aws),
+        Metrics::new(),
+        Mode::Act,
+    );
+    // The primary's endpoint (learnt at the first poll) refuses connections: the second signal.
+    m.rds().map_endpoint("shop-db", closed_port());
+    m.poll(&TestClock::new(usize::MAX)).await.unwrap();
+    stack.reset_counts(); // counts and fault
+    stack.fault_only("500", DESCRIBE, EAST);
+    let (logs, _guard) = Logs::capture();
+
+    let clock = TestClock::new(3);
+    run(&mut m, &clock, clock.done.notified()).await.unwrap();
+
+    let text = logs.text();
+    assert!(
+        text.contains("1 of the 3 consecutive polls without seeing the primary"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 of the 3 consecutive polls without seeing the primary"),
+        "{text}"
+    );
+    assert_eq!(stack.count("rds.PromoteReadReplica"), 1);
+    assert!(
+        text.contains("unseen for 3 consecutive polls (promotion.unknown_after_polls = 3) and the primary's endpoint does not answer"),
+        "{text}"
+    );
+    assert_eq!(
+        clock
+            .sleeps
+            .borrow()
+            .iter()
+            .map(|d| d.as_secs_f64())
+            .collect::<Vec<_>>(),
+        vec![1.0, 1.0, 1.0],
+        "an unreachable region is no reason to back off"
+    );
+    // The first poll published the primary's (mapped) port, so the port is spelt.
+    let (west_host, west_port) = stack.endpoint_of(WEST, "shop-db-west").await;
+    assert_eq!(
+        stack.get_param(WEST, "/shop/db").await.0,
+        format!("postgresql://wp:pw@{west_host}:{west_port}/shop")
+    );
 }

@@ -132,9 +132,23 @@ impl AwsStack {
     /// Sets a fault mode for some operations only, by their target
     /// (`AmazonSSM.DescribeParameters`, `rds.DescribeDBInstances`): the
     /// others pass, as when an IAM policy lacks one permission.
-    pub fn fault_only(&self, mode: &str, targets: &[&str]) {
+    pub fn fault_targets(&self, mode: &str, targets: &[&str]) {
         let body = serde_json::json!({ "mode": mode, "only": targets }).to_string();
         http_post(self.proxy_url(), "/__proxy/fault", &body);
+    }
+
+    /// Faults only the requests for one operation (`rds.DescribeDBInstances`,
+    /// as [`AwsStack::count`] names it) signed for one region, if given: one
+    /// region's API down while the others answer.
+    pub fn fault_only(&self, mode: &str, target: Option<&str>, region: Option<&str>) {
+        let mut body = serde_json::json!({ "mode": mode });
+        if let Some(t) = target {
+            body["target"] = t.into();
+        }
+        if let Some(r) = region {
+            body["region"] = r.into();
+        }
+        http_post(self.proxy_url(), "/__proxy/fault", &body.to_string());
     }
 
     /// How many GetParameter requests reached the proxy.

@@ -22,14 +22,17 @@ unset AWS_ENDPOINT_URL AWS_PROFILE
 cargo test -p ssm-db-config-core --lib rewrite
 cargo test -p ssm-db-monitor
 
-# The failover drills (synchronous replication, with their targets checked): they
-# need root for the network namespace and the extension built in release mode.
+# The failover drills (synchronous replication, an Aurora cluster, a long
+# WordPress request, with their targets checked): they need root for the
+# network namespace and the extension built in release mode.
 so="${SSM_DB_CONFIG_SO:-target/release/libssm_db_config.so}"
 if [ "$(id -u)" = 0 ] && [ -f "$so" ]; then
   cargo build -q -p ssm-db-monitor
   SSM_DB_CONFIG_SO="$so" bench/drill.sh sync --check --out "tests/artifacts/drill"
   # A long WordPress request (db.php drop-in) through a MySQL failover: no order twice.
   SSM_DB_CONFIG_SO="$so" bench/drill.sh wordpress --check --out "tests/artifacts/drill"
+  # The Aurora cluster, writer-instance then cluster-endpoint (its DNS move modelled).
+  SSM_DB_CONFIG_SO="$so" bench/drill.sh cluster --check --out "tests/artifacts/drill"
 else
   echo "monitor.sh: failover drill skipped: needs root and $so (cargo build --release)" >&2
 fi

@@ -25,6 +25,9 @@ Proxy control (plain HTTP on the proxy's port, never forwarded to moto):
   ``reset`` (send half the body, then reset), ``garbage`` (200 with a malformed body),
   ``denied`` (400 AccessDeniedException, as IAM answers a policy that does not
   allow one parameter: moto's IAM does not scope policies to resources).
+  With ``"target": "rds.DescribeDBInstances"`` (a name as ``counts`` gives it)
+  and/or ``"region": "us-east-1"`` (the signature's credential scope), only
+  matching requests are faulted and the rest pass: one region's API down, say.
   With ``"for_ms": n`` the fault ends by itself n ms after it was set (a throttle
   window of a failover, say); ``counts`` then says ``"faulted"``: how many
   requests a fault answered or broke, and ``"recent"`` the last 200 requests as
@@ -187,9 +190,15 @@ class FaultProxy:
                     fault = dict(proxy.fault)
                     if "until" in fault and time.monotonic() >= fault["until"]:
                         fault = proxy.fault = {"mode": "none"}
-                    if fault.get("only") and target not in fault["only"]:
-                        # A fault for some operations only (a missing IAM
-                        # permission): every other call passes untouched.
+                    region = scope[2] if len(scope) >= 5 else None
+                    if (
+                        (fault.get("only") and target not in fault["only"])
+                        or fault.get("target", target) != target
+                        or fault.get("region", region) != region
+                    ):
+                        # A fault for some operations (a missing IAM
+                        # permission) or one region (its API down): every
+                        # other call passes untouched.
                         fault = {"mode": "none"}
                     if fault.get("mode", "none") != "none":
                         proxy.faulted += 1

@@ -128,8 +128,18 @@ impl Stack {
     }
 
     /// Makes the proxy fail only these operations (`AmazonSSM.DescribeParameters`, ...).
-    pub fn fault_only(&self, mode: &str, targets: &[&str]) {
-        self.aws.fault_only(mode, targets);
+    pub fn fault_targets(&self, mode: &str, targets: &[&str]) {
+        self.aws.fault_targets(mode, targets);
+    }
+
+    /// Makes the proxy fail one operation in one region only (`500`, `refuse`, ...).
+    pub fn fault_only(&self, mode: &str, target: &str, region: &str) {
+        self.aws.fault_only(mode, Some(target), Some(region));
+    }
+
+    /// Makes the proxy fail every call signed for one region: its APIs are down.
+    pub fn fault_region(&self, mode: &str, region: &str) {
+        self.aws.fault_only(mode, None, Some(region));
     }
 
     pub fn reset_counts(&self) {
@@ -291,9 +301,6 @@ pub struct PlayedRds {
     pub promoted: RefCell<HashSet<InstanceRef>>,
     pub endpoints: RefCell<HashMap<String, Endpoint>>,
     pub rotate_on_promote: RefCell<Option<(aws_sdk_ssm::Client, String, String)>>,
-    /// Instance ids whose DescribeDBInstances fails as if their region's API
-    /// were down (the proxy faults every call, not one region's).
-    pub unreachable: RefCell<HashSet<String>>,
 }
 
 impl PlayedRds {
@@ -303,7 +310,6 @@ impl PlayedRds {
             promoted: RefCell::new(HashSet::new()),
             endpoints: RefCell::new(HashMap::new()),
             rotate_on_promote: RefCell::new(None),
-            unreachable: RefCell::new(HashSet::new()),
         }
     }
 
@@ -330,16 +336,6 @@ pub fn closed_port() -> u16 {
 
 impl Rds for PlayedRds {
     async fn describe(&self, instance: &InstanceRef) -> Result<Observed, Error> {
-        if self.unreachable.borrow().contains(&instance.id) {
-            return Err(Error::Api {
-                service: "RDS",
-                operation: "DescribeDBInstances",
-                target: instance.to_string(),
-                kind: ssm_db_config_core::ErrorKind::Network,
-                reason: "the request could not be sent (connection failed)".into(),
-                transient: true,
-            });
-        }
         let mut o = self.aws.describe(instance).await?;
         if self.promoted.borrow().contains(instance) {
             o.replica_source = None;
@@ -354,6 +350,14 @@ impl Rds for PlayedRds {
 
     async fn describe_cluster(&self, cluster: &InstanceRef) -> Result<ClusterObserved, Error> {
         self.aws.describe_cluster(cluster).await
+    }
+
+    async fn describe_global(
+        &self,
+        global_id: &str,
+        region: &str,
+    ) -> Result<Option<Vec<ssm_db_monitor::aws::GlobalMember>>, Error> {
+        self.aws.describe_global(global_id, region).await
     }
 
     async fn promote(&self, instance: &InstanceRef) -> Result<(), Error> {
