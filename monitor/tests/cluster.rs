@@ -359,8 +359,28 @@ async fn global_database_follows_a_detach_and_promote_during_the_primary_regions
         report.plan
     );
 
+    // --plan's permission check asks what the polls ask, in both regions.
+    let access = ssm_db_monitor::access::check(m.config(), &m.rds().aws, m.rds()).await;
+    let shown = access.to_string();
+    for line in [
+        "ok      rds:DescribeGlobalClusters on shop-global (asked in us-west-2)",
+        "ok      rds:DescribeGlobalClusters on shop-global (asked in us-east-1)",
+        "ok      rds:DescribeDBClusters, rds:DescribeDBInstances on shop-east (us-east-1)",
+    ] {
+        assert!(shown.contains(line), "{line}\n{shown}");
+    }
+    assert!(access.first_failure().is_none(), "{shown}");
+
     // us-west-2's APIs go down: the secondary is read-only, so nothing moves.
     stack.fault_region("500", WEST);
+    let access = ssm_db_monitor::access::check(m.config(), &m.rds().aws, m.rds()).await;
+    assert!(
+        access
+            .to_string()
+            .contains("FAILED  rds:DescribeGlobalClusters on shop-global (asked in us-west-2)"),
+        "{access}"
+    );
+    assert!(access.first_failure().is_some(), "{access}");
     let report = m.poll(&clock).await.unwrap();
     assert!(
         matches!(&report.plan.decision, Decision::NoWriter { why } if why.contains("shop-west (us-west-2) is unknown") && why.contains("shop-east (us-east-1) is a read-only secondary")),
