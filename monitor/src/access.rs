@@ -11,7 +11,7 @@
 use std::fmt;
 
 use crate::aws::{Aws, Rds};
-use crate::config::{Config, ParameterTarget};
+use crate::config::{Config, InstanceRef, ParameterTarget};
 use crate::Error;
 
 /// Why a parameter that does not exist fails the check.
@@ -88,20 +88,7 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
     // parameter's ARN (GetParameter returns it), else left as a placeholder.
     let mut account: Option<String> = None;
     if let Some(c) = &config.cluster {
-        let cluster = c.as_ref();
-        let outcome = match rds.describe_cluster(&cluster).await {
-            Ok(o) => Outcome::Ok(format!(
-                "status {}, {} member(s)",
-                o.status,
-                o.members.len()
-            )),
-            Err(e) => Outcome::Failed(e),
-        };
-        report.reads.push(ReadCheck {
-            actions: "rds:DescribeDBClusters, rds:DescribeDBInstances".into(),
-            resource: cluster.to_string(),
-            outcome,
-        });
+        report.reads.push(check_cluster(rds, &c.as_ref()).await);
     }
     if let Some(g) = &config.global {
         for cluster in &g.clusters {
@@ -115,19 +102,7 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
                 resource: format!("{} (asked in {})", g.id, cluster.region),
                 outcome,
             });
-            let outcome = match rds.describe_cluster(cluster).await {
-                Ok(o) => Outcome::Ok(format!(
-                    "status {}, {} member(s)",
-                    o.status,
-                    o.members.len()
-                )),
-                Err(e) => Outcome::Failed(e),
-            };
-            report.reads.push(ReadCheck {
-                actions: "rds:DescribeDBClusters, rds:DescribeDBInstances".into(),
-                resource: cluster.to_string(),
-                outcome,
-            });
+            report.reads.push(check_cluster(rds, cluster).await);
         }
     }
     for instance in config.primary.iter().chain(&config.replicas) {
@@ -177,6 +152,23 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
         }
     }
     report
+}
+
+/// DescribeDBClusters and its members' DescribeDBInstances, as a poll makes them.
+async fn check_cluster<R: Rds>(rds: &R, cluster: &InstanceRef) -> ReadCheck {
+    let outcome = match rds.describe_cluster(cluster).await {
+        Ok(o) => Outcome::Ok(format!(
+            "status {}, {} member(s)",
+            o.status,
+            o.members.len()
+        )),
+        Err(e) => Outcome::Failed(e),
+    };
+    ReadCheck {
+        actions: "rds:DescribeDBClusters, rds:DescribeDBInstances".into(),
+        resource: cluster.to_string(),
+        outcome,
+    }
 }
 
 async fn check_parameter(
