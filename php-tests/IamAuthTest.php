@@ -542,7 +542,148 @@ final class IamAuthTest extends TestCase
         self::assertSame(2, $r['refreshes_after'], 'a login that works asks for nothing');
     }
 
-    /** Runs $test(port, sign host) against tests/support/iam_db.py's MariaDB ($mariadb) or PostgreSQL. */
+    /**
+     * WordPress itself on IAM tokens: Debian's WordPress with `ssm_db_config_define();` in
+     * wp-config.php and the plugin's db.php drop-in in wp-content, against MariaDB verifying
+     * tokens like RDS. It installs and runs over TLS on the extension's token. A process whose
+     * first token is refused (signed with a key that is not the role's; the host's credentials
+     * were renewed since) gets one new token from the drop-in's refresh and connects; with
+     * credentials that stay wrong WordPress shows its database error after exactly one retry.
+     * No token reaches the output.
+     */
+    public function test_wordpress_runs_on_iam_tokens_and_its_drop_in_asks_for_one_new_token_after_a_refused_one(): void
+    {
+        $this->withIamDatabase(true, function (int $port, string $signHost, string $server): void {
+            $root = function (string $sql) use ($server): string {
+                exec('mariadb --socket=' . escapeshellarg("$server/mysqld.sock") . ' -uroot -N -e ' . escapeshellarg($sql) . ' 2>&1', $out, $status);
+                self::assertSame(0, $status, implode("\n", $out));
+                return trim(implode("\n", $out));
+            };
+            // Logins the server refused (PAM said no), each a token tried.
+            $refused = fn (): int => (int) preg_replace('/\D/', '', $root("SHOW GLOBAL STATUS LIKE 'Access_denied_errors'"));
+            $root('CREATE DATABASE wp');
+            $name = $this->parameterName('iam-wordpress');
+            self::$moto->putParameter($name, "mysql://wp_iam@127.0.0.1:$port/wp?auth=iam&iam_host=$signHost");
+
+            $wp = dirname($server) . '/wordpress';
+            $this->copyWordPress($wp);
+            $right = (string) getenv('AWS_SECRET_ACCESS_KEY');
+            // One PHP process running $code with the secret key given; with $renewed, its first
+            // token is made before the key is renewed to that one. Each process has a limiter
+            // state folder of its own, as the first of its host to fail: within a second of
+            // another's refresh the plugin's limit keeps the token a process has (docs/iam-auth.md).
+            $run = function (string $code, string $secret, ?string $renewed = null, bool $debug = false) use ($wp, $name): array {
+                static $n = 0;
+                $n++;
+                $main = '$_SERVER["HTTP_HOST"] = "127.0.0.1:8080"; '
+                    . 'register_shutdown_function(function () { $s = ssm_db_config_status(); '
+                    . 'echo "\nSTATUS ", json_encode(["fetches" => $s["fetches"], "auth" => $s["auth"]]), "\n"; }); '
+                    . 'if (($renewed = getenv("IAM_TEST_RENEWED_SECRET")) !== false) { ssm_db_config(); putenv("AWS_SECRET_ACCESS_KEY=$renewed"); } '
+                    . $code;
+                $out = PhpProcess::run($main, ['ssm_db_config.parameter' => $name], [
+                    'AWS_SECRET_ACCESS_KEY' => $secret, 'IAM_TEST_RENEWED_SECRET' => $renewed ?? false,
+                    'IAM_TEST_WP' => $wp, 'IAM_TEST_WP_DEBUG' => $debug ? '1' : '0', 'SSM_DB_CONFIG_STATE_DIR' => dirname($wp) . "/state-$n",
+                    'WP_URL' => 'http://127.0.0.1:8080', 'ADMIN_PASS' => bin2hex(random_bytes(12)), 'SUBSCRIBER_PASS' => bin2hex(random_bytes(12)),
+                ]);
+                $text = $out['stdout'] . $out['stderr'];
+                foreach (['X-Amz-', 'Action=connect', 'DBUser='] as $part) {
+                    self::assertStringNotContainsString($part, $text, 'no token in WordPress\'s output');
+                }
+                preg_match('/^STATUS (.*)$/m', $out['stdout'], $status);
+                preg_match('/^RESULT (.*)$/m', $out['stdout'], $result);
+                // What a person reads of it (wp_die()'s page without its style sheet), for messages.
+                $shown = trim((string) preg_replace('/\s+/', ' ', strip_tags((string) preg_replace('#<style.*?</style>#s', '', $text))));
+                return ['status' => json_decode($status[1] ?? 'null', true), 'result' => json_decode($result[1] ?? 'null', true),
+                    'text' => $shown];
+            };
+
+            $install = $run('$argv = [null, getenv("IAM_TEST_WP")]; require ' . var_export(dirname(__DIR__) . '/tests/wordpress/install-wordpress.php', true) . ';', $right);
+            self::assertStringContainsString('installed', $install['text'], 'WordPress installed over the token: ' . substr($install['text'], 0, 800));
+
+            $use = <<<'PHP'
+            require getenv('IAM_TEST_WP') . '/wp-load.php';
+            global $wpdb;
+            $id = wp_insert_post(['post_title' => 'IAM post', 'post_content' => 'written-with-a-token', 'post_status' => 'publish']);
+            clean_post_cache($id);
+            echo "RESULT ", json_encode(['db' => get_class($wpdb), 'siteurl' => get_option('siteurl'), 'post' => get_post($id)->post_content,
+                'user' => $wpdb->get_var('SELECT CURRENT_USER()'),
+                'cipher' => $wpdb->get_var("SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'"),
+                'token_replaced' => DB_PASSWORD !== ssm_db_config()['DB_PASSWORD']]), "\n";
+            PHP;
+
+            $before = $refused();
+            $ok = $run($use, $right);
+            self::assertIsArray($ok['result'], 'WordPress ran: ' . substr($ok['text'], 0, 800));
+            self::assertSame('SSM_DB_Config_WPDB', $ok['result']['db'], 'the drop-in is wpdb');
+            $seen = [$ok['result']['siteurl'], $ok['result']['post'], $ok['result']['user'], $ok['result']['token_replaced']];
+            self::assertSame(['http://127.0.0.1:8080', 'written-with-a-token', 'wp_iam@%', false], $seen);
+            self::assertNotEmpty($ok['result']['cipher'], 'the session is TLS');
+            self::assertSame(['fetches' => 1, 'auth' => 'iam'], ['fetches' => $ok['status']['fetches'], 'auth' => $ok['status']['auth']]);
+            self::assertSame(0, $refused() - $before, 'the first token logged in');
+
+            $before = $refused();
+            $calls = Proxy::callsFor($name);
+            $renewed = $run($use, 'not-the-roles-secret-key', $right);
+            self::assertIsArray($renewed['result'], 'WordPress connected with the new token: ' . substr($renewed['text'], 0, 800));
+            $seen = [$renewed['result']['post'], $renewed['result']['user'], $renewed['result']['token_replaced']];
+            self::assertSame(['written-with-a-token', 'wp_iam@%', true], $seen, 'written and read as wp_iam with a token other than DB_PASSWORD');
+            self::assertNotEmpty($renewed['result']['cipher']);
+            self::assertSame(1, $refused() - $before, 'the first token was refused, the new one was not');
+            self::assertSame(2, $renewed['status']['fetches'], 'one forced refresh after the warm-up');
+            self::assertSame(2, Proxy::callsFor($name) - $calls);
+
+            $before = $refused();
+            $calls = Proxy::callsFor($name);
+            $wrong = $run($use, 'not-the-roles-secret-key', null, true);
+            self::assertNull($wrong['result'], 'WordPress did not run: ' . substr($wrong['text'], 0, 800));
+            self::assertStringContainsString('Error establishing a database connection', $wrong['text']);
+            self::assertSame(2, $refused() - $before, 'the first login and exactly one retry');
+            self::assertSame(2, $wrong['status']['fetches'], 'one new token for the retry');
+            self::assertSame(2, Proxy::callsFor($name) - $calls);
+        });
+    }
+
+    /**
+     * A WordPress site in $wp: Debian's code (wp-admin, wp-includes and the themes linked, the
+     * top-level files copied: wp-load.php finds wp-config.php next to itself), the plugin in
+     * wp-content/plugins and its db.php drop-in in wp-content, and a wp-config.php whose
+     * database lines are `ssm_db_config_define();`.
+     */
+    private function copyWordPress(string $wp): void
+    {
+        $source = '/usr/share/wordpress';
+        mkdir("$wp/wp-content/plugins", 0755, true);
+        foreach (glob("$source/*.php") ?: [] as $file) {
+            if (basename($file) !== 'wp-config.php') {
+                copy($file, "$wp/" . basename($file));
+            }
+        }
+        symlink("$source/wp-admin", "$wp/wp-admin");
+        symlink("$source/wp-includes", "$wp/wp-includes");
+        symlink("$source/wp-content/themes", "$wp/wp-content/themes");
+        exec('cp -r ' . escapeshellarg(dirname(__DIR__) . '/wp-plugin') . ' ' . escapeshellarg("$wp/wp-content/plugins/ssm-db-config"), $out, $status);
+        self::assertSame(0, $status);
+        copy(dirname(__DIR__) . '/wp-plugin/dropins/db.php', "$wp/wp-content/db.php");
+        file_put_contents("$wp/wp-config.php", <<<'PHP'
+        <?php
+        ssm_db_config_define();
+        define( 'DB_CHARSET', 'utf8mb4' );
+        define( 'DB_COLLATE', '' );
+        define( 'WP_HOME', 'http://127.0.0.1:8080' );
+        define( 'WP_SITEURL', 'http://127.0.0.1:8080' );
+        define( 'WP_HTTP_BLOCK_EXTERNAL', true );
+        define( 'AUTOMATIC_UPDATER_DISABLED', true );
+        define( 'DISABLE_WP_CRON', true );
+        define( 'WP_DEBUG', getenv( 'IAM_TEST_WP_DEBUG' ) === '1' );
+        $table_prefix = 'wp_';
+        if ( ! defined( 'ABSPATH' ) ) {
+        	define( 'ABSPATH', __DIR__ . '/' );
+        }
+        require_once ABSPATH . 'wp-settings.php';
+        PHP);
+    }
+
+    /** Runs $test(port, sign host, server folder) against tests/support/iam_db.py's MariaDB ($mariadb) or PostgreSQL. */
     private function withIamDatabase(bool $mariadb, callable $test): void
     {
         $server = $mariadb ? '/usr/sbin/mariadbd' : '/usr/lib/postgresql/15/bin/postgres';
@@ -561,7 +702,7 @@ final class IamAuthTest extends TestCase
         try {
             $started = json_decode((string) fgets($pipes[1]), true);
             self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
-            $test((int) $started['port'], $signHost);
+            $test((int) $started['port'], $signHost, "$dir/db");
         } finally {
             fclose($pipes[0]);
             fclose($pipes[1]);
