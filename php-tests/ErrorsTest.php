@@ -31,6 +31,24 @@ final class ErrorsTest extends TestCase
         self::assertStringContainsString("\"$name\" was not found", $r['message']);
     }
 
+    public function test_an_endpoint_from_the_environment_follows_the_directive_rules_unquoted(): void
+    {
+        $name = $this->parameterName('envendpoint');
+        foreach (
+            [
+                'AWS_ENDPOINT_URL' => 'http://u:' . self::$canary . '@127.0.0.1:1',
+                'AWS_ENDPOINT_URL_SSM' => 'http://10.255.255.1:80',
+            ] as $variable => $url
+        ) {
+            $r = $this->failure($name, [], [$variable => $url]);
+            self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code'], $r['message']);
+            self::assertStringContainsString("the environment variable $variable is refused (value not shown)", $r['message']);
+            self::assertStringNotContainsString('10.255.255.1', $r['message'] . $r['_stderr']);
+            $status = PhpProcess::run('echo json_encode(ssm_db_config_status());', [], [$variable => $url]);
+            self::assertStringNotContainsString(self::$canary, $status['stdout'] . $status['stderr']);
+        }
+    }
+
     public function test_missing_version_is_not_found(): void
     {
         $name = $this->parameterName('version');

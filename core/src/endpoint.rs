@@ -32,9 +32,81 @@ pub fn check(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The environment variables through which the AWS SDK takes the SSM
+/// endpoint (the general one and SSM's own), which bypass the directive.
+pub const SSM_ENVIRONMENT: [&str; 2] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM"];
+
+/// Checks the endpoint variables `names` as `get` reads them (the
+/// environment the SDK will be given), by the rules of [`check`], unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` makes the SDK ignore them. The
+/// error names the variable and says what to write, never its value.
+pub fn check_environment(
+    get: impl Fn(&str) -> Option<String>,
+    names: &[&str],
+) -> Result<(), String> {
+    if get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Ok(());
+    }
+    for name in names {
+        if let Some(url) = get(name).filter(|u| !u.is_empty()) {
+            check(&url).map_err(|why| {
+                format!("the environment variable {name} is refused (value not shown): {why}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_variables_follow_the_same_rules_and_are_never_quoted() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(check_environment(env(&[]), &SSM_ENVIRONMENT), Ok(()));
+        assert_eq!(
+            check_environment(
+                env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]),
+                &SSM_ENVIRONMENT
+            ),
+            Ok(())
+        );
+        for (pairs, says) in [
+            (
+                &[("AWS_ENDPOINT_URL", "http://u:Canary-Pw@127.0.0.1:1")][..],
+                "AWS_ENDPOINT_URL is refused",
+            ),
+            (
+                &[("AWS_ENDPOINT_URL_SSM", "http://10.0.0.1")][..],
+                "AWS_ENDPOINT_URL_SSM is refused",
+            ),
+        ] {
+            let e = check_environment(env(pairs), &SSM_ENVIRONMENT).unwrap_err();
+            assert!(e.contains(says), "{e}");
+            assert!(!e.contains("Canary-Pw") && !e.contains("10.0.0.1"), "{e}");
+        }
+        // The SDK ignores them then: so does the check.
+        assert_eq!(
+            check_environment(
+                env(&[
+                    ("AWS_ENDPOINT_URL", "http://10.0.0.1"),
+                    ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+                ]),
+                &SSM_ENVIRONMENT
+            ),
+            Ok(())
+        );
+    }
 
     #[test]
     fn https_anywhere_http_only_to_loopback_never_userinfo() {

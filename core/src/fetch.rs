@@ -158,6 +158,16 @@ impl SsmFetcher {
             .with_max_attempts(policy::MAX_ATTEMPTS)
             .with_initial_backoff(policy::RETRY_INITIAL_BACKOFF)
             .with_max_backoff(policy::RETRY_MAX_BACKOFF);
+        // The SDK takes an endpoint from the environment too: the same rules
+        // as the directive (no credentials in it, http:// only to loopback).
+        crate::endpoint::check_environment(
+            |name| match &settings.environment {
+                Some(environment) => environment.get(name).map(str::to_owned),
+                None => std::env::var(name).ok(),
+            },
+            &crate::endpoint::SSM_ENVIRONMENT,
+        )
+        .map_err(Error::BadConfiguration)?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(retry)
             .timeout_config(

@@ -210,10 +210,15 @@ pub fn status_array() -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
     )?;
     ht.insert(
         "endpoint_url",
-        settings
-            .endpoint_url
-            .clone()
-            .or_else(|| environment::get("AWS_ENDPOINT_URL")),
+        // The endpoint in effect: the directive, else the SDK's variables
+        // (SSM's own first), shown only when the fetch would accept it (no
+        // credentials in it); a refused one is the fetch's error to tell.
+        settings.endpoint_url.clone().or_else(|| {
+            ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"]
+                .into_iter()
+                .find_map(environment::get)
+                .filter(|url| ssm_db_config_core::endpoint::check(url).is_ok())
+        }),
     )?;
     ht.insert("ttl_seconds", settings.ttl.as_secs() as i64)?;
     ht.insert("max_stale_seconds", settings.max_stale.as_secs() as i64)?;

@@ -202,6 +202,18 @@ pub struct CurrentValue {
 impl Aws {
     /// Loads the AWS configuration (default credential chain) once per region.
     pub async fn connect(config: &Config) -> Result<Aws, Error> {
+        // The SDK takes endpoints from the environment too: the same rules
+        // as `endpoint_url` (no credentials in it, http:// only to loopback).
+        ssm_db_config_core::endpoint::check_environment(
+            |name| std::env::var(name).ok(),
+            &[
+                "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_SSM",
+                "AWS_ENDPOINT_URL_RDS",
+                "AWS_ENDPOINT_URL_CLOUDWATCH",
+            ],
+        )
+        .map_err(Error::Config)?;
         let timeout = Duration::from_secs_f64(config.api_timeout_secs);
         let mut regions = HashMap::new();
         for region in config.regions() {

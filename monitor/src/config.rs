@@ -294,6 +294,14 @@ impl Config {
         }
         let mut regions = std::collections::HashSet::new();
         for p in &self.parameters {
+            // SSM's rules first, whose message never quotes the name: a
+            // connection URL pasted here would carry its password into the
+            // journal.
+            if let Err(problem) = ssm_db_config_core::name::check(&p.name) {
+                return bad(format!(
+                    "a [[parameters]] name is refused (not shown): {problem}"
+                ));
+            }
             if !p.name.starts_with('/') || p.name.contains(':') || p.name.len() > 2048 {
                 return bad(format!(
                     "parameter name \"{}\" must be a full path like /shop/prod/db, without a :version or :label selector",
@@ -508,6 +516,12 @@ region = "us-east-1"
         }
         let e = Config::from_toml(&MINIMAL.replace("/shop/db", "/shop/db:3")).unwrap_err();
         assert!(e.to_string().contains(":version"), "{e}");
+        // A connection URL where the name belongs: refused without quoting it.
+        let e = Config::from_toml(&MINIMAL.replace("/shop/db", "mysql://wp:Canary-Pw@db/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("looks like a connection URL"), "{e}");
+        assert!(!e.contains("Canary-Pw"), "{e}");
         let e =
             Config::from_toml(&format!("{MINIMAL}\n[promotion]\nenabled = true\n")).unwrap_err();
         assert!(e.to_string().contains("replicas"), "{e}");

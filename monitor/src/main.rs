@@ -152,7 +152,13 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
             "--once keeps no state between runs, so it never sees consecutive polls and will not promote: run the daemon for promotion"
         );
     }
-    let aws = Aws::connect(&config).await?;
+    let aws = match Aws::connect(&config).await {
+        Ok(aws) => aws,
+        Err(e) => {
+            error!(error = %e, "stopped");
+            return Ok(ExitCode::from(exit_code_for(&e)));
+        }
+    };
     // The real RDS plays RDS here; tests pass a stand-in that completes moto.
     let rds = aws.clone();
     let mode = if args.plan {

@@ -147,6 +147,32 @@ fn unknown_config_key_exits_2_and_names_the_key() {
     );
 }
 
+#[test]
+fn an_endpoint_from_the_environment_follows_the_endpoint_url_rules_unquoted() {
+    let config = write_config("[primary]\nid = \"shop-db\"\nregion = \"us-east-1\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n");
+    for (name, url) in [
+        ("AWS_ENDPOINT_URL", "http://u:Canary-Pw@127.0.0.1:1"),
+        ("AWS_ENDPOINT_URL_RDS", "http://10.255.255.1:80"),
+    ] {
+        let out = monitor_cmd(&config)
+            .env(name, url)
+            .arg("--plan")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("{name} is refused")),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            !text(&out).contains("Canary-Pw") && !text(&out).contains("10.255.255.1"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
 #[tokio::test]
 async fn plan_prints_the_decision_and_changes_nothing() {
     let stack = Stack::start();
