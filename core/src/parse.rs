@@ -351,6 +351,12 @@ fn check_sign_host(parameter: &str, host: &str, what: &str) -> Result<String, Er
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
+    if bare.is_empty() {
+        return Err(Error::invalid(
+            parameter,
+            format!("{what} is empty: name the RDS endpoint to sign for (e.g. shop.cluster-abc.eu-west-1.rds.amazonaws.com) or leave the option out"),
+        ));
+    }
     if is_ipv6(bare) {
         return Ok(bare.to_owned());
     }
@@ -570,6 +576,8 @@ mod tests {
         assert!(err("mysql://u:p@h/d?iam_host=x.example").contains("add auth=iam"));
         assert!(err(r#"{"engine":"mysql","host":"h","username":"u","password":"p","dbname":"d","iam_host":"x"}"#).contains("\"auth\": \"iam\""));
         assert!(err("mysql://u@h/d?auth=iam&iam_host=a..b").contains("iam_host"));
+        assert!(err("mysql://u@h/d?auth=iam&iam_host=").contains("URL option iam_host is empty"));
+        assert!(err("mysql://h:3306/d").contains("credentials_parameter"));
     }
 
     #[test]
