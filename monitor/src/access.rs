@@ -107,6 +107,11 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
     }
     for instance in config.primary.iter().chain(&config.replicas) {
         let outcome = match rds.describe(instance).await {
+            // A typo in an id would otherwise pass unnoticed until the
+            // failover that needs the instance.
+            Ok(o) if o.status == "not-found" => Outcome::Failed(Error::Config(format!(
+                "RDS knows no DB instance {instance}: check its id and region (or remove it if it was deleted)"
+            ))),
             Ok(o) => Outcome::Ok(format!("status {}", o.status)),
             Err(e) => Outcome::Failed(e),
         };

@@ -252,6 +252,31 @@ async fn plan_lists_no_kms_permission_for_an_endpoint_only_string_parameter() {
 }
 
 #[tokio::test]
+async fn plan_fails_on_a_replica_rds_does_not_know() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    stack
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://wp:pw@placeholder.invalid/shop",
+            true,
+        )
+        .await;
+    // The configuration lists shop-db-west, which was never created (a typo).
+    let config = write_config(&config_toml(&stack, "", true));
+
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("FAILED  rds:DescribeDBInstances on shop-db-west (us-west-2): bad configuration: RDS knows no DB instance shop-db-west (us-west-2)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
 async fn plan_fails_naming_the_aws_error_when_a_needed_read_fails() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
