@@ -272,6 +272,51 @@ enum Spelling {
 /// The PostgreSQL `sslmode`s that make libpq refuse a connection without TLS.
 const TLS_SSLMODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
 
+/// libpq's `sslmode` values. libpq refuses any other spelling (they are
+/// case-sensitive), so a value that names another is refused here, when it
+/// is read, rather than at the first connection after a deploy.
+const SSLMODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// Checks a PostgreSQL value's `sslmode`: spelled as libpq spells the option
+/// (lower case, which is what the health probe and the drop-ins look up) and
+/// one of [`SSLMODES`]. MySQL values are left alone: their TLS options are
+/// not a libpq keyword.
+fn check_sslmode(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
+    if config.engine != Engine::Postgresql {
+        return Ok(());
+    }
+    let url = matches!(spelling, Spelling::Url);
+    for (name, value) in &config.options {
+        if !name.eq_ignore_ascii_case("sslmode") {
+            continue;
+        }
+        if name != "sslmode" {
+            return Err(Error::invalid(
+                parameter,
+                "URL option sslmode is not in lower case, and libpq's option names are case-sensitive: write sslmode",
+            ));
+        }
+        if !SSLMODES.contains(&value.as_str()) {
+            return Err(Error::invalid(
+                parameter,
+                if url {
+                    "URL option sslmode is not one of libpq's values: write disable, allow, prefer, require, verify-ca or verify-full (lower case)"
+                } else {
+                    "field \"sslmode\" is not one of libpq's values: write \"disable\", \"allow\", \"prefer\", \"require\", \"verify-ca\" or \"verify-full\" (lower case)"
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what `auth=iam` needs of the rest of the value: a user, no
 /// password (the token is the password), a TCP host (RDS over TLS), and for
 /// PostgreSQL an `sslmode` that requires TLS (the token travels in clear in
@@ -619,8 +664,47 @@ mod tests {
     }
 
     #[test]
+    fn a_postgresql_sslmode_is_one_of_libpqs_values_in_lower_case() {
+        for mode in super::SSLMODES {
+            let c = ok(&format!("postgresql://wp:pw@h/shop?sslmode={mode}"));
+            assert_eq!(c.options, vec![("sslmode".into(), mode.into())]);
+            let c = ok(&format!(
+                r#"{{"engine":"postgres","host":"h","username":"wp","password":"pw","dbname":"shop","sslmode":"{mode}"}}"#
+            ));
+            assert_eq!(c.options, vec![("sslmode".into(), mode.into())]);
+        }
+        for (value, says) in [
+            (
+                "postgresql://wp:pw@h/shop?sslmode=bogus",
+                "write disable, allow",
+            ),
+            (
+                "postgresql://wp:pw@h/shop?sslmode=Require",
+                "write disable, allow",
+            ),
+            ("postgresql://wp:pw@h/shop?sslmode=", "write disable, allow"),
+            (
+                "postgresql://wp:pw@h/shop?SSLMode=require",
+                "case-sensitive",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","username":"wp","password":"pw","dbname":"shop","sslmode":"on"}"#,
+                "field \"sslmode\" is not one of libpq's values",
+            ),
+        ] {
+            let msg = err(value);
+            assert!(msg.contains(says), "{value}: {msg}");
+        }
+        // MySQL's TLS options are its own: not checked against libpq's list.
+        assert_eq!(
+            ok("mysql://wp:pw@h/shop?ssl-mode=REQUIRED").options,
+            vec![("ssl-mode".into(), "REQUIRED".into())]
+        );
+    }
+
+    #[test]
     fn auth_iam_on_postgresql_needs_sslmode_require_or_stricter() {
-        for mode in ["require", "verify-ca", "verify-full", "REQUIRE"] {
+        for mode in ["require", "verify-ca", "verify-full"] {
             let c = ok(&format!("postgresql://wp@h/shop?sslmode={mode}&auth=iam"));
             assert_eq!(c.options, vec![("sslmode".into(), mode.into())]);
         }

@@ -40,8 +40,9 @@ use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
 
 use super::{
-    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_text, is_ipv6,
-    parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed, Spelling, ValueFormat,
+    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_sslmode,
+    check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed,
+    Spelling, ValueFormat,
 };
 use crate::{Error, SecretString};
 
@@ -63,6 +64,7 @@ const BAD_IPV6: &str =
 const AFTER_IPV6: &str =
     "unexpected characters after the URL's IPv6 host (expected ':port', '/' or '?')";
 const IPV6_NEEDS_BRACKETS: &str = "an IPv6 host must be in brackets, e.g. [2001:db8::1]:5432";
+const SEVERAL_COLONS: &str = "the URL has more than one ':' after the host, and host:port takes one: write the port as digits after a single ':' (an IPv6 host goes in brackets, e.g. [2001:db8::1]:5432)";
 const SEVERAL_HOSTS: &str =
     "the URL names several hosts (host1,host2): name one, the writer's endpoint (ssm-db-monitor keeps it current after a failover)";
 const EMPTY_PORT: &str = "the URL's port is empty (a ':' after the host with no digits): write host:port or leave out the ':'; for a Unix socket write ?socket=/path for MySQL or ?host=/directory for PostgreSQL";
@@ -192,7 +194,13 @@ pub(super) fn parse(
             return Err(invalid(SEVERAL_HOSTS));
         }
         let (raw_host, raw_port) = match hostport.split_once(':') {
-            Some((_, port)) if port.contains(':') => return Err(invalid(IPV6_NEEDS_BRACKETS)),
+            Some((_, port)) if port.contains(':') => {
+                return Err(invalid(if is_ipv6(hostport) {
+                    IPV6_NEEDS_BRACKETS
+                } else {
+                    SEVERAL_COLONS
+                }))
+            }
             Some((host, port)) => (host, Some(port)),
             None => (hostport, None),
         };
@@ -364,6 +372,7 @@ pub(super) fn parse(
         },
         format: ValueFormat::Url,
     };
+    check_sslmode(parameter, &config, Spelling::Url)?;
     if iam {
         check_iam(parameter, &config, has_password, Spelling::Url)?;
     }
@@ -619,6 +628,21 @@ mod tests {
         assert!(err("mysql://u:p@h/d?host=other.internal").contains("?socket=/path"));
         assert!(err("postgresql://u:p@h/d?x=%0A").contains("control character"));
         assert!(err("postgresql://u:p@h/d?x=%20a").contains("whitespace"));
+    }
+
+    #[test]
+    fn a_second_colon_is_a_bad_port_unless_the_host_is_ipv6() {
+        for v in [
+            "mysql://u:p@h:33:06/d",
+            "mysql://u:p@db.internal:3306:/d",
+            "postgresql://u:p@10.0.0.5::5432/d",
+        ] {
+            let msg = err(v);
+            assert!(msg.contains("more than one ':'"), "{v}: {msg}");
+        }
+        for v in ["mysql://u:p@2001:db8::1/d", "mysql://u:p@::1:3306/d"] {
+            assert!(err(v).contains("IPv6 host must be in brackets"), "{v}");
+        }
     }
 
     #[test]

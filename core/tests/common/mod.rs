@@ -121,7 +121,8 @@ impl Parts {
     /// no control characters anywhere; user, database name, option values and
     /// socket paths without surrounding whitespace; user and database name not
     /// empty; no '/' in a database name; option names of `[A-Za-z0-9_.-]`,
-    /// each once, none with a secret's word in its name or overriding the URL's parts; a port
+    /// each once, none with a secret's word in its name or overriding the URL's parts, a
+    /// PostgreSQL `sslmode` in lower case with one of libpq's values; a port
     /// from 1; a socket absolute, and a MySQL socket without a port.
     pub fn sanitize(mut self) -> Parts {
         self.user = field(&self.user, "u");
@@ -146,6 +147,21 @@ impl Parts {
                     return None;
                 }
                 seen.push(lower);
+                if self.engine == Engine::Postgresql && k.eq_ignore_ascii_case("sslmode") {
+                    // libpq's spelling and one of its values.
+                    let modes = [
+                        "disable",
+                        "allow",
+                        "prefer",
+                        "require",
+                        "verify-ca",
+                        "verify-full",
+                    ];
+                    return Some((
+                        "sslmode".to_owned(),
+                        modes[v.len() % modes.len()].to_owned(),
+                    ));
+                }
                 Some((k, no_controls(&v).trim().to_owned()))
             })
             .collect();
