@@ -482,12 +482,7 @@ impl State {
             // off, the fleet's spread): the token at least is made again, a
             // local signing that asks SSM nothing.
             (Action::Serve { .. }, Some(entry))
-                if forced
-                    && decision.reason != Reason::NewerOnHost
-                    && entry
-                        .iam_token
-                        .as_ref()
-                        .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
+                if signs_again(forced, decision.reason, &entry, now) =>
             {
                 match slot {
                     // Under the slot's lock, with what the host's entry says
@@ -722,12 +717,7 @@ impl State {
                         plan(&self.knowledge(name, held.as_deref(), true, now, forced, newer));
                     match (decision.action, held) {
                         (Action::Serve { .. }, Some(entry))
-                            if forced
-                                && decision.reason != Reason::NewerOnHost
-                                && entry
-                                    .iam_token
-                                    .as_ref()
-                                    .is_some_and(|t| iam::sign_again_when_forced(t.age(now))) =>
+                            if signs_again(forced, decision.reason, &entry, now) =>
                         {
                             return self.sign_now(
                                 requested,
@@ -1006,6 +996,19 @@ impl State {
 }
 
 /// The error of `ssm_db_config_define()` when one of the constants exists.
+/// Whether a forced refresh that the plan answers by serving what is held
+/// (and not by a newer value on the host) makes the IAM token again instead:
+/// a local signing that asks SSM nothing, so that a refused login gets a new
+/// token even while SSM is not asked.
+fn signs_again(forced: bool, reason: Reason, entry: &CachedConfig, now: u64) -> bool {
+    forced
+        && reason != Reason::NewerOnHost
+        && entry
+            .iam_token
+            .as_ref()
+            .is_some_and(|t| iam::sign_again_when_forced(t.age(now)))
+}
+
 pub fn already_defined(name: &str) -> Error {
     Error::BadConfiguration(format!(
         "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"

@@ -454,13 +454,27 @@ fn check_region(region: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where a TOML error is: " (line N)", or " (line N, key `k`)" when the line
+/// is a `k = value` pair (toml's type errors name the expected type, not the key).
 fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
-        }
-        None => String::new(),
+    let Some(span) = span else {
+        return String::new();
+    };
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let line_text = text[..start].rfind('\n').map_or(text, |i| &text[i + 1..]);
+    let line_text = line_text.split('\n').next().unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        });
+    match key {
+        Some(key) => format!(" (line {line}, key `{key}`)"),
+        None => format!(" (line {line})"),
     }
 }
 
@@ -500,6 +514,35 @@ region = "us-east-1"
         assert!(msg.contains("line"), "{msg}");
         let e = Config::from_toml(&format!("pol_interval_secs = 1\n{MINIMAL}")).unwrap_err();
         assert!(e.to_string().contains("pol_interval_secs"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_line_and_the_key() {
+        let cases = [
+            (
+                "poll_interval_secs = \"5\"\n",
+                1,
+                "key `poll_interval_secs`",
+            ),
+            ("dry_run = \"yes\"\n", 1, "key `dry_run`"),
+            (
+                "\n[promotion]\nenabled = true\n  after_polls = -2\n",
+                4,
+                "key `after_polls`",
+            ),
+        ];
+        for (prefix, line, key) in cases {
+            let msg = Config::from_toml(&format!("{prefix}{MINIMAL}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains(&format!("(line {line}, {key})")),
+                "{prefix}: {msg}"
+            );
+        }
+        // A line that is no `key = value` pair gets the line alone.
+        let msg = Config::from_toml("[primary\n").unwrap_err().to_string();
+        assert!(msg.contains("(line 1)"), "{msg}");
     }
 
     #[test]
