@@ -260,9 +260,7 @@ impl SsmFetcher {
             host: host.to_owned(),
             port: config.port,
             user: config.user.clone(),
-            region: crate::iam::region_from_host(host)
-                .unwrap_or(&self.region)
-                .to_owned(),
+            region: crate::iam::region_from_host(host).unwrap_or_else(|| self.region.clone()),
         };
         let signed_at = std::time::SystemTime::now();
         let signed_ns = policy::mono_now_ns();

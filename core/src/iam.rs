@@ -158,9 +158,10 @@ pub fn auth_token(
 
 /// The region an RDS endpoint's name says it is in:
 /// `<name>.<cluster-|proxy-|cluster-ro-|><id>.<region>.rds.amazonaws.com`
-/// (and `.com.cn`). `None` for any other name or an address, whose region
-/// is then the extension's own.
-pub fn region_from_host(host: &str) -> Option<&str> {
+/// (and `.com.cn`), in lower case whatever the name's case (DNS names are
+/// case-insensitive; region names are lower case). `None` for any other name
+/// or an address, whose region is then the extension's own.
+pub fn region_from_host(host: &str) -> Option<String> {
     let host = host.strip_suffix('.').unwrap_or(host);
     let labels: Vec<&str> = host.split('.').collect();
     let rds = labels.iter().rposition(|l| l.eq_ignore_ascii_case("rds"))?;
@@ -170,7 +171,7 @@ pub fn region_from_host(host: &str) -> Option<&str> {
     if !amazon || rds < 3 {
         return None;
     }
-    let region = labels[rds - 1];
+    let region = labels[rds - 1].to_ascii_lowercase();
     let looks_like_region = region.split('-').count() >= 3
         && region
             .bytes()
@@ -279,6 +280,10 @@ mod tests {
                 Some("eu-central-1"),
             ),
             ("db.abc.cn-north-1.rds.amazonaws.com.cn", Some("cn-north-1")),
+            (
+                "shop.cluster-abc.EU-WEST-1.RDS.AmazonAWS.com",
+                Some("eu-west-1"),
+            ),
             ("db.internal.example", None),
             ("rds.amazonaws.com", None),
             ("eu-west-1.rds.amazonaws.com", None),
@@ -286,7 +291,7 @@ mod tests {
             ("10.0.0.5", None),
             ("2001:db8::1", None),
         ] {
-            assert_eq!(region_from_host(host), region, "{host}");
+            assert_eq!(region_from_host(host).as_deref(), region, "{host}");
         }
     }
 

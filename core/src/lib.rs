@@ -56,7 +56,7 @@ pub use parse::{
     apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
     SECRET_OPTION_WORDS,
 };
-pub use rewrite::{with_endpoint, with_endpoint_credentials_optional};
+pub use rewrite::{check_rewritable, with_endpoint, with_endpoint_credentials_optional};
 pub use secret::{ExposeSecret, SecretString};
 #[cfg(feature = "aws")]
 pub use shared::{SharedEntry, SharedKey, SharedSlot, StoredValue};

@@ -284,15 +284,23 @@ const SSLMODES: [&str; 6] = [
     "verify-full",
 ];
 
-/// Checks a PostgreSQL value's `sslmode`: spelled as libpq spells the option
-/// (lower case, which is what the health probe and the drop-ins look up) and
-/// one of [`SSLMODES`]. MySQL values are left alone: their TLS options are
-/// not a libpq keyword.
-fn check_sslmode(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
+/// Checks what libpq would read otherwise than the grammar did. `sslmode`:
+/// spelled as libpq spells the option (lower case, which is what the health
+/// probe and the drop-ins look up) and one of [`SSLMODES`]. A socket
+/// directory: no `,`, which libpq reads as a list of hosts (as a URL's
+/// `host1,host2`, refused too). MySQL values are left alone: their TLS
+/// options are not libpq keywords, and a MySQL socket is one path.
+fn check_postgresql(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
     if config.engine != Engine::Postgresql {
         return Ok(());
     }
     let url = matches!(spelling, Spelling::Url);
+    if config.socket.as_deref().is_some_and(|s| s.contains(',')) {
+        return Err(Error::invalid(
+            parameter,
+            "the socket directory contains ',', which libpq reads as a list of hosts: name one directory, without ','",
+        ));
+    }
     for (name, value) in &config.options {
         if !name.eq_ignore_ascii_case("sslmode") {
             continue;
@@ -346,6 +354,21 @@ fn check_iam(
     if config.socket.is_some() {
         return Err(invalid("IAM database authentication (auth=iam) needs a TCP connection to an RDS endpoint, and the value names a Unix socket"));
     }
+    if let Auth::Iam {
+        sign_host: Some(sign_host),
+    } = &config.auth
+    {
+        let host = config.host.trim_end_matches('.');
+        if crate::iam::region_from_host(host).is_some()
+            && !sign_host.trim_end_matches('.').eq_ignore_ascii_case(host)
+        {
+            return Err(invalid(if url {
+                "the URL's host is an RDS endpoint and iam_host names another, and RDS refuses a token signed for another endpoint: remove iam_host (it is for a host that is a CNAME)"
+            } else {
+                "field \"host\" is an RDS endpoint and field \"iam_host\" names another, and RDS refuses a token signed for another endpoint: remove \"iam_host\" (it is for a host that is a CNAME)"
+            }));
+        }
+    }
     let option = |names: &[&str]| {
         config
             .options
@@ -365,11 +388,25 @@ fn check_iam(
             }
         }
         Engine::Mysql => {
-            let off = option(&["sslmode", "ssl-mode", "ssl_mode"])
-                .is_some_and(|m| m == "disabled" || m == "disable")
-                || option(&["ssl"]).is_some_and(|m| m == "false" || m == "0");
-            if off {
-                return Err(invalid("auth=iam sends the token as the password, which needs TLS, and the value turns TLS off: remove that option"));
+            // The spellings of "TLS off" in MySQL clients' URLs and options
+            // (Connector/J's sslMode and useSSL, PyMySQL's ssl, ...).
+            const NAMES: [&str; 8] = [
+                "sslmode",
+                "ssl-mode",
+                "ssl_mode",
+                "ssl",
+                "usessl",
+                "use_ssl",
+                "tls",
+                "requiressl",
+            ];
+            const OFF: [&str; 6] = ["disabled", "disable", "false", "0", "off", "no"];
+            let off = config.options.iter().find(|(k, v)| {
+                NAMES.iter().any(|n| k.eq_ignore_ascii_case(n))
+                    && OFF.iter().any(|o| v.eq_ignore_ascii_case(o))
+            });
+            if let Some((name, _)) = off {
+                return Err(invalid(&format!("auth=iam sends the token as the password, which needs TLS, and option {} turns TLS off: remove it", name.to_ascii_lowercase())));
             }
         }
     }
@@ -664,6 +701,45 @@ mod tests {
     }
 
     #[test]
+    fn a_postgresql_socket_directory_is_one_directory() {
+        for v in [
+            "postgresql://wp:pw@/shop?host=/a,/b",
+            "postgresql://wp:pw@%2Fa%2C%2Fb/shop",
+            r#"{"engine":"postgres","socket":"/a,/b","username":"wp","password":"pw","dbname":"shop"}"#,
+        ] {
+            let msg = err(v);
+            assert!(msg.contains("list of hosts"), "{v}: {msg}");
+        }
+        // A MySQL socket is one path, ',' and all.
+        assert_eq!(
+            ok("mysql://wp:pw@localhost/shop?socket=/run/a,b.sock")
+                .socket
+                .as_deref(),
+            Some("/run/a,b.sock")
+        );
+    }
+
+    #[test]
+    fn iam_host_may_not_name_another_rds_endpoint_than_an_rds_host() {
+        let a = "shop.cluster-abc.eu-west-1.rds.amazonaws.com";
+        let b = "shop.cluster-xyz.us-west-2.rds.amazonaws.com";
+        let msg = err(&format!("mysql://wp@{a}:3306/shop?auth=iam&iam_host={b}"));
+        assert!(msg.contains("remove iam_host"), "{msg}");
+        let msg = err(&format!(
+            r#"{{"engine":"mysql","host":"{a}","username":"wp","dbname":"shop","auth":"iam","iam_host":"{b}"}}"#
+        ));
+        assert!(msg.contains("remove \"iam_host\""), "{msg}");
+        // The same endpoint, in another case: accepted; a CNAME host: accepted.
+        ok(&format!(
+            "mysql://wp@{a}:3306/shop?auth=iam&iam_host={}",
+            a.to_ascii_uppercase()
+        ));
+        ok(&format!(
+            "mysql://wp@db.shop.example:3306/shop?auth=iam&iam_host={b}"
+        ));
+    }
+
+    #[test]
     fn a_postgresql_sslmode_is_one_of_libpqs_values_in_lower_case() {
         for mode in super::SSLMODES {
             let c = ok(&format!("postgresql://wp:pw@h/shop?sslmode={mode}"));
@@ -723,10 +799,20 @@ mod tests {
 
     #[test]
     fn auth_iam_on_mysql_refuses_an_option_turning_tls_off() {
-        for q in ["ssl-mode=DISABLED", "sslmode=disable", "ssl=false", "ssl=0"] {
+        for (q, name) in [
+            ("ssl-mode=DISABLED", "ssl-mode"),
+            ("sslmode=disable", "sslmode"),
+            ("ssl=false", "ssl"),
+            ("ssl=0", "ssl"),
+            ("ssl=off", "ssl"),
+            ("SSL_MODE=No", "ssl_mode"),
+            ("useSSL=false", "usessl"),
+            ("tls=false", "tls"),
+        ] {
+            let msg = err(&format!("mysql://wp@h/d?auth=iam&{q}"));
             assert!(
-                err(&format!("mysql://wp@h/d?auth=iam&{q}")).contains("turns TLS off"),
-                "{q}"
+                msg.contains(&format!("option {name} turns TLS off")),
+                "{q}: {msg}"
             );
         }
         assert!(

@@ -14,7 +14,7 @@
 //! the result: everything but the host and port must come out equal to what
 //! the original parsed to.
 
-use crate::parse::{check_host_name, is_ipv6, parse_spanned, DbConfig, EndpointSpan};
+use crate::parse::{check_host_name, is_ipv6, parse_spanned, Auth, DbConfig, EndpointSpan};
 use crate::{Error, ExposeSecret};
 
 /// Returns `value` with its host and port replaced by `host` and `port`.
@@ -61,6 +61,7 @@ fn rewrite(
     }
     let before = parse_spanned(parameter, value, credentials_required)?;
     let config = &before.config;
+    check_rewritable(parameter, config)?;
     let rewritten = match before.endpoint {
         EndpointSpan::Socket => return Err(Error::invalid(parameter, REWRITE_SOCKET)),
         EndpointSpan::Url {
@@ -104,6 +105,27 @@ fn rewrite(
     Ok(rewritten)
 }
 
+/// Whether a parsed value is one whose endpoint can be replaced and still
+/// mean what its owner meant: it names a TCP host (a Unix socket has no
+/// endpoint to replace), and no `iam_host`, which names the endpoint tokens
+/// are signed for and would go on naming the old one after the host moved
+/// (RDS refuses a token signed for another endpoint). Without `iam_host`,
+/// tokens are signed for the host the value names, so they follow it.
+///
+/// Errors: [`Error::InvalidValue`] saying which and what to write instead.
+/// A monitor checks this when it reads a parameter, so that `--plan` finds
+/// what a write would refuse.
+pub fn check_rewritable(parameter: &str, config: &DbConfig) -> Result<(), Error> {
+    if config.socket.is_some() {
+        return Err(Error::invalid(parameter, REWRITE_SOCKET));
+    }
+    if let Auth::Iam { sign_host: Some(_) } = config.auth {
+        return Err(Error::invalid(parameter, REWRITE_IAM_HOST));
+    }
+    Ok(())
+}
+
+const REWRITE_IAM_HOST: &str = "the value names iam_host (the endpoint IAM tokens are signed for), which would still name the old endpoint once the monitor replaced the host: remove iam_host, so that tokens are signed for the RDS endpoint the monitor publishes";
 const REWRITE_CHANGED_MORE: &str =
     "rewriting the endpoint would change more than the host and port (the value's layout is not one the rewriter understands)";
 const REWRITE_SOCKET: &str =
@@ -234,6 +256,28 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
             assert!(e.to_string().contains("Unix socket"), "{e}");
         }
+    }
+
+    #[test]
+    fn refuses_a_value_naming_iam_host() {
+        for v in [
+            "mysql://wp@old.internal:3306/shop?auth=iam&iam_host=old.internal",
+            r#"{"engine":"mysql","host":"old.internal","username":"wp","dbname":"shop","auth":"iam","iam_host":"old.internal"}"#,
+        ] {
+            let e = with_endpoint("/p", v, "new.internal", 3306).unwrap_err();
+            assert!(e.to_string().contains("remove iam_host"), "{e}");
+        }
+        // Without iam_host the token follows the host: rewritten as usual.
+        assert_eq!(
+            with_endpoint(
+                "/p",
+                "mysql://wp@old.internal:3306/shop?auth=iam",
+                "new.internal",
+                3306
+            )
+            .unwrap(),
+            "mysql://wp@new.internal:3306/shop?auth=iam"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssm_db_config_core::{
-    parse_endpoint_value, with_endpoint_credentials_optional, ExposeSecret, SecretString,
+    check_rewritable, parse_endpoint_value, with_endpoint_credentials_optional, ExposeSecret,
+    SecretString,
 };
 use tracing::{debug, info, instrument, warn};
 
@@ -371,6 +372,9 @@ impl<R: Rds> Monitor<R> {
         // so it needs no credentials in the value, and keeps any it finds.
         let parsed = parse_endpoint_value(&target.name, current.value.expose_secret())
             .map_err(|e| refused(core_reason(e)))?;
+        // What a write would refuse (a socket, an iam_host left on the old
+        // endpoint) is refused on reading, so that `--plan` shows it too.
+        check_rewritable(&target.name, &parsed).map_err(|e| refused(core_reason(e)))?;
         match current.kind.as_str() {
             "SecureString" => {}
             "String" if !parsed.password.expose_secret().is_empty() => {

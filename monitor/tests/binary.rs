@@ -210,6 +210,39 @@ permissions (reads called now; writes listed, not called):
 }
 
 #[tokio::test]
+async fn plan_and_once_refuse_a_value_whose_endpoint_cannot_be_replaced() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    let config = write_config(&config_toml(&stack, "", false));
+    for (value, says) in [
+        (
+            "mysql://wp:pw@localhost/shop?socket=/run/mysqld/mysqld.sock",
+            "names a Unix socket",
+        ),
+        (
+            "postgresql://wp:pw@/shop?host=/var/run/postgresql",
+            "names a Unix socket",
+        ),
+        (
+            "mysql://wp_iam@db.internal:3306/shop?auth=iam&iam_host=old.abc.us-east-1.rds.amazonaws.com",
+            "remove iam_host",
+        ),
+        (
+            r#"{"engine":"mysql","host":"db.internal","username":"wp_iam","dbname":"shop","auth":"iam","iam_host":"db.internal"}"#,
+            "remove iam_host",
+        ),
+    ] {
+        stack.put_param(EAST, "/shop/db", value, true).await;
+        for flag in ["--plan", "--once"] {
+            let out = monitor_cmd(&config).arg(flag).output().unwrap();
+            assert_eq!(out.status.code(), Some(4), "{flag} {value}: {}", text(&out));
+            assert!(text(&out).contains(says), "{flag} {value}: {}", text(&out));
+        }
+    }
+    assert_eq!(stack.count(PUT), 0);
+}
+
+#[tokio::test]
 async fn plan_lists_no_kms_permission_for_an_endpoint_only_string_parameter() {
     let stack = Stack::start();
     stack

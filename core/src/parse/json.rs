@@ -26,7 +26,7 @@
 use serde_json::{Map, Value};
 
 use super::{
-    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_sslmode,
+    check_host_name, check_iam, check_password, check_postgresql, check_sign_host, check_socket,
     check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed,
     Spelling, ValueFormat,
 };
@@ -185,7 +185,7 @@ pub(super) fn parse(
         },
         format: ValueFormat::Json,
     };
-    check_sslmode(parameter, &config, Spelling::Json)?;
+    check_postgresql(parameter, &config, Spelling::Json)?;
     if iam {
         check_iam(parameter, &config, has_password, Spelling::Json)?;
     }

@@ -40,7 +40,7 @@ use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
 
 use super::{
-    check_host_name, check_iam, check_password, check_sign_host, check_socket, check_sslmode,
+    check_host_name, check_iam, check_password, check_postgresql, check_sign_host, check_socket,
     check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed,
     Spelling, ValueFormat,
 };
@@ -372,7 +372,7 @@ pub(super) fn parse(
         },
         format: ValueFormat::Url,
     };
-    check_sslmode(parameter, &config, Spelling::Url)?;
+    check_postgresql(parameter, &config, Spelling::Url)?;
     if iam {
         check_iam(parameter, &config, has_password, Spelling::Url)?;
     }

@@ -123,7 +123,7 @@ impl Parts {
     /// empty; no '/' in a database name; option names of `[A-Za-z0-9_.-]`,
     /// each once, none with a secret's word in its name or overriding the URL's parts, a
     /// PostgreSQL `sslmode` in lower case with one of libpq's values; a port
-    /// from 1; a socket absolute, and a MySQL socket without a port.
+    /// from 1; a socket absolute (a PostgreSQL one without ','), and a MySQL socket without a port.
     pub fn sanitize(mut self) -> Parts {
         self.user = field(&self.user, "u");
         self.password = no_controls(&self.password);
@@ -165,7 +165,14 @@ impl Parts {
                 Some((k, no_controls(&v).trim().to_owned()))
             })
             .collect();
+        let engine = self.engine;
         self.socket = self.socket.map(|s| {
+            // libpq reads ',' in a socket directory as a list of hosts.
+            let s = if engine == Engine::Postgresql {
+                s.replace(',', "")
+            } else {
+                s
+            };
             let s = field(&s, "s");
             if s.starts_with('/') {
                 s
