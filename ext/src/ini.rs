@@ -232,27 +232,31 @@ pub fn check(directive: &str, raw: &str) -> Result<Option<String>, String> {
         }
         "ssm_db_config.region" => none(set.map_or(Ok(()), check_region)),
         "ssm_db_config.endpoint_url" => none(set.map_or(Ok(()), check_endpoint_url)),
-        "ssm_db_config.ttl" => number(value, TTL_RANGE, "seconds").map(|_| None),
-        "ssm_db_config.timeout_ms" => number(value, TIMEOUT_RANGE, "milliseconds").map(|_| None),
-        "ssm_db_config.max_stale" => number(value, MAX_STALE_RANGE, "seconds").map(|_| None),
-        "ssm_db_config.fleet_hosts" => number(value, FLEET_HOSTS_RANGE, "hosts").map(|_| None),
+        "ssm_db_config.ttl" => number(raw, TTL_RANGE, "seconds").map(|_| None),
+        "ssm_db_config.timeout_ms" => number(raw, TIMEOUT_RANGE, "milliseconds").map(|_| None),
+        "ssm_db_config.max_stale" => number(raw, MAX_STALE_RANGE, "seconds").map(|_| None),
+        "ssm_db_config.fleet_hosts" => number(raw, FLEET_HOSTS_RANGE, "hosts").map(|_| None),
         "ssm_db_config.ssm_throughput" => {
-            number(value, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
+            number(raw, SSM_THROUGHPUT_RANGE, "requests per second").map(|_| None)
         }
-        "ssm_db_config.max_parameters" => {
-            number(value, MAX_PARAMETERS_RANGE, "names").map(|_| None)
-        }
+        "ssm_db_config.max_parameters" => number(raw, MAX_PARAMETERS_RANGE, "names").map(|_| None),
         "ssm_db_config.shared_dir" => shared_dir(value).map(|_| None),
         "ssm_db_config.define_constants" => switch(value).map(|_| None),
         _ => Ok(None),
     }
 }
 
+/// An integer in its one spelling: digits, no sign, no leading zero, no
+/// space (PHP's INI parser trims a php.ini line, not a `-d` value), so that
+/// `ini_get()` and phpinfo() show exactly the number in effect.
 fn number(value: &str, (min, max): (u64, u64), unit: &str) -> Result<u64, String> {
+    let canonical = value.bytes().all(|b| b.is_ascii_digit())
+        && !value.is_empty()
+        && (value == "0" || !value.starts_with('0'));
     match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(n) if canonical && (min..=max).contains(&n) => Ok(n),
         _ => Err(format!(
-            "it must be an integer from {min} to {max} ({unit})"
+            "it must be an integer from {min} to {max} ({unit}), in digits without sign, leading zero or space"
         )),
     }
 }
@@ -555,9 +559,16 @@ mod tests {
         ] {
             assert_eq!(check("ssm_db_config.endpoint_url", url), Ok(None), "{url}");
         }
-        let table: [(&str, &str, &str); 11] = [
+        let table: [(&str, &str, &str); 17] = [
             ("ssm_db_config.ttl", "0", "1 to 86400"),
             ("ssm_db_config.ttl", "5s", "1 to 86400"),
+            // One spelling per number, so that ini_get() shows the number in effect.
+            ("ssm_db_config.ttl", "+60", "without sign"),
+            ("ssm_db_config.ttl", " 60", "without sign"),
+            ("ssm_db_config.ttl", "060", "leading zero"),
+            ("ssm_db_config.timeout_ms", "0050", "leading zero"),
+            ("ssm_db_config.max_parameters", "-0", "without sign"),
+            ("ssm_db_config.max_stale", "", "0 to 2592000"),
             ("ssm_db_config.timeout_ms", "fast", "50 to 60000"),
             ("ssm_db_config.max_stale", "-1", "0 to 2592000"),
             ("ssm_db_config.region", "EU WEST", "region name"),
@@ -583,6 +594,12 @@ mod tests {
         for (directive, value, says) in table {
             let problem = check(directive, value).expect_err(directive);
             assert!(problem.contains(says), "{directive}={value}: {problem}");
+        }
+        for (directive, value) in [
+            ("ssm_db_config.max_stale", "0"),
+            ("ssm_db_config.ttl", "60"),
+        ] {
+            assert_eq!(check(directive, value), Ok(None), "{directive}={value}");
         }
         // Refused values fall back to the defaults.
         let st = settings(&[
