@@ -16,7 +16,9 @@ pub fn check(url: &str) -> Result<(), &'static str> {
         return Err("it must be an https:// URL with a host");
     }
     if authority.contains('@') {
-        return Err("it must not hold a user or password (the URL is shown in phpinfo() and logs)");
+        return Err(
+            "it must not hold a user or password (the URL is shown in status output and logs)",
+        );
     }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),

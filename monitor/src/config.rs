@@ -308,6 +308,18 @@ impl Config {
                     p.name
                 ));
             }
+            if p.name.starts_with("/aws/reference/") {
+                return bad(format!(
+                    "parameter \"{}\" is a reference to a Secrets Manager secret, which the monitor cannot write: name the SSM parameter that holds the endpoint (the extension can still read the secret through ssm_db_config.credentials_parameter)",
+                    p.name
+                ));
+            }
+            if p.kms_key_id.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                return bad(format!(
+                    "parameter \"{}\": kms_key_id is empty: name the key (a key id, ARN or alias/...) or leave the key out to keep the key the parameter has",
+                    p.name
+                ));
+            }
             check_region(&p.region)?;
             if !regions.insert((p.region.as_str(), p.name.as_str())) {
                 return bad(format!(
@@ -389,6 +401,9 @@ impl Config {
         }
         if p.lag_lookback_secs < 60 {
             return bad("promotion.lag_lookback_secs must be at least 60 (CloudWatch's RDS metrics have 60 s periods)".into());
+        }
+        if p.wait_timeout_secs == 0 {
+            return bad("promotion.wait_timeout_secs must be at least 1: how long to wait for the promoted replica to become writable (RDS takes minutes; the default is 1800)".into());
         }
         if let Some(url) = &self.endpoint_url {
             if let Err(why) = ssm_db_config_core::endpoint::check(url) {
@@ -557,6 +572,30 @@ region = "us-east-1"
             let e = Config::from_toml(&format!("{prefix}{MINIMAL}")).unwrap_err();
             assert!(e.to_string().contains(needle), "{prefix}: {e}");
         }
+        for (from, to, needle) in [
+            (
+                "/shop/db",
+                "/aws/reference/secretsmanager/shop",
+                "Secrets Manager",
+            ),
+            (
+                "name = \"/shop/db\"\n",
+                "name = \"/shop/db\"\nkms_key_id = \" \"\n",
+                "kms_key_id is empty",
+            ),
+        ] {
+            let text = MINIMAL.replace(from, to);
+            assert_ne!(text, MINIMAL, "{from}");
+            let e = Config::from_toml(&text).unwrap_err();
+            assert!(e.to_string().contains(needle), "{to}: {e}");
+        }
+        let e = Config::from_toml(&format!("{MINIMAL}\n[promotion]\nwait_timeout_secs = 0\n"))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("wait_timeout_secs must be at least 1"),
+            "{e}"
+        );
         let e = Config::from_toml(&MINIMAL.replace("/shop/db", "/shop/db:3")).unwrap_err();
         assert!(e.to_string().contains(":version"), "{e}");
         // A connection URL where the name belongs: refused without quoting it.
