@@ -669,6 +669,7 @@ mod tests {
             "mysql://wp:@h/d?auth=iam",
             r#"{"engine":"mysql","host":"h","username":"wp","password":"Canary-Pa55","dbname":"d","auth":"iam"}"#,
             r#"{"engine":"mysql","host":"h","username":"wp","password":"","dbname":"d","auth":"iam"}"#,
+            r#"{"engine":"mysql","host":"h","username":"wp","password":null,"dbname":"d","auth":"iam"}"#,
         ] {
             let msg = err(v);
             assert!(

@@ -136,7 +136,9 @@ pub(super) fn parse(
         Some(_) => return Err(invalid(IAM_HOST_WITHOUT_IAM)),
         None => None,
     };
-    let has_password = string("password")?.is_some();
+    // A "password" key, even null, says the owner meant a password: with
+    // auth=iam that is refused rather than dropped.
+    let has_password = map.contains_key("password");
     let password = match string("password")? {
         Some(password) => SecretString::from(password.to_owned()),
         None if !credentials_required || iam => SecretString::default(),
