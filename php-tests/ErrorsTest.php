@@ -211,6 +211,17 @@ final class ErrorsTest extends TestCase
         self::assertSame(2000, $status['timeout_ms']);
     }
 
+    public function test_a_number_spelled_another_way_is_refused_and_ini_get_shows_the_number_in_effect(): void
+    {
+        foreach (['+30', ' 30', '030'] as $spelling) {
+            $out = PhpProcess::run('echo json_encode([ini_get("ssm_db_config.max_stale"), ssm_db_config_status()["max_stale_seconds"] ?? null]);', [
+                'ssm_db_config.max_stale' => $spelling,
+            ]);
+            self::assertStringContainsString('ssm_db_config.max_stale = "' . $spelling . '" refused: it must be written in digits only', $out['stderr'], $spelling);
+            self::assertSame('["86400",86400]', trim($out['stdout']), $spelling);
+        }
+    }
+
     public function test_a_url_passed_as_the_name_is_refused_before_any_request_and_never_echoed(): void
     {
         // getenv('DATABASE_URL') passed where the parameter name belongs.

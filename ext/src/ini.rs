@@ -253,10 +253,14 @@ fn number(value: &str, (min, max): (u64, u64), unit: &str) -> Result<u64, String
     let canonical = value.bytes().all(|b| b.is_ascii_digit())
         && !value.is_empty()
         && (value == "0" || !value.starts_with('0'));
+    let digits = value.trim().trim_start_matches(['+', '-']);
     match value.parse::<u64>() {
         Ok(n) if canonical && (min..=max).contains(&n) => Ok(n),
+        _ if !canonical && digits.parse::<u64>().is_ok() => Err(format!(
+            "it must be written in digits only, without sign, leading zero or space (an integer from {min} to {max}, {unit})"
+        )),
         _ => Err(format!(
-            "it must be an integer from {min} to {max} ({unit}), in digits without sign, leading zero or space"
+            "it must be an integer from {min} to {max} ({unit})"
         )),
     }
 }
