@@ -109,6 +109,25 @@ final class IamAuthTest extends TestCase
         self::assertSame(2048 | 64, $r['flags_before']);
     }
 
+    public function test_mysql_client_flags_already_defined_without_tls_are_refused_defining_nothing(): void
+    {
+        $name = $this->parameterName('iam-flags');
+        self::$moto->putParameter($name, 'mysql://wp_iam@' . self::RDS_HOST . '/shop?auth=iam');
+        foreach (['64', '"2048"'] as $flags) {
+            $r = PhpProcess::json(sprintf(
+                'define("MYSQL_CLIENT_FLAGS", %s); try { ssm_db_config_define(%s); $result = "defined"; } '
+                . 'catch (SsmDbConfigException $e) { $result = ["code" => $e->getCode(), "message" => $e->getMessage(), "db_host" => defined("DB_HOST"), "db_password" => defined("DB_PASSWORD")]; }',
+                $flags,
+                var_export($name, true)
+            ));
+            self::assertIsArray($r, $flags);
+            self::assertSame(\SsmDbConfigException::BAD_CONFIGURATION, $r['code'], $flags);
+            self::assertStringContainsString('MYSQL_CLIENT_FLAGS is already defined without MYSQLI_CLIENT_SSL', $r['message']);
+            self::assertFalse($r['db_host'], 'nothing defined');
+            self::assertFalse($r['db_password'], 'nothing defined');
+        }
+    }
+
     public function test_iam_host_signs_for_the_rds_endpoint_behind_a_cname(): void
     {
         $r = $this->define('mysql://wp_iam@db.shop.example:3307/shop?auth=iam&iam_host=' . self::RDS_HOST);

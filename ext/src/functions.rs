@@ -146,6 +146,9 @@ extern "C" fn ssm_db_config_define(ex: &mut ExecuteData, _rv: &mut Zval) {
             }
         }
         with_array(requested, |array| {
+            if unsafe { array.client_flags_lack_ssl() } {
+                return error::throw(&state::client_flags_without_ssl());
+            }
             match unsafe { array.define_constants() } {
                 Ok(()) => unsafe { array.define_client_flags() },
                 Err(name) => error::throw(&state::already_defined(name)),

@@ -238,6 +238,31 @@ impl FrozenArray {
         zend_register_constant(&mut constant);
     }
 
+    /// For a MySQL value with `auth=iam`: whether `MYSQL_CLIENT_FLAGS` is
+    /// already defined (by wp-config.php) as anything but an integer with
+    /// `MYSQLI_CLIENT_SSL` in it, which would make WordPress connect, and
+    /// send the token, without TLS.
+    ///
+    /// # Safety
+    /// Call from the PHP thread during a request.
+    pub unsafe fn client_flags_lack_ssl(&self) -> bool {
+        let name = CLIENT_FLAGS_NAME.load(Ordering::Relaxed);
+        if !self.client_ssl || name.is_null() {
+            return false;
+        }
+        let found = ffi::zend_hash_find(ffi::executor_globals.zend_constants, name);
+        if found.is_null() {
+            return false;
+        }
+        // EG(zend_constants) holds IS_PTR zvals to zend_constant, whose
+        // first member is the constant's value.
+        let value = (*found).value.ptr as *const zval;
+        match value.as_ref() {
+            Some(v) if v.u1.type_info == IS_LONG => v.value.lval & MYSQLI_CLIENT_SSL == 0,
+            _ => true,
+        }
+    }
+
     /// The all-or-none check: the name of the first of the six constants
     /// that is already defined, if one is.
     unsafe fn none_defined(&self) -> Result<(), &'static str> {

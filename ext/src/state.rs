@@ -1009,6 +1009,15 @@ fn signs_again(forced: bool, reason: Reason, entry: &CachedConfig, now: u64) -> 
             .is_some_and(|t| iam::sign_again_when_forced(t.age(now)))
 }
 
+/// `ssm_db_config_define()` for a MySQL IAM value when wp-config.php defined
+/// `MYSQL_CLIENT_FLAGS` without `MYSQLI_CLIENT_SSL`: WordPress would send
+/// the token without TLS.
+pub fn client_flags_without_ssl() -> Error {
+    Error::BadConfiguration(
+        "the value says auth=iam and MYSQL_CLIENT_FLAGS is already defined without MYSQLI_CLIENT_SSL, so WordPress would send the IAM token without TLS: include MYSQLI_CLIENT_SSL in it (e.g. MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_COMPRESS) or leave it undefined; ssm_db_config_define() defined none of the DB_* constants".to_owned(),
+    )
+}
+
 pub fn already_defined(name: &str) -> Error {
     Error::BadConfiguration(format!(
         "the constant {name} is already defined: ssm_db_config_define() defined none of the DB_* constants"
