@@ -627,7 +627,8 @@ final class IamAuthTest extends TestCase
             echo "RESULT ", json_encode(['db' => get_class($wpdb), 'siteurl' => get_option('siteurl'), 'post' => get_post($id)->post_content,
                 'user' => $wpdb->get_var('SELECT CURRENT_USER()'),
                 'cipher' => $wpdb->get_var("SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'"),
-                'token_replaced' => DB_PASSWORD !== ssm_db_config()['DB_PASSWORD']]), "\n";
+                'token_replaced' => DB_PASSWORD !== ssm_db_config()['DB_PASSWORD'],
+                'admin_probe' => (new SSM_DB_Config_Collector(new SSM_DB_Config_Dropins(WP_CONTENT_DIR)))->probe()->reason]), "\n";
             PHP;
 
             $before = $refused();
@@ -637,6 +638,7 @@ final class IamAuthTest extends TestCase
             $seen = [$ok['result']['siteurl'], $ok['result']['post'], $ok['result']['user'], $ok['result']['token_replaced']];
             self::assertSame(['http://127.0.0.1:8080', 'written-with-a-token', 'wp_iam@%', false], $seen);
             self::assertNotEmpty($ok['result']['cipher'], 'the session is TLS');
+            self::assertSame('writer', $ok['result']['admin_probe'], 'the admin page and Site Health probe log in with the token, over TLS');
             self::assertSame(['fetches' => 1, 'auth' => 'iam'], ['fetches' => $ok['status']['fetches'], 'auth' => $ok['status']['auth']]);
             self::assertSame(0, $refused() - $before, 'the first token logged in');
 

@@ -115,7 +115,9 @@ class SSM_DB_Config_Collector {
 	}
 
 	/**
-	 * Connects to the database that SSM names and asks whether it is a writer.
+	 * Connects to the database that SSM names and asks whether it is a writer, as the health
+	 * endpoint does (SSM_DB_Config_Db_Probe::check_configured): over TLS for an IAM value, and
+	 * once more with a new password or token when the login is refused.
 	 */
 	public function probe(): SSM_DB_Config_Probe_Result {
 		$start = microtime( true );
@@ -123,12 +125,11 @@ class SSM_DB_Config_Collector {
 			return new SSM_DB_Config_Probe_Result( false, false, SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE, 0.0, '', null );
 		}
 		try {
-			$config = ssm_db_config();
+			return ( new SSM_DB_Config_Db_Probe() )->check_configured( $start + self::PROBE_BUDGET );
 		} catch ( \Throwable $e ) {
+			// What ssm_db_config() throws when there is no value to probe with.
 			return new SSM_DB_Config_Probe_Result( false, false, SSM_DB_Config_Probe_Result::CONFIG_UNAVAILABLE, round( ( microtime( true ) - $start ) * 1000, 1 ), '', $e->getMessage() );
 		}
-		$status = ssm_db_config_status();
-		return ( new SSM_DB_Config_Db_Probe() )->check( $config, $start + self::PROBE_BUDGET, (array) ( $status['options'] ?? array() ) );
 	}
 
 	/**

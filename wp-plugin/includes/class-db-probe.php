@@ -264,8 +264,9 @@ final class SSM_DB_Config_Db_Probe {
 	 * Options, names as the mysql client spells them (`ssl-mode` or `ssl_mode`, ...):
 	 * - ssl-mode: DISABLED; REQUIRED (encrypted, the server's certificate not verified);
 	 *   VERIFY_CA and VERIFY_IDENTITY (verified against ssl-ca; mysqlnd checks the host name in
-	 *   both). Without it, TLS is used when MYSQL_CLIENT_FLAGS has MYSQLI_CLIENT_SSL, or when
-	 *   ssl-ca is given (verified).
+	 *   both). Without it, TLS is used when MYSQL_CLIENT_FLAGS has MYSQLI_CLIENT_SSL (verified
+	 *   only with MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT, as mysqlnd does), or when ssl-ca is
+	 *   given (verified).
 	 * - ssl-ca, ssl-capath, ssl-cert, ssl-key, ssl-cipher: files and cipher list for mysqli::ssl_set().
 	 *
 	 * @param array    $options      The value's options.
@@ -296,7 +297,10 @@ final class SSM_DB_Config_Db_Probe {
 			if ( null !== $files['ca'] || null !== $files['capath'] ) {
 				$mode = 'VERIFY_IDENTITY';
 			} elseif ( (int) $client_flags & MYSQLI_CLIENT_SSL ) {
-				$mode = ( (int) $client_flags & MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT ) ? 'REQUIRED' : 'VERIFY_IDENTITY';
+				// mysqlnd verifies the server's certificate when told to, or when given a CA or a
+				// certificate; with MYSQLI_CLIENT_SSL alone (WordPress's mysqli_real_connect(), no
+				// ssl_set()) it encrypts without verifying, and so does the probe.
+				$mode = ( (int) $client_flags & MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT ) ? 'VERIFY_IDENTITY' : 'REQUIRED';
 			} else {
 				$mode = 'DISABLED';
 			}
