@@ -326,6 +326,26 @@ def fcgi_get(port, script, query, timeout=5.0):
 
 # --- the drill -------------------------------------------------------------------
 
+def add_common_arguments(ap, check_help):
+    """The arguments every drill takes (this one and bench/wp_drill.py)."""
+    ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
+    ap.add_argument("--check", action="store_true", help=check_help)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
+    ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
+
+
+def check_stage(args, how):
+    """Exits unless the drill runs in its namespace (`how` says how to start it) with both binaries
+    built; makes the results folder."""
+    if socket.gethostbyname(PRIMARY_HOST) != PRIMARY_IP:
+        sys.exit(f"run me through {how} (the RDS names must resolve to loopback in a namespace)")
+    for path in (args.extension, args.monitor):
+        if not os.path.exists(path):
+            sys.exit(f"{path} is missing (build it first)")
+    os.makedirs(args.out, exist_ok=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["sync", "async", "cluster"], required=True)
@@ -339,20 +359,10 @@ def main():
     ap.add_argument("--kill-at", type=float, default=8.0)
     ap.add_argument("--link-delay-ms", type=float, default=0.0,
                     help="one-way delay of the replication link (a cross-region replica); the link is cut with the kill")
-    ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
-    ap.add_argument("--check", action="store_true",
-                    help="exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 2 s"
-                         " (cluster-endpoint: from the modelled DNS move to 2 s after it)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
-    ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
+    add_common_arguments(ap, "exit 1 unless the synchronous targets hold: nothing lost, no duplicate, recovery within the poll interval + 2 s"
+                             " (cluster-endpoint: from the modelled DNS move to 2 s after it)")
     args = ap.parse_args()
-    if socket.gethostbyname(PRIMARY_HOST) != PRIMARY_IP:
-        sys.exit("run me through bench/drill.sh (the RDS names must resolve to loopback in a namespace)")
-    for path in (args.extension, args.monitor):
-        if not os.path.exists(path):
-            sys.exit(f"{path} is missing (build it first)")
-    os.makedirs(args.out, exist_ok=True)
+    check_stage(args, "bench/drill.sh")
 
     cluster = args.mode == "cluster"
     replication = "sync" if cluster else args.mode

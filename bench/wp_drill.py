@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from stack import AwsStack  # noqa: E402
-from failover_drill import PRIMARY_IP, STANDBY_IP, PRIMARY_HOST, STANDBY_HOST, log  # noqa: E402
+from failover_drill import PRIMARY_IP, STANDBY_IP, PRIMARY_HOST, STANDBY_HOST, add_common_arguments, check_stage, log  # noqa: E402
 
 PORT = 3306
 DB_PASSWORD = "drill-" + "".join(random.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(16))
@@ -143,20 +142,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=14.0, help="how long the script writes")
     ap.add_argument("--kill-at", type=float, default=4.0)
-    ap.add_argument("--poll-interval", type=float, default=1.0, help="the monitor's poll interval")
-    ap.add_argument("--check", action="store_true",
-                    help="exit 1 unless: no duplicated order, every written order on the new writer,"
-                         " the first write on the new writer within 3 s of the monitor's publication")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    ap.add_argument("--extension", default=os.environ.get("SSM_DB_CONFIG_SO", os.path.join(ROOT, "target/release/libssm_db_config.so")))
-    ap.add_argument("--monitor", default=os.path.join(ROOT, "target/debug/ssm-db-monitor"))
+    add_common_arguments(ap, "exit 1 unless: no duplicated order, every written order on the new writer,"
+                             " the first write on the new writer within 3 s of the monitor's publication")
     args = ap.parse_args()
-    if socket.gethostbyname(PRIMARY_HOST) != PRIMARY_IP:
-        sys.exit("run me through bench/drill.sh wordpress (the RDS names must resolve to loopback in a namespace)")
-    for path in (args.extension, args.monitor):
-        if not os.path.exists(path):
-            sys.exit(f"{path} is missing (build it first)")
-    os.makedirs(args.out, exist_ok=True)
+    check_stage(args, "bench/drill.sh wordpress")
 
     work = tempfile.mkdtemp(prefix="ssm-wp-drill-")
     os.chmod(work, 0o755)
