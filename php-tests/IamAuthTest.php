@@ -238,22 +238,7 @@ final class IamAuthTest extends TestCase
      */
     public function test_postgresql_that_verifies_tokens_like_rds_accepts_the_extension_token(): void
     {
-        if (!self::privateMountNamespace() || !is_executable('/usr/lib/postgresql/15/bin/postgres')) {
-            self::markTestSkipped('needs root (a private mount namespace for PAM) and PostgreSQL 15');
-        }
-        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
-        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
-        mkdir($dir, 0755);
-        $db = proc_open(
-            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', "$dir/db", $signHost,
-                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
-            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
-            $pipes
-        );
-        try {
-            $started = json_decode((string) fgets($pipes[1]), true);
-            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
-            $port = $started['port'];
+        $this->withIamDatabase(false, function (int $port, string $signHost): void {
             $name = $this->parameterName('iam-e2e');
             self::$moto->putParameter($name, "postgresql://wp_iam@127.0.0.1:$port/postgres?auth=iam&sslmode=require&iam_host=$signHost");
             $child = <<<'PHP'
@@ -294,12 +279,7 @@ final class IamAuthTest extends TestCase
             $try = fn (string $token) => @pg_connect(sprintf("host=127.0.0.1 port=%d dbname=postgres user=wp_iam password='%s' sslmode=require", $port, $token), PGSQL_CONNECT_FORCE_NEW);
             self::assertFalse($try($expired), 'an expired token is refused');
             self::assertNotFalse($try($fresh), 'while one made now by boto3 logs in: the refusal is the expiry');
-        } finally {
-            fclose($pipes[0]);
-            fclose($pipes[1]);
-            proc_close($db);
-            exec('rm -rf ' . escapeshellarg($dir));
-        }
+        });
     }
 
     /**
@@ -309,22 +289,7 @@ final class IamAuthTest extends TestCase
      */
     public function test_mariadb_that_verifies_tokens_like_rds_accepts_wordpress_connection(): void
     {
-        if (!self::privateMountNamespace() || !is_executable('/usr/sbin/mariadbd')) {
-            self::markTestSkipped('needs root (a private mount namespace for PAM) and MariaDB');
-        }
-        $signHost = 'shop.cluster-abc.eu-west-1.rds.amazonaws.com';
-        $dir = sys_get_temp_dir() . '/iam-db-' . bin2hex(random_bytes(4));
-        mkdir($dir, 0755);
-        $db = proc_open(
-            [(string) getenv('SSM_TEST_PYTHON'), dirname(__DIR__) . '/tests/support/iam_db.py', '--mariadb', "$dir/db", $signHost,
-                (string) getenv('AWS_ACCESS_KEY_ID'), (string) getenv('AWS_SECRET_ACCESS_KEY')],
-            [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "$dir/stderr", 'w']],
-            $pipes
-        );
-        try {
-            $started = json_decode((string) fgets($pipes[1]), true);
-            self::assertIsArray($started, 'iam_db.py started: ' . @file_get_contents("$dir/stderr"));
-            $port = $started['port'];
+        $this->withIamDatabase(true, function (int $port, string $signHost): void {
             $name = $this->parameterName('iam-e2e-mariadb');
             self::$moto->putParameter($name, "mysql://wp_iam@127.0.0.1:$port/mysql?auth=iam&iam_host=$signHost");
             $child = <<<'PHP'
@@ -352,12 +317,7 @@ final class IamAuthTest extends TestCase
             self::assertSame('wp_iam@%/tls', $r['ok'], 'the extension token logs in with WordPress\'s flags, over TLS');
             self::assertNull($r['tampered'], 'a token with a changed signature is refused');
             self::assertNull($r['plain'], 'no login without MYSQLI_CLIENT_SSL');
-        } finally {
-            fclose($pipes[0]);
-            fclose($pipes[1]);
-            proc_close($db);
-            exec('rm -rf ' . escapeshellarg($dir));
-        }
+        });
     }
 
     /**
