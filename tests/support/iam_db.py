@@ -110,24 +110,9 @@ def start(base, sign_host, access_key, secret_key):
     with open(f"{data}/postgresql.conf", "a") as f:
         f.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nssl = on\n"
                 f"unix_socket_directories = '{base}'\n")
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-           f"mount --bind {pam} /etc/pam.d && exec {' '.join(as_pg)} {PG_BIN}/postgres -D {data}"]
-    server = subprocess.Popen(cmd, stdout=open(f"{base}/server.log", "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        r = subprocess.run(as_pg + [f"{PG_BIN}/psql", "-h", base, "-p", str(port), "-U", "postgres", "-c",
-                                    "CREATE USER wp_iam"], capture_output=True)
-        if r.returncode == 0:
-            break
-        time.sleep(0.2)
-    else:
-        server.terminate()
-        sys.exit("postgres did not start: " + open(f"{base}/server.log").read()[-500:])
-    print(json.dumps({"port": port, "pid": server.pid}), flush=True)
-    sys.stdin.read()
-    server.terminate()
-    server.wait(10)
-    shutil.rmtree(base, ignore_errors=True)
+    serve(base, pam, f"{' '.join(as_pg)} {PG_BIN}/postgres -D {data}", port, 30, "postgres",
+          as_pg + [f"{PG_BIN}/psql", "-h", base, "-p", str(port), "-U", "postgres", "-c", "CREATE USER wp_iam"],
+          stdout=open(f"{base}/server.log", "w"))
 
 
 def start_mariadb(base, sign_host, access_key, secret_key):
@@ -151,20 +136,28 @@ def start_mariadb(base, sign_host, access_key, secret_key):
     subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql", f"--datadir={data}",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-           f"mount --bind {base}/pam.d /etc/pam.d && exec mariadbd --defaults-file={cnf} --user=mysql"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sql = ("CREATE USER wp_iam@'%' IDENTIFIED VIA pam USING 'ssmdbiam' REQUIRE SSL; "
            "GRANT ALL ON *.* TO wp_iam@'%';")
-    deadline = time.time() + 60
+    serve(base, f"{base}/pam.d", f"mariadbd --defaults-file={cnf} --user=mysql", port, 60, "mariadb",
+          ["mariadb", f"--socket={base}/mysqld.sock", "-uroot", "-e", sql], stdout=subprocess.DEVNULL)
+
+
+def serve(base, pam, server_cmd, port, timeout, what, ready, stdout):
+    """Runs SERVER_CMD with PAM's configuration from PAM bound over /etc/pam.d
+    in a private mount namespace (the machine's own /etc is never touched),
+    until READY (a command that sets the database up) succeeds; then prints
+    {"port", "pid"} and serves until stdin closes, and removes BASE."""
+    server = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                               f"mount --bind {pam} /etc/pam.d && exec {server_cmd}"],
+                              stdout=stdout, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        r = subprocess.run(["mariadb", f"--socket={base}/mysqld.sock", "-uroot", "-e", sql], capture_output=True)
-        if r.returncode == 0:
+        if subprocess.run(ready, capture_output=True).returncode == 0:
             break
-        time.sleep(0.3)
+        time.sleep(0.2)
     else:
         server.terminate()
-        sys.exit("mariadb did not start: " + open(f"{base}/server.log").read()[-800:])
+        sys.exit(f"{what} did not start: " + open(f"{base}/server.log").read()[-800:])
     print(json.dumps({"port": port, "pid": server.pid}), flush=True)
     sys.stdin.read()
     server.terminate()
