@@ -54,7 +54,7 @@ pub use error::{Error, ErrorKind};
 pub use fetch::{FetchSettings, FetchedParameter, SsmFetcher};
 pub use parse::{
     apply_credentials, parse_endpoint_value, parse_value, Auth, DbConfig, Engine, ValueFormat,
-    SECRET_OPTION_WORDS,
+    SECRET_OPTION_WORDS, SSLMODES,
 };
 pub use rewrite::{check_rewritable, with_endpoint, with_endpoint_credentials_optional};
 pub use secret::{ExposeSecret, SecretString};

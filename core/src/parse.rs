@@ -275,7 +275,7 @@ const TLS_SSLMODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
 /// libpq's `sslmode` values. libpq refuses any other spelling (they are
 /// case-sensitive), so a value that names another is refused here, when it
 /// is read, rather than at the first connection after a deploy.
-const SSLMODES: [&str; 6] = [
+pub const SSLMODES: [&str; 6] = [
     "disable",
     "allow",
     "prefer",

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ssm_db_config_core::{
     apply_credentials, parse_endpoint_value, parse_value, with_endpoint,
     with_endpoint_credentials_optional, Auth, DbConfig, Engine, ExposeSecret, ValueFormat,
-    SECRET_OPTION_WORDS,
+    SECRET_OPTION_WORDS, SSLMODES,
 };
 
 pub const P: &str = "/prop/db";
@@ -149,17 +149,9 @@ impl Parts {
                 seen.push(lower);
                 if self.engine == Engine::Postgresql && k.eq_ignore_ascii_case("sslmode") {
                     // libpq's spelling and one of its values.
-                    let modes = [
-                        "disable",
-                        "allow",
-                        "prefer",
-                        "require",
-                        "verify-ca",
-                        "verify-full",
-                    ];
                     return Some((
                         "sslmode".to_owned(),
-                        modes[v.len() % modes.len()].to_owned(),
+                        SSLMODES[v.len() % SSLMODES.len()].to_owned(),
                     ));
                 }
                 Some((k, no_controls(&v).trim().to_owned()))
