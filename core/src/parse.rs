@@ -250,11 +250,14 @@ pub(crate) enum EndpointSpan {
     },
     /// A JSON object: the `host` field's value (a string literal, quotes
     /// included), the `port` field's value if present, and the end of the
-    /// last field's value, where a missing `port` can be added.
+    /// last field's value, where a missing `port` can be added; whether it
+    /// names its `engine` (else its port implies it, and a port that does not
+    /// needs the engine added).
     Json {
         host: Range<usize>,
         port: Option<Range<usize>>,
         last_value_end: usize,
+        engine_named: bool,
     },
     /// The value names a Unix socket: there is no host and port to replace.
     Socket,
@@ -284,11 +287,46 @@ pub const SSLMODES: [&str; 6] = [
     "verify-full",
 ];
 
+/// Checks what mysqli would read otherwise than the grammar did: it reaches
+/// `localhost` through the default Unix socket whatever the port, so a
+/// `localhost` with another port than MySQL's (meant as TCP) and an IAM
+/// value on `localhost` (which needs TCP to an RDS endpoint) are refused;
+/// `127.0.0.1` is TCP. `localhost` on port 3306 reads as WordPress's usual
+/// `localhost`, the local server.
+fn check_mysql(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
+    if config.engine != Engine::Mysql
+        || config.socket.is_some()
+        || !config.host.eq_ignore_ascii_case("localhost")
+    {
+        return Ok(());
+    }
+    let url = matches!(spelling, Spelling::Url);
+    if matches!(config.auth, Auth::Iam { .. }) {
+        return Err(Error::invalid(
+            parameter,
+            "the host is localhost, which MySQL clients (mysqli) reach through the Unix socket, and auth=iam needs TCP to the RDS endpoint: write 127.0.0.1 (a local tunnel) or the endpoint's name",
+        ));
+    }
+    if config.port != Engine::Mysql.default_port() {
+        let port = config.port;
+        return Err(Error::invalid(
+            parameter,
+            if url {
+                format!("the URL names localhost with port {port}, and MySQL clients (mysqli) reach localhost through the default Unix socket, ignoring the port: write 127.0.0.1:{port} for TCP, or ?socket=/path for a socket")
+            } else {
+                format!("field \"host\" is localhost and field \"port\" {port}, and MySQL clients (mysqli) reach localhost through the default Unix socket, ignoring the port: write \"host\": \"127.0.0.1\" for TCP, or \"socket\" for a socket")
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what libpq would read otherwise than the grammar did. `sslmode`:
 /// spelled as libpq spells the option (lower case, which is what the health
 /// probe and the drop-ins look up) and one of [`SSLMODES`]. A socket
 /// directory: no `,`, which libpq reads as a list of hosts (as a URL's
-/// `host1,host2`, refused too). MySQL values are left alone: their TLS
+/// `host1,host2`, refused too), and no `:`, which WordPress-side readers of
+/// `DB_HOST` (the health probe, drop-ins) take for `host:port`. MySQL values are left alone: their TLS
 /// options are not libpq keywords, and a MySQL socket is one path.
 fn check_postgresql(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
     if config.engine != Engine::Postgresql {
@@ -299,6 +337,12 @@ fn check_postgresql(parameter: &str, config: &DbConfig, spelling: Spelling) -> R
         return Err(Error::invalid(
             parameter,
             "the socket directory contains ',', which libpq reads as a list of hosts: name one directory, without ','",
+        ));
+    }
+    if config.socket.as_deref().is_some_and(|s| s.contains(':')) {
+        return Err(Error::invalid(
+            parameter,
+            "the socket directory contains ':', which DB_HOST readers take for a port separator: name a directory without ':' (a port goes after the host, and names the socket file)",
         ));
     }
     for (name, value) in &config.options {
@@ -389,8 +433,10 @@ fn check_iam(
         }
         Engine::Mysql => {
             // The spellings of "TLS off" in MySQL clients' URLs and options
-            // (Connector/J's sslMode and useSSL, PyMySQL's ssl, ...).
-            const NAMES: [&str; 8] = [
+            // (Connector/J's sslMode and useSSL, PyMySQL's ssl, the mysql
+            // client's skip-ssl and ssl-mode, ...), and ssl-mode=PREFERRED,
+            // which falls back to plain text where mysqlnd cannot.
+            const ON_NAMES: [&str; 8] = [
                 "sslmode",
                 "ssl-mode",
                 "ssl_mode",
@@ -400,13 +446,32 @@ fn check_iam(
                 "tls",
                 "requiressl",
             ];
-            const OFF: [&str; 6] = ["disabled", "disable", "false", "0", "off", "no"];
+            const OFF_NAMES: [&str; 6] = [
+                "skip-ssl",
+                "skip_ssl",
+                "ssl-disabled",
+                "ssl_disabled",
+                "disable-ssl",
+                "disable_ssl",
+            ];
+            const FALSE: [&str; 8] = [
+                "disabled",
+                "disable",
+                "false",
+                "0",
+                "off",
+                "no",
+                "none",
+                "preferred",
+            ];
+            const TRUE: [&str; 4] = ["true", "1", "on", "yes"];
+            let is = |v: &str, set: &[&str]| set.iter().any(|o| v.eq_ignore_ascii_case(o));
             let off = config.options.iter().find(|(k, v)| {
-                NAMES.iter().any(|n| k.eq_ignore_ascii_case(n))
-                    && OFF.iter().any(|o| v.eq_ignore_ascii_case(o))
+                (is(k, &ON_NAMES) && is(v, &FALSE))
+                    || (is(k, &OFF_NAMES) && (v.is_empty() || is(v, &TRUE)))
             });
             if let Some((name, _)) = off {
-                return Err(invalid(&format!("auth=iam sends the token as the password, which needs TLS, and option {} turns TLS off: remove it", name.to_ascii_lowercase())));
+                return Err(invalid(&format!("auth=iam sends the token as the password, which needs TLS, and option {} turns TLS off or makes it optional: remove it", name.to_ascii_lowercase())));
             }
         }
     }
@@ -702,6 +767,35 @@ mod tests {
     }
 
     #[test]
+    fn mysql_localhost_is_the_local_socket_so_another_port_or_iam_is_refused() {
+        for (v, says) in [
+            ("mysql://wp:pw@localhost:3307/wp", "write 127.0.0.1:3307"),
+            (
+                r#"{"engine":"mysql","host":"localhost","port":3307,"username":"wp","password":"pw","dbname":"wp"}"#,
+                "\"host\": \"127.0.0.1\"",
+            ),
+            ("mysql://wp@localhost/wp?auth=iam", "auth=iam needs TCP"),
+            (
+                "mysql://wp@LocalHost:3306/wp?auth=iam&iam_host=x.cluster-a.us-east-1.rds.amazonaws.com",
+                "auth=iam needs TCP",
+            ),
+        ] {
+            let msg = err(v);
+            assert!(msg.contains(says), "{v}: {msg}");
+        }
+        // WordPress's usual localhost, and TCP to 127.0.0.1 or PostgreSQL's localhost.
+        for v in [
+            "mysql://wp:pw@localhost/wp",
+            "mysql://wp:pw@localhost:3306/wp",
+            "mysql://wp:pw@127.0.0.1:3307/wp",
+            "postgresql://wp:pw@localhost:6432/wp",
+            "mysql://wp@127.0.0.1:3307/wp?auth=iam&iam_host=x.cluster-a.us-east-1.rds.amazonaws.com",
+        ] {
+            ok(v);
+        }
+    }
+
+    #[test]
     fn a_postgresql_socket_directory_is_one_directory() {
         for v in [
             "postgresql://wp:pw@/shop?host=/a,/b",
@@ -710,6 +804,13 @@ mod tests {
         ] {
             let msg = err(v);
             assert!(msg.contains("list of hosts"), "{v}: {msg}");
+        }
+        for v in [
+            "postgresql://wp:pw@/shop?host=/run/pg:6432",
+            r#"{"engine":"postgres","socket":"/run/pg:6432","username":"wp","password":"pw","dbname":"shop"}"#,
+        ] {
+            let msg = err(v);
+            assert!(msg.contains("port separator"), "{v}: {msg}");
         }
         // A MySQL socket is one path, ',' and all.
         assert_eq!(
@@ -809,6 +910,11 @@ mod tests {
             ("SSL_MODE=No", "ssl_mode"),
             ("useSSL=false", "usessl"),
             ("tls=false", "tls"),
+            ("skip-ssl=1", "skip-ssl"),
+            ("skip_ssl=true", "skip_ssl"),
+            ("ssl_disabled=TRUE", "ssl_disabled"),
+            ("sslmode=none", "sslmode"),
+            ("ssl-mode=PREFERRED", "ssl-mode"),
         ] {
             let msg = err(&format!("mysql://wp@h/d?auth=iam&{q}"));
             assert!(

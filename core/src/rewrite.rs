@@ -14,7 +14,7 @@
 //! the result: everything but the host and port must come out equal to what
 //! the original parsed to.
 
-use crate::parse::{check_host_name, is_ipv6, parse_spanned, Auth, DbConfig, EndpointSpan};
+use crate::parse::{check_host_name, is_ipv6, parse_spanned, Auth, DbConfig, EndpointSpan, Engine};
 use crate::{Error, ExposeSecret};
 
 /// Returns `value` with its host and port replaced by `host` and `port`.
@@ -83,9 +83,22 @@ fn rewrite(
             host: host_span,
             port: port_span,
             last_value_end,
+            engine_named,
         } => {
             let mut edits = vec![(host_span.start, host_span.end, json_string(host))];
             let default = port == config.engine.default_port();
+            if !engine_named && !default {
+                // The old port implied the engine; the new one does not.
+                let engine = match config.engine {
+                    Engine::Postgresql => "postgres",
+                    Engine::Mysql => "mysql",
+                };
+                edits.push((
+                    last_value_end,
+                    last_value_end,
+                    format!(",\"engine\":\"{engine}\""),
+                ));
+            }
             match port_span {
                 Some(p) if value[p.clone()].starts_with('"') => {
                     edits.push((p.start, p.end, format!("\"{port}\"")))
@@ -256,6 +269,26 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidValue, "{v}");
             assert!(e.to_string().contains("Unix socket"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_json_value_whose_port_implied_its_engine_gains_the_engine_with_another_port() {
+        let v = r#"{"host":"old.internal","port":3306,"username":"wp","password":"pw","dbname":"shop"}"#;
+        assert_eq!(
+            with_endpoint(P, v, "new.internal", 3307).unwrap(),
+            r#"{"host":"new.internal","port":3307,"username":"wp","password":"pw","dbname":"shop","engine":"mysql"}"#
+        );
+        let v = r#"{"host":"old.internal","port":"5432","dbname":"shop"}"#;
+        assert_eq!(
+            with_endpoint_credentials_optional(P, v, "new.internal", 6432).unwrap(),
+            r#"{"host":"new.internal","port":"6432","dbname":"shop","engine":"postgres"}"#
+        );
+        // The default port still implies it: nothing added.
+        let v = r#"{"host":"old.internal","port":3306,"dbname":"shop"}"#;
+        assert_eq!(
+            with_endpoint_credentials_optional(P, v, "new.internal", 3306).unwrap(),
+            r#"{"host":"new.internal","port":3306,"dbname":"shop"}"#
+        );
     }
 
     #[test]

@@ -26,9 +26,9 @@
 use serde_json::{Map, Value};
 
 use super::{
-    check_host_name, check_iam, check_password, check_postgresql, check_sign_host, check_socket,
-    check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed,
-    Spelling, ValueFormat,
+    check_host_name, check_iam, check_mysql, check_password, check_postgresql, check_sign_host,
+    check_socket, check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan,
+    Engine, Parsed, Spelling, ValueFormat,
 };
 use crate::{Error, SecretString};
 
@@ -44,6 +44,7 @@ const DUPLICATE_KEY: &str =
     "a top-level key appears more than once (only one of them would be read): write each key once";
 const UNKNOWN_ENGINE: &str =
     "field \"engine\" is not a supported engine (postgres, postgresql, aurora-postgresql, mysql, mariadb, aurora, aurora-mysql)";
+const CREDENTIALS_ONLY: &str = "the value holds a user and a password and no endpoint, as the secret RDS manages does: name it in ssm_db_config.credentials_parameter, and keep the endpoint (e.g. mysql://db.internal:3306/wordpress) in ssm_db_config.parameter";
 const NO_ENGINE: &str = "field \"engine\" is missing (and the port does not imply one)";
 const PORT_RANGE: &str = "field \"port\" is not a number from 1 to 65535";
 const PORT_NOT_INTEGER: &str =
@@ -92,6 +93,13 @@ pub(super) fn parse(
         Some(Value::String(s)) => Some(parse_port(s).ok_or_else(|| invalid(PORT_STRING))?),
         Some(_) => return Err(invalid(PORT_TYPE)),
     };
+    let credentials_only = ["engine", "host", "socket", "port", "dbname"]
+        .iter()
+        .all(|k| !map.contains_key(*k))
+        && map.contains_key("username");
+    if credentials_only {
+        return Err(invalid(CREDENTIALS_ONLY));
+    }
     let engine = match string("engine")? {
         Some(name) => Engine::from_rds_name(name).ok_or_else(|| invalid(UNKNOWN_ENGINE))?,
         // RDS secrets always carry "engine"; hand-written ones may not, and the
@@ -164,6 +172,7 @@ pub(super) fn parse(
             host: span("host").ok_or_else(|| invalid(SCANNER_DISAGREES))?,
             port: span("port"),
             last_value_end: base + fields.last().map_or(0, |f| f.end),
+            engine_named: map.contains_key("engine"),
         }
     };
     let mut options = Vec::new();
@@ -188,6 +197,7 @@ pub(super) fn parse(
         format: ValueFormat::Json,
     };
     check_postgresql(parameter, &config, Spelling::Json)?;
+    check_mysql(parameter, &config, Spelling::Json)?;
     if iam {
         check_iam(parameter, &config, has_password, Spelling::Json)?;
     }
@@ -673,12 +683,24 @@ mod tests {
     }
 
     #[test]
+    fn a_credentials_secret_as_the_value_says_where_it_belongs() {
+        for v in [
+            r#"{"username":"admin","password":"p"}"#,
+            r#"{"username":"admin","password":"p","engine_version":"8.0"}"#,
+        ] {
+            let e = parse_value(P, v).unwrap_err().to_string();
+            assert!(e.contains("ssm_db_config.credentials_parameter"), "{e}");
+        }
+    }
+
+    #[test]
     fn reports_host_and_port_spans_in_the_original_text() {
         let v = "\u{feff}\n{\"engine\":\"postgres\", \"ho\\u0073t\" : \"h\",\"port\": \"5432\" ,\"username\":\"u\",\"password\":\"p\",\"dbname\":\"d\"} ";
         let EndpointSpan::Json {
             host,
             port,
             last_value_end,
+            ..
         } = parse_spanned(P, v, true).unwrap().endpoint
         else {
             panic!("not a JSON span")

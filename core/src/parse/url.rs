@@ -40,9 +40,9 @@ use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
 
 use super::{
-    check_host_name, check_iam, check_password, check_postgresql, check_sign_host, check_socket,
-    check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan, Engine, Parsed,
-    Spelling, ValueFormat,
+    check_host_name, check_iam, check_mysql, check_password, check_postgresql, check_sign_host,
+    check_socket, check_text, is_ipv6, parse_auth, parse_port, Auth, DbConfig, EndpointSpan,
+    Engine, Parsed, Spelling, ValueFormat,
 };
 use crate::{Error, SecretString};
 
@@ -373,6 +373,7 @@ pub(super) fn parse(
         format: ValueFormat::Url,
     };
     check_postgresql(parameter, &config, Spelling::Url)?;
+    check_mysql(parameter, &config, Spelling::Url)?;
     if iam {
         check_iam(parameter, &config, has_password, Spelling::Url)?;
     }

@@ -123,7 +123,8 @@ impl Parts {
     /// empty; no '/' in a database name; option names of `[A-Za-z0-9_.-]`,
     /// each once, none with a secret's word in its name or overriding the URL's parts, a
     /// PostgreSQL `sslmode` in lower case with one of libpq's values; a port
-    /// from 1; a socket absolute (a PostgreSQL one without ','), and a MySQL socket without a port.
+    /// from 1; a socket absolute (a PostgreSQL one without ',' or ':'), and a MySQL socket
+    /// without a port; no MySQL TCP host named localhost.
     pub fn sanitize(mut self) -> Parts {
         self.user = field(&self.user, "u");
         self.password = no_controls(&self.password);
@@ -159,9 +160,10 @@ impl Parts {
             .collect();
         let engine = self.engine;
         self.socket = self.socket.map(|s| {
-            // libpq reads ',' in a socket directory as a list of hosts.
+            // libpq reads ',' in a socket directory as a list of hosts, and
+            // DB_HOST's readers a ':' as a port separator.
             let s = if engine == Engine::Postgresql {
-                s.replace(',', "")
+                s.replace([',', ':'], "")
             } else {
                 s
             };
@@ -174,6 +176,13 @@ impl Parts {
         });
         if self.socket.is_some() && self.engine == Engine::Mysql {
             self.port = None;
+        }
+        // mysqli reaches localhost through its socket: a MySQL TCP host is
+        // never named localhost here.
+        if let HostPart::Name(n) = &self.host {
+            if self.engine == Engine::Mysql && n.eq_ignore_ascii_case("localhost") {
+                self.host = HostPart::Name(format!("db.{n}"));
+            }
         }
         if self.bit(5) {
             // auth=iam: a TCP host, no password, TLS asked for (PostgreSQL)
