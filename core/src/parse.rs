@@ -75,8 +75,11 @@ impl Engine {
         }
     }
 
-    /// The `engine` field of RDS and Secrets Manager secrets.
-    fn from_rds_name(name: &str) -> Option<Engine> {
+    /// The engine RDS names (an instance's or cluster's `Engine`, a secret's
+    /// `engine` field: `mysql`, `mariadb`, `aurora-mysql`, `postgres`,
+    /// `aurora-postgresql`, ...); `None` for the engines this tool does not
+    /// serve (Oracle, SQL Server, ...).
+    pub fn from_rds_name(name: &str) -> Option<Engine> {
         match name.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "aurora-postgresql" => Some(Engine::Postgresql),
             "mysql" | "mariadb" | "aurora" | "aurora-mysql" => Some(Engine::Mysql),

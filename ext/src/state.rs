@@ -1014,7 +1014,7 @@ fn signs_again(forced: bool, reason: Reason, entry: &CachedConfig, now: u64) -> 
 /// the token without TLS.
 pub fn client_flags_without_ssl() -> Error {
     Error::BadConfiguration(
-        "the value says auth=iam and MYSQL_CLIENT_FLAGS is already defined without MYSQLI_CLIENT_SSL, so WordPress would send the IAM token without TLS: include MYSQLI_CLIENT_SSL in it (e.g. MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_COMPRESS) or leave it undefined; ssm_db_config_define() defined none of the DB_* constants".to_owned(),
+        "the value says auth=iam and MYSQL_CLIENT_FLAGS is already defined without MYSQLI_CLIENT_SSL (or not as an integer), so WordPress may send the IAM token without TLS: define it as an integer that includes MYSQLI_CLIENT_SSL (e.g. MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_COMPRESS) or leave it undefined; ssm_db_config_define() defined none of the DB_* constants".to_owned(),
     )
 }
 

@@ -162,6 +162,10 @@ pub async fn check<R: Rds>(config: &Config, aws: &Aws, rds: &R) -> AccessReport 
 /// DescribeDBClusters and its members' DescribeDBInstances, as a poll makes them.
 async fn check_cluster<R: Rds>(rds: &R, cluster: &InstanceRef) -> ReadCheck {
     let outcome = match rds.describe_cluster(cluster).await {
+        // A typo in the id, as for an instance.
+        Ok(o) if o.status == "not-found" => Outcome::Failed(Error::Config(format!(
+            "RDS knows no DB cluster {cluster}: check its id and region (or remove it if it was deleted)"
+        ))),
         Ok(o) => Outcome::Ok(format!(
             "status {}, {} member(s)",
             o.status,

@@ -32,6 +32,8 @@ pub struct Observed {
     /// `DBClusterIdentifier`: set when the instance is a member of an Aurora
     /// or Multi-AZ DB cluster, which must be configured as `[cluster]`.
     pub cluster: Option<String>,
+    /// RDS's `Engine` (`mysql`, `aurora-postgresql`, ...), when described.
+    pub engine: Option<String>,
 }
 
 /// Statuses in which an instance keeps serving its clients, writes included:
@@ -748,6 +750,7 @@ impl Observed {
             endpoint: None,
             replica_source: None,
             cluster: None,
+            engine: None,
         }
     }
 }
@@ -770,6 +773,7 @@ fn observed_instance(instance: InstanceRef, db: &aws_sdk_rds::types::DbInstance)
             .db_cluster_identifier()
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
+        engine: db.engine().map(str::to_owned),
     }
 }
 

@@ -530,6 +530,7 @@ mod tests {
             endpoint: Some(ep(id)),
             replica_source: replica.then(|| "primary".to_owned()),
             cluster: None,
+            engine: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - 4: `--once`: refused or denied: a parameter is missing or malformed, or AWS denied a call
 //! - 5: `--once`: no writable instance, nothing published
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,7 +36,7 @@ struct Args {
     #[arg(long, conflicts_with = "once")]
     plan: bool,
     /// Log the writes, promotions and fencing it would do instead of doing them.
-    #[arg(long, env = "SSM_DB_MONITOR_DRY_RUN")]
+    #[arg(long, env = "SSM_DB_MONITOR_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     dry_run: bool,
     /// Seconds between polls (overrides poll_interval_secs).
     #[arg(long, env = "SSM_DB_MONITOR_POLL_INTERVAL_SECS")]
@@ -209,22 +210,26 @@ async fn start(args: Args, config: Config) -> anyhow::Result<ExitCode> {
 /// then the permission check. Exits nonzero when either found a problem: a
 /// read the monitor needs fails now, so the monitor would fail when it matters.
 async fn plan(monitor: &mut Monitor<Aws>, aws: &Aws) -> ExitCode {
+    // Written with write!, not print!: a reader that closes the pipe early
+    // (`--plan | head`) ends the output, not the check (print! would panic).
+    let mut out = std::io::stdout();
     let failure = match monitor.poll(&SystemClock).await {
         Ok(report) => {
-            println!("{}", report.plan);
+            let _ = writeln!(out, "{}", report.plan);
             for e in &report.errors {
-                println!("problem: {e}");
+                let _ = writeln!(out, "problem: {e}");
             }
             report.errors.first().cloned()
         }
         Err(e) => {
             error!(error = %e, "poll failed");
-            println!("problem: {e}");
+            let _ = writeln!(out, "problem: {e}");
             Some(e)
         }
     };
     let access = ssm_db_monitor::access::check(monitor.config(), aws, monitor.rds()).await;
-    print!("{access}");
+    let _ = write!(out, "{access}");
+    let _ = out.flush();
     match failure.as_ref().or(access.first_failure()) {
         Some(e) => ExitCode::from(exit_code_for(e)),
         None => ExitCode::SUCCESS,

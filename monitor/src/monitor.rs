@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssm_db_config_core::{
-    check_rewritable, parse_endpoint_value, with_endpoint_credentials_optional, ExposeSecret,
-    SecretString,
+    check_rewritable, parse_endpoint_value, with_endpoint_credentials_optional, Engine,
+    ExposeSecret, SecretString,
 };
 use tracing::{debug, info, instrument, warn};
 
@@ -80,6 +80,8 @@ struct ParamState {
     kind: String,
     version: i64,
     endpoint: Endpoint,
+    /// The engine the value names.
+    engine: Engine,
 }
 
 /// What RDS said in one poll, per topology.
@@ -90,6 +92,41 @@ enum Observation {
         members: Result<Option<Vec<GlobalMember>>, String>,
         clusters: Vec<ClusterObserved>,
     },
+}
+
+/// `p`'s value pointed at `endpoint`, or why it cannot be.
+fn rewritten(p: &ParamState, endpoint: &Endpoint) -> Result<SecretString, Error> {
+    let t = &p.target;
+    with_endpoint_credentials_optional(
+        &t.name,
+        p.value.expose_secret(),
+        &endpoint.host,
+        endpoint.port,
+    )
+    .map(SecretString::from)
+    .map_err(|e| Error::Refused {
+        parameter: t.name.clone(),
+        region: t.region.clone(),
+        reason: core_reason(e),
+    })
+}
+
+impl Observation {
+    /// Each described instance with the engine RDS reports for it.
+    fn engines(&self) -> Vec<(&InstanceRef, &str)> {
+        let observed: Vec<&Observed> = match self {
+            Observation::Instances(o) => o.iter().collect(),
+            Observation::Cluster(c) => c.members.iter().map(|m| &m.observed).collect(),
+            Observation::Global { clusters, .. } => clusters
+                .iter()
+                .flat_map(|c| c.members.iter().map(|m| &m.observed))
+                .collect(),
+        };
+        observed
+            .into_iter()
+            .filter_map(|o| Some((&o.instance, o.engine.as_deref()?)))
+            .collect()
+    }
 }
 
 impl<R: Rds> Monitor<R> {
@@ -158,6 +195,23 @@ impl<R: Rds> Monitor<R> {
                 }
             }
         }
+        // A value for another engine than RDS runs (a [[parameters]] entry
+        // meant for another database) is never pointed at this one.
+        let engines = observation.engines();
+        params.retain(|p| match engines.iter().find(|(_, e)| Engine::from_rds_name(e) != Some(p.engine)) {
+            None => true,
+            Some((instance, engine)) => {
+                errors.push(Error::Refused {
+                    parameter: p.target.name.clone(),
+                    region: p.target.region.clone(),
+                    reason: format!(
+                        "its value is a {} value and RDS runs {instance} as engine {engine}: is the [[parameters]] entry meant for another database?",
+                        p.engine
+                    ),
+                });
+                false
+            }
+        });
         let published: Vec<Endpoint> = params.iter().map(|p| p.endpoint.clone()).collect();
 
         let plan = match &observation {
@@ -216,6 +270,14 @@ impl<R: Rds> Monitor<R> {
             errors,
         };
         if self.mode == Mode::Plan {
+            // What a write would refuse, found now: the rewrite, not the write.
+            if let Decision::Publish { endpoint, .. } = &plan.decision {
+                for p in params.iter().filter(|p| &p.endpoint != endpoint) {
+                    if let Err(e) = rewritten(p, endpoint) {
+                        report.errors.push(e);
+                    }
+                }
+            }
             return Ok(report);
         }
 
@@ -397,6 +459,7 @@ impl<R: Rds> Monitor<R> {
                 host: parsed.host,
                 port: parsed.port,
             },
+            engine: parsed.engine,
             value: current.value,
             kind: current.kind,
             version: current.version,
@@ -516,19 +579,7 @@ impl<R: Rds> Monitor<R> {
             debug!(parameter = %t.name, region = %t.region, %endpoint, "unchanged");
             return Ok(false);
         }
-        let refused = |reason: String| Error::Refused {
-            parameter: t.name.clone(),
-            region: t.region.clone(),
-            reason,
-        };
-        let new_value = with_endpoint_credentials_optional(
-            &t.name,
-            p.value.expose_secret(),
-            &endpoint.host,
-            endpoint.port,
-        )
-        .map_err(|e| refused(core_reason(e)))?;
-        let new_value = SecretString::from(new_value);
+        let new_value = rewritten(p, endpoint)?;
         if self.mode == Mode::DryRun {
             info!(parameter = %t.name, region = %t.region, writer = %instance, from = %p.endpoint, to = %endpoint, "dry run: would publish the writer's endpoint");
             return Ok(true);

@@ -243,6 +243,113 @@ async fn plan_and_once_refuse_a_value_whose_endpoint_cannot_be_replaced() {
 }
 
 #[tokio::test]
+async fn a_value_for_another_engine_than_rds_runs_is_refused_by_plan_and_once() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    stack
+        .put_param(EAST, "/shop/db", "mysql://old.internal:3306/shop", false)
+        .await;
+    let config = write_config(&config_toml(&stack, "", false));
+    for flag in ["--plan", "--once"] {
+        let out = monitor_cmd(&config).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{flag}: {}", text(&out));
+        assert!(
+            text(&out).contains(
+                "its value is a mysql value and RDS runs shop-db (us-east-1) as engine postgres"
+            ),
+            "{flag}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(stack.count(PUT), 0);
+}
+
+#[tokio::test]
+async fn a_json_value_whose_port_implied_its_engine_is_published_to_another_port_with_it() {
+    let stack = Stack::start();
+    stack
+        .rds(EAST)
+        .await
+        .create_db_instance()
+        .db_instance_identifier("shop-db")
+        .engine("postgres")
+        .port(6432)
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("rds-master-not-used")
+        .send()
+        .await
+        .expect("create primary");
+    let value = r#"{"host":"old.internal","port":5432,"dbname":"shop"}"#;
+    stack.put_param(EAST, "/shop/db", value, false).await;
+    let config = write_config(&config_toml(&stack, "", false));
+
+    let plan = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let once = monitor_cmd(&config).arg("--once").output().unwrap();
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once));
+
+    let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
+    assert_eq!(port, 6432);
+    assert_eq!(
+        stack.get_param(EAST, "/shop/db").await.0,
+        format!(r#"{{"host":"{host}","port":6432,"dbname":"shop","engine":"postgres"}}"#)
+    );
+}
+
+#[tokio::test]
+async fn plan_into_a_closed_pipe_and_dry_run_from_the_environment() {
+    let stack = Stack::start();
+    stack.create_instances("shop-db", None).await;
+    stack
+        .put_param(EAST, "/shop/db", "postgresql://old.internal/shop", false)
+        .await;
+    let config = write_config(&config_toml(&stack, "", false));
+
+    // `--plan | head -0`: the reader is gone before the plan is printed.
+    let mut child = monitor_cmd(&config)
+        .arg("--plan")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+
+    // The environment's switch reads 1/yes/on as the flag does.
+    let out = monitor_cmd(&config)
+        .arg("--once")
+        .env("SSM_DB_MONITOR_DRY_RUN", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("dry run"), "{}", text(&out));
+    assert_eq!(stack.count(PUT), 0);
+}
+
+#[tokio::test]
+async fn plan_fails_on_a_cluster_rds_does_not_know() {
+    let stack = Stack::start();
+    stack
+        .put_param(EAST, "/shop/db", "postgresql://old.internal/shop", false)
+        .await;
+    let config = write_config(&format!(
+        "endpoint_url = \"{}\"\n[cluster]\nid = \"shop-auroar\"\nregion = \"us-east-1\"\npublish = \"writer-instance\"\n[[parameters]]\nname = \"/shop/db\"\nregion = \"us-east-1\"\n",
+        stack.proxy_url
+    ));
+    let out = monitor_cmd(&config).arg("--plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("RDS knows no DB cluster shop-auroar (us-east-1)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
 async fn plan_lists_no_kms_permission_for_an_endpoint_only_string_parameter() {
     let stack = Stack::start();
     stack

@@ -140,7 +140,7 @@ async fn writer_instance_mode_follows_an_aurora_failover_at_the_next_poll() {
 #[tokio::test]
 async fn cluster_endpoint_mode_publishes_the_cluster_endpoint_and_keeps_it_through_a_failover() {
     let stack = Stack::start();
-    create_cluster(&stack, "shop-aurora", "aurora-mysql", 2).await;
+    create_cluster(&stack, "shop-aurora", "aurora-postgresql", 2).await;
     stack.put_param(EAST, "/shop/db", VALUE, true).await;
     let mut m = monitor_for(&cluster_toml(&stack, "shop-aurora", "cluster-endpoint")).await;
     let clock = TestClock::new(usize::MAX);

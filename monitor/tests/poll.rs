@@ -92,7 +92,7 @@ async fn endpoint_only_secure_string_is_rewritten_under_its_own_key() {
         .await
         .put_parameter()
         .name("/shop/db")
-        .value(r#"{"engine":"mysql","host":"placeholder.invalid","dbname":"shop"}"#)
+        .value(r#"{"engine":"postgres","host":"placeholder.invalid","dbname":"shop"}"#)
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .key_id("alias/shop-existing")
         .send()
@@ -107,7 +107,7 @@ async fn endpoint_only_secure_string_is_rewritten_under_its_own_key() {
     let (value, kind, _) = stack.get_param(EAST, "/shop/db").await;
     assert_eq!(
         value,
-        format!(r#"{{"engine":"mysql","host":"{host}","dbname":"shop","port":{port}}}"#)
+        format!(r#"{{"engine":"postgres","host":"{host}","dbname":"shop"}}"#)
     );
     assert_eq!(kind, "SecureString");
     let described = stack
@@ -128,7 +128,7 @@ async fn string_parameter_holding_a_password_is_refused_and_left_alone() {
     let stack = Stack::start();
     stack.create_instances("shop-db", None).await;
     let canary = canary();
-    let value = format!("mysql://wp:{canary}@placeholder.invalid:3306/shop");
+    let value = format!("postgresql://wp:{canary}@placeholder.invalid:5432/shop");
     stack.put_param(EAST, "/shop/db", &value, false).await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
     let (logs, _guard) = Logs::capture();
@@ -154,7 +154,12 @@ async fn string_parameter_holding_a_password_is_refused_and_left_alone() {
 
     // A key configured for a String parameter is a contradiction: refused too.
     stack
-        .put_param(EAST, "/shop/db", "mysql://placeholder.invalid/shop", false)
+        .put_param(
+            EAST,
+            "/shop/db",
+            "postgresql://placeholder.invalid/shop",
+            false,
+        )
         .await;
     let mut m = monitor(&stack, "", false, Mode::Act).await;
     let mut config = m.config().clone();
@@ -424,7 +429,7 @@ async fn promotion_happens_after_n_polls_not_before_then_old_primary_is_fenced()
         .put_param(
             EAST,
             "/shop/db",
-            "mysql://wp:pw@placeholder.invalid:5432/shop",
+            "postgresql://wp:pw@placeholder.invalid:5432/shop",
             true,
         )
         .await;
@@ -481,7 +486,7 @@ async fn promotion_happens_after_n_polls_not_before_then_old_primary_is_fenced()
     let (west_host, west_port) = stack.endpoint_of(WEST, "shop-db-west").await;
     assert_eq!(
         stack.get_param(EAST, "/shop/db").await.0,
-        format!("mysql://wp:pw@{west_host}:{west_port}/shop")
+        format!("postgresql://wp:pw@{west_host}:{west_port}/shop")
     );
     assert_eq!(
         stack.get_param(WEST, "/shop/db").await.0,
