@@ -329,8 +329,9 @@ fn check_mysql(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result
 /// probe and the drop-ins look up) and one of [`SSLMODES`]. A socket
 /// directory: no `,`, which libpq reads as a list of hosts (as a URL's
 /// `host1,host2`, refused too), and no `:`, which WordPress-side readers of
-/// `DB_HOST` (the health probe, drop-ins) take for `host:port`. MySQL values are left alone: their TLS
-/// options are not libpq keywords, and a MySQL socket is one path.
+/// `DB_HOST` (the health probe, drop-ins) take for `host:port`. MySQL values
+/// are left alone: their TLS options are not libpq keywords, and a MySQL
+/// socket is one path.
 fn check_postgresql(parameter: &str, config: &DbConfig, spelling: Spelling) -> Result<(), Error> {
     if config.engine != Engine::Postgresql {
         return Ok(());

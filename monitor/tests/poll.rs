@@ -104,7 +104,10 @@ async fn endpoint_only_secure_string_is_rewritten_under_its_own_key() {
 
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let (host, port) = stack.endpoint_of(EAST, "shop-db").await;
-    assert_eq!(port, 5432, "PostgreSQL's default: the value keeps naming no port");
+    assert_eq!(
+        port, 5432,
+        "PostgreSQL's default: the value keeps naming no port"
+    );
     let (value, kind, _) = stack.get_param(EAST, "/shop/db").await;
     assert_eq!(
         value,
