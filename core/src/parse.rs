@@ -407,7 +407,7 @@ fn check_iam(
     } = &config.auth
     {
         let host = config.host.trim_end_matches('.');
-        if crate::iam::region_from_host(host).is_some()
+        if region_from_host(host).is_some()
             && !sign_host.trim_end_matches('.').eq_ignore_ascii_case(host)
         {
             return Err(invalid(if url {
@@ -513,6 +513,29 @@ fn check_sign_host(parameter: &str, host: &str, what: &str) -> Result<String, Er
     }
     check_host_name(bare).map_err(|why| Error::invalid(parameter, format!("{what} {why}")))?;
     Ok(bare.to_owned())
+}
+
+/// The region an RDS endpoint's name says it is in:
+/// `<name>.<cluster-|proxy-|cluster-ro-|><id>.<region>.rds.amazonaws.com`
+/// (and `.com.cn`), in lower case whatever the name's case (DNS names are
+/// case-insensitive; region names are lower case). `None` for any other name
+/// or an address, whose region is then the extension's own.
+pub fn region_from_host(host: &str) -> Option<String> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    let rds = labels.iter().rposition(|l| l.eq_ignore_ascii_case("rds"))?;
+    let after: Vec<&str> = labels[rds + 1..].to_vec();
+    let amazon = matches!(after.as_slice(), [a, "com"] | [a, "com", "cn"] if a.eq_ignore_ascii_case("amazonaws"));
+    // name, id, region before "rds"
+    if !amazon || rds < 3 {
+        return None;
+    }
+    let region = labels[rds - 1].to_ascii_lowercase();
+    let looks_like_region = region.split('-').count() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    looks_like_region.then_some(region)
 }
 
 const EMPTY_VALUE: &str = "the value is empty";
