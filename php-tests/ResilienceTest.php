@@ -94,7 +94,12 @@ final class ResilienceTest extends TestCase
         $name = $this->parameterName('backoff');
         self::$moto->putParameter($name, 'postgresql://u:p@h/d');
         $body = <<<'PHP'
-            ssm_db_config();
+            // The first fetch, within the tight budget below, may miss it on a
+            // loaded machine (SDK set-up, moto): take the value first, then count.
+            for ($try = 1; ; $try++) {
+                try { ssm_db_config(); break; } catch (SsmDbConfigException $e) { if ($try === 40) { throw $e; } usleep(200_000); }
+            }
+            $errorsBefore = ssm_db_config_status()["errors"];
             $ctx = stream_context_create(["http" => ["method" => "POST", "header" => "Content-Type: application/json", "content" => json_encode(["mode" => "500"])]]);
             file_get_contents(getenv("PROXY_URL") . "/__proxy/reset", false, stream_context_create(["http" => ["method" => "POST"]]));
             file_get_contents(getenv("PROXY_URL") . "/__proxy/fault", false, $ctx);
@@ -109,13 +114,14 @@ final class ResilienceTest extends TestCase
                 $status = ssm_db_config_status();
                 if ($status["next_attempt_in_seconds"] !== null) { break; }
             }
-            $result = ["calls" => $calls, "status" => $status];
+            $result = ["calls" => $calls, "status" => $status, "errors_before" => $errorsBefore];
             PHP;
         $r = PhpProcess::json($body, ['ssm_db_config.parameter' => $name, 'ssm_db_config.ttl' => '1', 'ssm_db_config.timeout_ms' => '300']);
+        self::assertArrayHasKey('calls', $r, json_encode(array_diff_key($r, ['trace' => 1])));
         self::assertGreaterThan(100, $r['calls'], 'calls went on (served stale) meanwhile');
         // Backoff after failures 1, 2, 3: at least 0.5, 1, 2 s, so in 4 s at
         // most 4 attempts, each at most 4 tries (retries inside the budget).
-        self::assertLessThanOrEqual(4, $r['status']['errors']);
+        self::assertLessThanOrEqual(4, $r['status']['errors'] - $r['errors_before']);
         self::assertLessThanOrEqual(16, Proxy::getParameterCalls());
         self::assertGreaterThan(0, $r['status']['next_attempt_in_seconds']);
     }
