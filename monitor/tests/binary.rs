@@ -267,20 +267,7 @@ async fn a_value_for_another_engine_than_rds_runs_is_refused_by_plan_and_once() 
 #[tokio::test]
 async fn a_json_value_whose_port_implied_its_engine_is_published_to_another_port_with_it() {
     let stack = Stack::start();
-    stack
-        .rds(EAST)
-        .await
-        .create_db_instance()
-        .db_instance_identifier("shop-db")
-        .engine("postgres")
-        .port(6432)
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("rds-master-not-used")
-        .send()
-        .await
-        .expect("create primary");
+    stack.create_primary("shop-db", Some(6432)).await;
     let value = r#"{"host":"old.internal","port":5432,"dbname":"shop"}"#;
     stack.put_param(EAST, "/shop/db", value, false).await;
     let config = write_config(&config_toml(&stack, "", false));

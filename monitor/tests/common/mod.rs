@@ -147,12 +147,14 @@ impl Stack {
     }
 
     /// A primary in us-east-1 and, if wanted, a cross-region replica in us-west-2.
-    pub async fn create_instances(&self, primary: &str, replica: Option<&str>) {
+    /// A PostgreSQL instance in us-east-1, on `port` (RDS's default when `None`).
+    pub async fn create_primary(&self, id: &str, port: Option<i32>) {
         self.rds(EAST)
             .await
             .create_db_instance()
-            .db_instance_identifier(primary)
+            .db_instance_identifier(id)
             .engine("postgres")
+            .set_port(port)
             .db_instance_class("db.t3.micro")
             .allocated_storage(20)
             .master_username("admin")
@@ -160,6 +162,10 @@ impl Stack {
             .send()
             .await
             .expect("create primary");
+    }
+
+    pub async fn create_instances(&self, primary: &str, replica: Option<&str>) {
+        self.create_primary(primary, None).await;
         if let Some(replica) = replica {
             self.rds(WEST)
                 .await
